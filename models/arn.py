@@ -1,0 +1,34 @@
+"""DataSync ARNs and the identifiers inside them."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+_PREFIX = r"arn:(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b):datasync:[a-z\-0-9]+:[0-9]{12}:"
+LOCATION_ARN = re.compile(_PREFIX + r"location/(loc-[0-9a-z]{17})$")
+TASK_ARN = re.compile(_PREFIX + r"task/(task-[0-9a-f]{17})$")
+TASK_EXECUTION_ARN = re.compile(
+    _PREFIX + r"task/(task-[0-9a-f]{17})/execution/(exec-[0-9a-f]{17})$"
+)
+
+
+def new_id(prefix: str) -> str:
+    """A fresh resource id such as `task-0123456789abcdef0` (17 hex digits, as DataSync)."""
+    return f"{prefix}-{secrets.token_hex(9)[:17]}"
+
+
+def arn_prefix(region: str, account: str) -> str:
+    return f"arn:aws:datasync:{region}:{account}:"
+
+
+def execution_id(task_execution_arn: str) -> str:
+    """The `exec-...` id, which is also the execution's Temporal workflow id."""
+    match = TASK_EXECUTION_ARN.match(task_execution_arn)
+    if not match:
+        raise ValueError(task_execution_arn)
+    return match.group(3)
+
+
+def task_arn_of(task_execution_arn: str) -> str:
+    return task_execution_arn.split("/execution/", 1)[0]

@@ -1,0 +1,46 @@
+"""Errors in DataSync's shape, and the ErrorCodes an execution can end with."""
+
+from __future__ import annotations
+
+# ApplicationError types that cross the Temporal boundary and come back to the client as the
+# DataSync exception of the same name.
+INVALID_REQUEST = "InvalidRequestException"
+INTERNAL = "InternalException"
+
+
+class DataSyncError(Exception):
+    """An API error: `code` is DataSync's exception name, `message` what the user reads."""
+
+    code = INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"__type": self.code, "message": self.message}
+
+
+class InvalidRequestException(DataSyncError):
+    """The request is malformed or refers to something that does not exist."""
+
+    code = INVALID_REQUEST
+
+
+class InternalException(DataSyncError):
+    """Ferry itself failed, or could not reach Temporal or a worker."""
+
+    code = INTERNAL
+
+
+class ErrorCode:
+    """Result.ErrorCode values of a failed execution (DataSync leaves the set open)."""
+
+    LOCATION_UNAVAILABLE = "LocationUnavailable"
+    PERMISSION_DENIED = "PermissionDenied"
+    FILES_FAILED = "FilesFailed"
+    VERIFICATION_FAILED = "VerificationFailed"
+    STORAGE_ERROR = "StorageError"
+    CANCELLED = "Cancelled"
+    TERMINATED = "Terminated"
+    INTERNAL_ERROR = "InternalError"

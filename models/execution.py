@@ -1,0 +1,204 @@
+"""A task execution: what the workflow is given, what it keeps, what the activities report, and
+how it reads as DataSync's DescribeTaskExecution."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from models.filters import FilterRule
+from models.locations import Location
+from models.options import Options
+
+Status = Literal[
+    "QUEUED",
+    "LAUNCHING",
+    "PREPARING",
+    "TRANSFERRING",
+    "VERIFYING",
+    "CANCELLING",
+    "SUCCESS",
+    "ERROR",
+]
+PhaseStatus = Literal["PENDING", "SUCCESS", "ERROR"]
+TERMINAL: frozenset[str] = frozenset({"SUCCESS", "ERROR"})
+
+# Steps of TRANSFERRING, in the order they run. Each is a series of batches in the staging store.
+Step = Literal["removals", "files", "links", "deletes", "directories", "verify"]
+TRANSFER_STEPS: tuple[Step, ...] = ("removals", "files", "links", "deletes", "directories")
+
+# How many file issues travel back to the workflow per batch; the rest are counted and logged.
+ISSUES_PER_BATCH = 20
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExecutionInput(_Model):
+    """Everything an execution needs, frozen when it starts (later task edits don't apply)."""
+
+    TaskExecutionArn: str
+    TaskArn: str
+    Source: Location
+    Destination: Location
+    Options: Options  # resolved: every field set
+    Includes: list[FilterRule] = []
+    Excludes: list[FilterRule] = []
+    StartTime: datetime
+    queued: bool = False
+    max_parallel_batches: int = 8
+
+    @property
+    def execution_id(self) -> str:
+        return self.TaskExecutionArn.rsplit("/", 1)[1]
+
+
+class FileIssue(_Model):
+    """One path that could not be transferred, deleted or verified, and why."""
+
+    path: str
+    kind: str  # read, write, metadata, delete, checksum, added, removed, vanished
+    detail: str
+
+    def __str__(self) -> str:
+        return f"/{self.path} ({self.kind}: {self.detail})"
+
+
+class Counters(_Model):
+    """Counts as DescribeTaskExecution reports them; directories count as files (Basic mode)."""
+
+    FilesTransferred: int = 0
+    BytesWritten: int = 0
+    BytesTransferred: int = 0
+    FilesDeleted: int = 0
+    FilesSkipped: int = 0
+    FilesVerified: int = 0
+    FilesFailed: int = 0
+    VerifyFailed: int = 0
+
+    def add(self, other: Counters) -> None:
+        for name in Counters.model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def plus(self, other: Counters) -> Counters:
+        total = self.model_copy()
+        total.add(other)
+        return total
+
+
+class BatchRef(_Model):
+    """A batch of one step of one execution's plan in the staging store."""
+
+    execution_arn: str
+    step: Step
+    index: int
+    source: Location
+    destination: Location
+    options: Options
+    bytes_per_second: int = -1  # this batch's share of the execution's limit
+
+    @property
+    def execution_id(self) -> str:
+        return self.execution_arn.rsplit("/", 1)[1]
+
+
+class BatchResult(_Model):
+    counters: Counters = Counters()
+    issues: list[FileIssue] = []
+
+
+class PlanSummary(_Model):
+    """What PREPARING found; the lists themselves stay in the staging store."""
+
+    batches: dict[str, int]  # step -> number of batches
+    EstimatedFilesToTransfer: int = 0
+    EstimatedBytesToTransfer: int = 0
+    EstimatedFilesToDelete: int = 0
+    FilesSkipped: int = 0
+    source_entries: int = 0
+    destination_entries: int = 0
+    issues: list[FileIssue] = []
+    issue_count: int = 0
+
+
+class VerifyPlan(_Model):
+    batches: int
+    counters: Counters = Counters()
+    issues: list[FileIssue] = []
+
+
+class ExecutionState(_Model):
+    """What an execution carries across continue-as-new."""
+
+    Status: Status = "QUEUED"
+    LaunchTime: datetime | None = None
+    EndTime: datetime | None = None
+    PrepareStatus: PhaseStatus = "PENDING"
+    TransferStatus: PhaseStatus = "PENDING"
+    VerifyStatus: PhaseStatus = "PENDING"
+    PrepareDuration: int = 0
+    TransferDuration: int = 0
+    VerifyDuration: int = 0
+    phase_started: datetime | None = None
+    ErrorCode: str | None = None
+    ErrorDetail: str | None = None
+    counters: Counters = Counters()
+    plan: PlanSummary | None = None
+    verify_plan: VerifyPlan | None = None
+    step: Step | None = None
+    next_batch: int = 0
+    transfer_issues: list[FileIssue] = []
+    verify_issues: list[FileIssue] = []
+
+
+def describe(
+    execution: ExecutionInput, state: ExecutionState, in_flight: Counters | None = None
+) -> dict[str, Any]:
+    """The DescribeTaskExecution response for an execution in `state`."""
+    counters = state.counters.plus(in_flight) if in_flight else state.counters
+    plan = state.plan
+    end = state.EndTime
+    result: dict[str, Any] = {
+        "PrepareDuration": state.PrepareDuration,
+        "PrepareStatus": state.PrepareStatus,
+        "TotalDuration": _ms(state.LaunchTime or execution.StartTime, end) if end else 0,
+        "TransferDuration": state.TransferDuration,
+        "TransferStatus": state.TransferStatus,
+        "VerifyDuration": state.VerifyDuration,
+        "VerifyStatus": state.VerifyStatus,
+    }
+    if state.ErrorCode:
+        result["ErrorCode"] = state.ErrorCode
+        result["ErrorDetail"] = state.ErrorDetail or ""
+    response: dict[str, Any] = {
+        "TaskExecutionArn": execution.TaskExecutionArn,
+        "Status": state.Status,
+        "Options": execution.Options.given(),
+        "Excludes": [rule.model_dump() for rule in execution.Excludes],
+        "Includes": [rule.model_dump() for rule in execution.Includes],
+        "StartTime": execution.StartTime,
+        "EstimatedFilesToTransfer": plan.EstimatedFilesToTransfer if plan else 0,
+        "EstimatedBytesToTransfer": plan.EstimatedBytesToTransfer if plan else 0,
+        "EstimatedFilesToDelete": plan.EstimatedFilesToDelete if plan else 0,
+        "FilesTransferred": counters.FilesTransferred,
+        "BytesWritten": counters.BytesWritten,
+        "BytesTransferred": counters.BytesTransferred,
+        "BytesCompressed": counters.BytesTransferred,
+        "FilesDeleted": counters.FilesDeleted,
+        "FilesSkipped": counters.FilesSkipped,
+        "FilesVerified": counters.FilesVerified,
+        "Result": result,
+        "TaskMode": "BASIC",
+    }
+    if state.LaunchTime:
+        response["LaunchTime"] = state.LaunchTime
+    if end:
+        response["EndTime"] = end
+    return response
+
+
+def _ms(start: datetime, end: datetime) -> int:
+    return max(0, int((end - start).total_seconds() * 1000))
