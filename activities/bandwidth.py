@@ -1,0 +1,29 @@
+"""Bandwidth limiting: a token bucket that blocks the copying thread."""
+
+from __future__ import annotations
+
+import time
+
+
+class RateLimiter:
+    """Lets `bytes_per_second` through on average, in bursts of at most a quarter second."""
+
+    def __init__(self, bytes_per_second: int) -> None:
+        self.rate = bytes_per_second if bytes_per_second > 0 else 0
+        self._burst = self.rate / 4
+        self._tokens = self._burst
+        self._last = time.monotonic()
+
+    @property
+    def chunk_size(self) -> int:
+        """A read size that keeps the flow smooth under the limit."""
+        return max(4096, min(1 << 20, int(self._burst))) if self.rate else 1 << 20
+
+    def take(self, count: int) -> None:
+        if not self.rate:
+            return
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate) - count
+        self._last = now
+        if self._tokens < 0:
+            time.sleep(-self._tokens / self.rate)

@@ -1,0 +1,114 @@
+"""Running one batch of a plan inside an activity: in order, checkpointed through heartbeats, so
+that a retried batch (after a crash, a worker shutdown or a transient error) resumes where the
+last attempt stopped instead of starting over, and a cancel stops it within seconds."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.staging import ResultLog, StagingStore, read_rows
+from models.execution import ISSUES_PER_BATCH, BatchRef, BatchResult, Counters, FileIssue
+
+log = logging.getLogger("ferry.transfer")
+
+CHECKPOINT_SECONDS = 1.0
+
+
+class BatchRun:
+    def __init__(
+        self,
+        store: StagingStore,
+        ref: BatchRef,
+        *,
+        results: bool = False,
+        reverse: bool = False,
+        of_results: bool = False,
+    ) -> None:
+        """`results`: keep a log of what was done, for verification. `reverse`: run the rows
+        last to first (deletes: contents before their folder). `of_results`: run over the
+        result log of the batch instead of its plan (ONLY_FILES_TRANSFERRED verification)."""
+        self.ref = ref
+        self.arn = ref.execution_arn
+        where = store.result_path if of_results else store.batch_path
+        self.rows: list[Any] = list(read_rows(where(ref.execution_id, ref.step, ref.index)))
+        if reverse:
+            self.rows.reverse()
+        checkpoint = _last_checkpoint()
+        self.next: int = checkpoint.get("next", 0)
+        self.counters = Counters(**checkpoint.get("counters", {}))
+        self.issues = [FileIssue(**issue) for issue in checkpoint.get("issues", [])]
+        self.results: ResultLog | None = (
+            store.open_results(ref.execution_id, ref.step, ref.index, checkpoint.get("offset", 0))
+            if results
+            else None
+        )
+        self.partial_bytes = 0  # of the file being copied, not yet in `counters`
+        self._last_checkpoint = 0.0
+        if self.next:
+            log.info("%s: resuming %s batch %d at row %d", self.arn, ref.step, ref.index, self.next)
+
+    def run(self, handle: Callable[[Any], None]) -> BatchResult:
+        try:
+            for position in range(self.next, len(self.rows)):
+                self.next = position
+                self.tick()
+                # A cancel arrives as an exception raised in this thread; hold it back until the
+                # row is complete or undone, so that no temporary file is left behind.
+                with activity.shield_thread_cancel_exception():
+                    handle(self.rows[position])
+            self.next = len(self.rows)
+        finally:
+            if self.results is not None:
+                self.results.close()
+        return BatchResult(counters=self.counters, issues=self.issues)
+
+    def tick(self) -> None:
+        """Between rows and while copying: checkpoint now and then, stop if asked to."""
+        if activity.is_cancelled():
+            raise CancelledError("task execution cancelled")
+        if activity.is_worker_shutdown():
+            self.checkpoint()
+            raise ApplicationError(
+                "the worker is shutting down; the batch resumes on another attempt",
+                type="WorkerShutdown",
+            )
+        now = time.monotonic()
+        if now - self._last_checkpoint >= CHECKPOINT_SECONDS:
+            self.checkpoint()
+            self._last_checkpoint = now
+
+    def checkpoint(self) -> None:
+        activity.heartbeat(
+            {
+                "next": self.next,
+                "offset": self.results.offset() if self.results else 0,
+                "counters": self.counters.model_dump(),
+                "issues": [issue.model_dump() for issue in self.issues],
+                "partial_bytes": self.partial_bytes,
+            }
+        )
+
+    def record(self, row: list[Any]) -> None:
+        if self.results is not None:
+            self.results.append(row)
+
+    def fail(self, path: str, kind: str, detail: str, *, verify: bool = False) -> None:
+        """A path that could not be done; the batch goes on with the next one."""
+        if verify:
+            self.counters.VerifyFailed += 1
+        else:
+            self.counters.FilesFailed += 1
+        if len(self.issues) < ISSUES_PER_BATCH:
+            self.issues.append(FileIssue(path=path, kind=kind, detail=detail))
+        log.error("%s: /%s: %s: %s", self.arn, path, kind, detail)
+
+
+def _last_checkpoint() -> dict[str, Any]:
+    details = activity.info().heartbeat_details
+    return details[0] if details and isinstance(details[0], dict) else {}

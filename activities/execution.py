@@ -1,0 +1,150 @@
+"""The activities of a task execution, as the worker registers them.
+
+Each is synchronous and runs on the worker's thread pool: file I/O blocks, and a thread per
+batch keeps the event loop (and with it heartbeats) responsive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.listing import Walk
+from activities.preparing import plan
+from activities.staging import StagingStore
+from activities.storage import open_storage
+from activities.storage.base import FILE, StorageError, describe_error, is_transient
+from activities.transferring import BatchTransfer
+from activities.verifying import prepare_verification, verify_batch, verify_transferred
+from models.errors import INVALID_REQUEST, ErrorCode
+from models.execution import (
+    TRANSFER_STEPS,
+    BatchRef,
+    BatchResult,
+    ExecutionInput,
+    PlanSummary,
+    VerifyPlan,
+)
+from models.filters import PathFilter
+from models.locations import Location
+
+log = logging.getLogger("ferry.execution")
+
+
+@contextlib.contextmanager
+def storage_failures(what: str) -> Iterator[None]:
+    """Turn a failing location into an ApplicationError that Temporal retries (transient) or
+    that ends the execution with an ErrorCode and a readable ErrorDetail."""
+    try:
+        yield
+    except StorageError as error:
+        raise ApplicationError(
+            f"{what}: {error}",
+            type=error.code or ErrorCode.STORAGE_ERROR,
+            non_retryable=not error.transient,
+        ) from error
+    except OSError as error:
+        if is_transient(error):
+            raise
+        detail = f"{what}: {error.filename or ''} {describe_error(error)}".replace("  ", " ")
+        raise ApplicationError(detail, type=ErrorCode.STORAGE_ERROR, non_retryable=True) from error
+
+
+def _heartbeat(count: int) -> None:
+    activity.heartbeat(count)
+    if activity.is_cancelled():
+        raise CancelledError("task execution cancelled")
+
+
+class ExecutionActivities:
+    def __init__(self, store: StagingStore) -> None:
+        self.store = store
+
+    @activity.defn(name="LaunchExecution")
+    def launch(self, execution: ExecutionInput) -> None:
+        """LAUNCHING: both locations answer, the source can be listed, the destination written."""
+        for side, location, writable in (
+            ("source", execution.Source, False),
+            ("destination", execution.Destination, True),
+        ):
+            try:
+                open_storage(location).check(writable=writable)
+            except StorageError as error:
+                raise ApplicationError(
+                    f"{side} location {location.LocationArn} ({location.location_uri}): {error}",
+                    type=ErrorCode.LOCATION_UNAVAILABLE,
+                    non_retryable=not error.transient,
+                ) from error
+        self.store.create(execution.execution_id)
+
+    @activity.defn(name="PrepareTransfer")
+    def prepare(self, execution: ExecutionInput) -> PlanSummary:
+        """PREPARING: list both sides, compare, write the plan to the staging store."""
+        execution_id = execution.execution_id
+        self.store.create(execution_id)
+        for step in TRANSFER_STEPS:
+            self.store.clear(execution_id, step)
+        path_filter = PathFilter(execution.Includes, execution.Excludes)
+        source = Walk(open_storage(execution.Source, execution_id), path_filter, "source")
+        destination = None
+        if execution.Options.TransferMode == "CHANGED":
+            storage = open_storage(execution.Destination, execution_id)
+            destination = Walk(storage, path_filter, "destination")
+        with storage_failures("PREPARING"):
+            summary = plan(
+                self.store, execution_id, execution.Options, source, destination, _heartbeat
+            )
+        if destination is not None:
+            for stale in destination.stale_temps:
+                with contextlib.suppress(OSError):
+                    destination.storage.remove(stale, FILE)
+        log.info(
+            "%s: prepared %d files (%d bytes) to transfer, %d to delete",
+            execution.TaskExecutionArn,
+            summary.EstimatedFilesToTransfer,
+            summary.EstimatedBytesToTransfer,
+            summary.EstimatedFilesToDelete,
+        )
+        return summary
+
+    @activity.defn(name="TransferBatch")
+    def transfer_batch(self, ref: BatchRef) -> BatchResult:
+        with storage_failures("TRANSFERRING"):
+            return BatchTransfer(self.store, ref).execute()
+
+    @activity.defn(name="PrepareVerification")
+    def prepare_verification(self, execution: ExecutionInput) -> VerifyPlan:
+        self.store.clear(execution.execution_id, "verify")
+        with storage_failures("VERIFYING"):
+            return prepare_verification(self.store, execution, _heartbeat)
+
+    @activity.defn(name="VerifyBatch")
+    def verify_batch(self, ref: BatchRef) -> BatchResult:
+        with storage_failures("VERIFYING"):
+            return verify_batch(self.store, ref)
+
+    @activity.defn(name="VerifyTransferred")
+    def verify_transferred(self, ref: BatchRef) -> BatchResult:
+        with storage_failures("VERIFYING"):
+            return verify_transferred(self.store, ref)
+
+    @activity.defn(name="CleanUpExecution")
+    def clean_up(self, execution_id: str) -> None:
+        self.store.remove(execution_id)
+
+
+@activity.defn(name="CheckLocation")
+def check_location(location: Location) -> None:
+    """Before a location is created: its path exists and can be listed from a worker."""
+    try:
+        open_storage(location).check(writable=False)
+    except StorageError as error:
+        raise ApplicationError(
+            f"{location.location_uri} cannot be used: {error}",
+            type=INVALID_REQUEST,
+            non_retryable=True,
+        ) from error

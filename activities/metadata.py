@@ -1,0 +1,61 @@
+"""Comparing two entries by what a task keeps: used to decide what to transfer (PREPARING) and to
+check the result (VERIFYING)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from activities.storage.base import DIR, FILE, KIND_NAMES, SYMLINK, Entry, MetadataPolicy
+
+
+@dataclass(slots=True)
+class Differences:
+    content: list[str]  # the data differs: a copy is needed
+    metadata: list[str]  # only metadata differs: setting it is enough
+
+    def __bool__(self) -> bool:
+        return bool(self.content or self.metadata)
+
+    def describe(self) -> str:
+        return ", ".join(self.content + self.metadata)
+
+
+def compare(
+    source: Entry, destination: Entry, policy: MetadataPolicy, resolution_ns: int = 1
+) -> Differences:
+    """How `destination` differs from `source` in the data and the metadata `policy` keeps.
+
+    Atime is never compared: reading a file changes it on most file systems.
+    """
+    content: list[str] = []
+    metadata: list[str] = []
+    if source.kind != destination.kind:
+        content.append(f"{KIND_NAMES[destination.kind]} instead of {KIND_NAMES[source.kind]}")
+        return Differences(content, metadata)
+    same_time = abs(source.mtime_ns - destination.mtime_ns) < resolution_ns
+    if source.kind == FILE:
+        if source.size != destination.size:
+            content.append(f"size {destination.size} instead of {source.size}")
+        if policy.mtime and not same_time:
+            content.append(_mtime(source, destination))
+        elif not policy.mtime and source.mtime_ns > destination.mtime_ns:
+            # Without preserved mtimes, a source newer than its copy was modified since.
+            content.append("source modified after the destination was written")
+    elif source.kind == SYMLINK:
+        if source.target != destination.target:
+            content.append(f"link target {destination.target!r} instead of {source.target!r}")
+    elif source.kind != DIR and source.rdev != destination.rdev:
+        content.append(f"device number {destination.rdev} instead of {source.rdev}")
+    if policy.mtime and source.kind != FILE and not same_time:
+        metadata.append(_mtime(source, destination))
+    if policy.mode and source.kind != SYMLINK and source.mode != destination.mode:
+        metadata.append(f"mode {destination.mode:04o} instead of {source.mode:04o}")
+    if policy.uid and source.uid != destination.uid:
+        metadata.append(f"uid {destination.uid} instead of {source.uid}")
+    if policy.gid and source.gid != destination.gid:
+        metadata.append(f"gid {destination.gid} instead of {source.gid}")
+    return Differences(content, metadata)
+
+
+def _mtime(source: Entry, destination: Entry) -> str:
+    return f"mtime {destination.mtime_ns} instead of {source.mtime_ns}"

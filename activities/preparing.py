@@ -1,0 +1,260 @@
+"""PREPARING: list both locations, decide what each path needs, write the plan to staging.
+
+The plan is five steps, each a series of batches (see models.execution.TRANSFER_STEPS):
+  removals     destination entries in the way of a source entry of another kind
+  files        files, symbolic links and devices to create, replace or update
+  links        further names of hard-linked files, once the files exist
+  deletes      destination entries the source no longer has (PreserveDeletedFiles=REMOVE)
+  directories  directory metadata, deepest first, after everything inside them is written
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from activities.listing import Walk, merge
+from activities.metadata import compare
+from activities.staging import StagingStore
+from activities.storage.base import DIR, FILE, SOCKET, SPECIAL_KINDS, Entry, MetadataPolicy
+from activities.storage.base import SYMLINK as SYMLINK_KIND
+from models.execution import ISSUES_PER_BATCH, TRANSFER_STEPS, PlanSummary
+from models.options import Options
+
+FILES_PER_BATCH = 1000
+BYTES_PER_BATCH = 64 << 20
+ROWS_PER_LIST_BATCH = 10000
+
+# Row actions of the `files` step.
+COPY = "copy"
+SET_METADATA = "meta"
+MAKE_SYMLINK = "symlink"
+MAKE_SPECIAL = "special"
+
+
+def is_below(path: str, folder: str) -> bool:
+    return folder == "" or path.startswith(folder + "/")
+
+
+def is_strictly_below(path: str, folder: str) -> bool:
+    return path != folder and is_below(path, folder)
+
+
+@dataclass(slots=True)
+class _OpenDirectory:
+    entry: Entry
+    changed: bool  # new at the destination, or its own metadata differs
+    writable: bool  # False when OverwriteMode=NEVER keeps an existing directory as it is
+    dirty: bool = False  # something inside it was written or removed, which moves its mtime
+
+
+@dataclass(slots=True)
+class _Removal:
+    """A destination entry in the way of a source entry of another kind, with its subtree."""
+
+    path: str
+    kind: str
+    entries: int = 1
+
+
+class Planner:
+    """Turns (source, destination) pairs in walk order into the plan's batches."""
+
+    def __init__(
+        self,
+        store: StagingStore,
+        execution_id: str,
+        options: Options,
+        resolution_ns: int,
+        unlisted_source: set[str],
+        files_per_batch: int = FILES_PER_BATCH,
+        bytes_per_batch: int = BYTES_PER_BATCH,
+    ) -> None:
+        self.policy = MetadataPolicy.from_options(options)
+        self.never = options.OverwriteMode == "NEVER"
+        self.remove = options.PreserveDeletedFiles == "REMOVE"
+        self.resolution_ns = resolution_ns
+        self.unlisted_source = unlisted_source
+        self.writers = {step: store.batches(execution_id, step) for step in TRANSFER_STEPS}
+        self.writers["files"].max_rows = files_per_batch
+        self.writers["files"].max_bytes = bytes_per_batch
+        for step in ("removals", "links", "deletes", "directories"):
+            self.writers[step].max_rows = ROWS_PER_LIST_BATCH
+        self.summary = PlanSummary(batches={})
+        self._open: list[_OpenDirectory] = []
+        # Hard-link groups: source (device, inode) -> first path and its destination inode
+        # (None when that file is being rewritten, so that every other name is linked anew).
+        self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
+        self._removal: _Removal | None = None
+        self._blocked: str | None = None  # a source folder NEVER keeps from being written
+
+    def add(self, source: Entry | None, destination: Entry | None) -> None:
+        path = source.path if source is not None else destination.path  # type: ignore[union-attr]
+        self._close_directories(path)
+        if self._removal is not None and not is_strictly_below(path, self._removal.path):
+            self._end_removal()
+        if self._blocked is not None and not is_strictly_below(path, self._blocked):
+            self._blocked = None
+        if source is None:
+            assert destination is not None
+            if self._removal is not None:
+                self._removal.entries += 1  # goes with the tree being removed
+            else:
+                self._destination_only(destination)
+            return
+        if self._blocked is not None:
+            self.summary.FilesSkipped += 1
+            return
+        if source.kind == SOCKET or (source.kind in SPECIAL_KINDS and not self.policy.devices):
+            return  # not transferred, and whatever the destination has there stays
+        if destination is not None and destination.kind != source.kind:
+            if self.never:
+                self.summary.FilesSkipped += 1
+                if source.kind == DIR:
+                    self._blocked = path
+                return
+            self._removal = _Removal(destination.path, destination.kind)
+            self._dirty_parent()
+            destination = None
+        if source.kind == DIR:
+            self._directory(source, destination)
+        else:
+            self._non_directory(source, destination)
+
+    def _directory(self, source: Entry, destination: Entry | None) -> None:
+        changed = destination is None or bool(
+            compare(source, destination, self.policy, self.resolution_ns)
+        )
+        writable = not (self.never and destination is not None)
+        if changed and not writable:
+            self.summary.FilesSkipped += 1
+            changed = False
+        if changed:
+            self.summary.EstimatedFilesToTransfer += 1
+        if destination is None:
+            self._dirty_parent()
+        self._open.append(_OpenDirectory(source, changed, writable))
+
+    def _non_directory(self, source: Entry, destination: Entry | None) -> None:
+        key = source.hard_link_key
+        if key is not None and key in self._links:
+            self._hard_link(source, destination, *self._links[key])
+            return
+        action = self._action(source, destination)
+        if key is not None:
+            unchanged_inode = destination.inode if destination and action != COPY else None
+            self._links[key] = (source.path, unchanged_inode)
+        if action is None:
+            return
+        if destination is not None and self.never:
+            self.summary.FilesSkipped += 1
+            return
+        size = source.size if action == COPY else 0
+        exclusive = 1 if self.never else 0
+        self.writers["files"].add([action, exclusive, *source.row()], size)
+        self.summary.EstimatedFilesToTransfer += 1
+        self.summary.EstimatedBytesToTransfer += size
+        if action != SET_METADATA:
+            self._dirty_parent()
+
+    def _action(self, source: Entry, destination: Entry | None) -> str | None:
+        if destination is None:
+            if source.kind == FILE:
+                return COPY
+            return MAKE_SYMLINK if source.kind == SYMLINK_KIND else MAKE_SPECIAL
+        differences = compare(source, destination, self.policy, self.resolution_ns)
+        if differences.content:
+            if source.kind == FILE:
+                return COPY
+            return MAKE_SYMLINK if source.kind == SYMLINK_KIND else MAKE_SPECIAL
+        return SET_METADATA if differences.metadata else None
+
+    def _hard_link(
+        self, source: Entry, destination: Entry | None, first: str, first_inode: int | None
+    ) -> None:
+        if destination is not None and first_inode is not None and destination.inode == first_inode:
+            return  # already the same file at the destination
+        if destination is not None and self.never:
+            self.summary.FilesSkipped += 1
+            return
+        self.writers["links"].add([source.path, first])
+        self.summary.EstimatedFilesToTransfer += 1
+        self._dirty_parent()
+
+    def _destination_only(self, destination: Entry) -> None:
+        if not self.remove or self._under_unlisted_source(destination.path):
+            return
+        self.writers["deletes"].add([destination.path, destination.kind])
+        self.summary.EstimatedFilesToDelete += 1
+        self._dirty_parent()
+
+    def _under_unlisted_source(self, path: str) -> bool:
+        """A source folder that could not be listed may hold this path: never delete it."""
+        if not self.unlisted_source:
+            return False
+        while path:
+            path = path.rpartition("/")[0]
+            if path in self.unlisted_source:
+                return True
+        return "" in self.unlisted_source
+
+    def _end_removal(self) -> None:
+        assert self._removal is not None
+        removal, self._removal = self._removal, None
+        self.writers["removals"].add([removal.path, removal.kind, removal.entries])
+        self.summary.EstimatedFilesToDelete += removal.entries
+
+    def _dirty_parent(self) -> None:
+        if self._open:
+            self._open[-1].dirty = True
+
+    # --- directories, deepest first ----------------------------------------------------------
+
+    def _close_directories(self, path: str) -> None:
+        while self._open and not is_below(path, self._open[-1].entry.path):
+            self._close(self._open.pop())
+
+    def _close(self, folder: _OpenDirectory) -> None:
+        if folder.writable and (folder.changed or folder.dirty):
+            exclusive = 1 if self.never else 0
+            self.writers["directories"].add([folder.changed, exclusive, *folder.entry.row()])
+
+    def finish(self) -> PlanSummary:
+        if self._removal is not None:
+            self._end_removal()
+        while self._open:
+            self._close(self._open.pop())
+        self.summary.batches = {step: w.close() for step, w in self.writers.items()}
+        return self.summary
+
+
+def plan(
+    store: StagingStore,
+    execution_id: str,
+    options: Options,
+    source: Walk,
+    destination: Walk | None,
+    heartbeat: Callable[[int], None] | None = None,
+) -> PlanSummary:
+    """Walk both sides (only the source with TransferMode=ALL) and write the plan."""
+    resolution = max(
+        source.storage.capabilities.time_resolution_ns,
+        destination.storage.capabilities.time_resolution_ns if destination else 1,
+    )
+    planner = Planner(store, execution_id, options, resolution, source.unlisted)
+    pairs = merge(iter(source), iter(destination) if destination else _nothing())
+    for count, (s, d) in enumerate(pairs, 1):
+        planner.add(s, d)
+        if heartbeat is not None and count % 5000 == 0:
+            heartbeat(count)
+    summary = planner.finish()
+    summary.source_entries = source.count
+    summary.destination_entries = destination.count if destination else 0
+    issues = source.issues + (destination.issues if destination else [])
+    summary.issue_count = len(issues)
+    summary.issues = issues[:ISSUES_PER_BATCH]
+    return summary
+
+
+def _nothing() -> Iterator[Entry]:
+    return iter(())

@@ -1,0 +1,239 @@
+"""The storage interface every location type implements, and the entry it lists.
+
+Like an rclone backend, a storage is a small set of operations on paths relative to the location
+root ('/'-separated, "" for the root itself). Listing, diffing, batching, checksums, bandwidth,
+retries and verification are written once on top of it, in the phase modules.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import xxhash
+
+from models.options import Options
+
+FILE = "f"
+DIR = "d"
+SYMLINK = "l"
+CHAR_DEVICE = "c"
+BLOCK_DEVICE = "b"
+FIFO = "p"
+SOCKET = "s"
+SPECIAL_KINDS = frozenset({CHAR_DEVICE, BLOCK_DEVICE, FIFO})
+KIND_NAMES = {
+    FILE: "file",
+    DIR: "directory",
+    SYMLINK: "symbolic link",
+    CHAR_DEVICE: "character device",
+    BLOCK_DEVICE: "block device",
+    FIFO: "named pipe",
+    SOCKET: "socket",
+}
+
+
+# Files being written are named like this until they are complete; listings skip such names and
+# PREPARING removes the ones a crashed attempt left behind.
+TEMP_NAME = re.compile(r"\.ferry-[0-9a-f]{16}\.tmp")
+
+
+def temp_path(tag: str, path: str) -> str:
+    """The temporary name beside `path`; a retry of the same execution (`tag`) finds it again,
+    and its length is fixed, so that even a 255-byte final name has one."""
+    parent, _, _ = path.rpartition("/")
+    digest = xxhash.xxh64_hexdigest(f"{tag}\0{path}".encode(errors="surrogateescape"))
+    name = f".ferry-{digest}.tmp"
+    return f"{parent}/{name}" if parent else name
+
+
+@dataclass(slots=True)
+class Entry:
+    """One file, directory, link or device, with the metadata Ferry can carry."""
+
+    path: str
+    kind: str
+    size: int = 0
+    mtime_ns: int = 0
+    atime_ns: int = 0
+    mode: int = 0  # permission bits, setuid/setgid/sticky included
+    uid: int = -1
+    gid: int = -1
+    nlink: int = 1
+    inode: int = 0  # with `device`, identifies hard links; 0 where the storage has none
+    device: int = 0
+    rdev: int = 0
+    target: str | None = None  # a symbolic link's target
+
+    def row(self) -> list[Any]:
+        """Compact form for the staging store."""
+        return [
+            self.path, self.kind, self.size, self.mtime_ns, self.atime_ns, self.mode,
+            self.uid, self.gid, self.nlink, self.inode, self.device, self.rdev, self.target,
+        ]  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> Entry:
+        return cls(*row)
+
+    @property
+    def hard_link_key(self) -> tuple[int, int] | None:
+        if self.kind == FILE and self.nlink > 1 and self.inode:
+            return (self.device, self.inode)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    posix_metadata: bool  # mode, uid and gid
+    hard_links: bool
+    symlinks: bool
+    devices: bool
+    time_resolution_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataPolicy:
+    """Which metadata a transfer writes and compares, from the task's Options."""
+
+    mtime: bool
+    atime: bool
+    uid: bool
+    gid: bool
+    mode: bool
+    devices: bool
+
+    @classmethod
+    def from_options(cls, options: Options) -> MetadataPolicy:
+        return cls(
+            mtime=options.Mtime == "PRESERVE",
+            atime=options.Atime == "BEST_EFFORT",
+            uid=options.Uid != "NONE",
+            gid=options.Gid != "NONE",
+            mode=options.PosixPermissions == "PRESERVE",
+            devices=options.PreserveDevices == "PRESERVE",
+        )
+
+
+class StorageError(Exception):
+    """A failure of the location as a whole (not of one file), with a message for ErrorDetail.
+
+    `transient` errors are retried by Temporal with backoff; the others end the execution.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, code: str = "") -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+
+
+class MetadataError(Exception):
+    """The data arrived but its metadata could not be set (a file is then not kept)."""
+
+
+# OS errors worth retrying: the storage may answer differently in a moment.
+TRANSIENT_ERRNOS = frozenset(
+    {
+        errno.EAGAIN, errno.EINTR, errno.EIO, errno.EBUSY, errno.ETIMEDOUT, errno.ECONNRESET,
+        errno.ECONNABORTED, errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+        errno.ENETDOWN, errno.EPIPE, errno.ESTALE, errno.ENOLCK, errno.ETXTBSY,
+    }
+)  # fmt: skip
+# OS errors that stop every further write to the location, so retrying file by file is futile.
+LOCATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, StorageError):
+        return error.transient
+    if isinstance(error, (TimeoutError, ConnectionError)):
+        return True
+    return isinstance(error, OSError) and error.errno in TRANSIENT_ERRNOS
+
+
+def describe_error(error: BaseException) -> str:
+    """A one-line reason, without the path (the caller names the path)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+def location_error(error: OSError) -> StorageError | None:
+    """The StorageError that ends the execution when `error` stops all writes to a location."""
+    if error.errno in LOCATION_ERRNOS:
+        return StorageError(f"destination: {describe_error(error)}", code="DestinationUnavailable")
+    return None
+
+
+class Reader(Protocol):
+    def read(self, size: int) -> bytes: ...
+    def stat(self) -> Entry: ...
+
+
+class Writer(Protocol):
+    """A file being written under a temporary name; nothing appears under the final name
+    before `commit`."""
+
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    def commit(self, entry: Entry, policy: MetadataPolicy, *, exclusive: bool) -> bool:
+        """Set metadata from `entry`, then move into place. With `exclusive`, an existing file
+        is left alone and False is returned."""
+        ...
+
+    def abort(self) -> None: ...
+
+
+class Storage(ABC):
+    """One location's file tree, as the worker reaches it."""
+
+    capabilities: Capabilities
+
+    @abstractmethod
+    def check(self, *, writable: bool) -> None:
+        """Raise StorageError unless the location root can be listed (and written)."""
+
+    @abstractmethod
+    def stat(self, path: str) -> Entry | None:
+        """The entry at `path`, not following a final symbolic link; None if absent."""
+
+    @abstractmethod
+    def list_dir(self, path: str) -> Iterable[Entry]:
+        """The children of a directory, in any order."""
+
+    @abstractmethod
+    def open_read(self, path: str) -> Reader:
+        """A file opened for reading; close it with `close_reader`."""
+
+    @abstractmethod
+    def close_reader(self, reader: Reader) -> None: ...
+
+    @abstractmethod
+    def create_file(self, path: str) -> Writer: ...
+
+    @abstractmethod
+    def make_dir(self, path: str) -> bool:
+        """Create a directory and missing parents; True if `path` itself was created."""
+
+    @abstractmethod
+    def make_symlink(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+        """Create or replace a symbolic link to `entry.target`, with its metadata."""
+
+    @abstractmethod
+    def make_special(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+        """Create or replace a device or named pipe like `entry`."""
+
+    @abstractmethod
+    def make_hard_link(self, path: str, existing: str) -> None:
+        """Make `path` (created or replaced) another name of the file at `existing`."""
+
+    @abstractmethod
+    def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+        """Give an existing entry the metadata of `entry` that `policy` keeps."""
+
+    @abstractmethod
+    def remove(self, path: str, kind: str, *, recursive: bool = False) -> None: ...

@@ -1,0 +1,258 @@
+"""TRANSFERRING: carry out one batch of one step of the plan.
+
+Every file is streamed once: read, checksummed (XXH3-128) as the bytes pass, written under a
+temporary name, given its metadata, and only then renamed to its final name. What was written
+goes to the batch's result log, which ONLY_FILES_TRANSFERRED verification reads back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import xxhash
+from temporalio.exceptions import TemporalError
+
+from activities.bandwidth import RateLimiter
+from activities.batches import BatchRun
+from activities.preparing import COPY, MAKE_SPECIAL, MAKE_SYMLINK, SET_METADATA
+from activities.staging import StagingStore
+from activities.storage import open_storage
+from activities.storage.base import (
+    FILE,
+    KIND_NAMES,
+    Entry,
+    MetadataError,
+    MetadataPolicy,
+    Reader,
+    StorageError,
+    Writer,
+    describe_error,
+    is_transient,
+    location_error,
+)
+from models.execution import BatchRef, BatchResult
+
+log = logging.getLogger("ferry.transfer")
+
+
+class _ReadFailed(Exception):
+    """Reading the source failed in the middle of a copy."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+# Result log rows: what kind of thing was written, then its entry row.
+WROTE_FILE = "f"
+WROTE_METADATA = "m"
+WROTE_OTHER = "o"  # symbolic link or device
+WROTE_LINK = "h"
+WROTE_DIRECTORY = "d"
+
+
+class BatchTransfer:
+    """One attempt at one batch, between the execution's two locations."""
+
+    def __init__(self, store: StagingStore, ref: BatchRef) -> None:
+        self.ref = ref
+        tag = ref.execution_id
+        self.source = open_storage(ref.source, tag)
+        self.destination = open_storage(ref.destination, tag)
+        self.policy = MetadataPolicy.from_options(ref.options)
+        self.limiter = RateLimiter(ref.bytes_per_second)
+        self.run = BatchRun(store, ref, results=True, reverse=ref.step == "deletes")
+
+    def execute(self) -> BatchResult:
+        handlers = {
+            "files": self._file_row,
+            "links": self._link_row,
+            "removals": self._removal_row,
+            "deletes": self._delete_row,
+            "directories": self._directory_row,
+        }
+        return self.run.run(handlers[self.ref.step])
+
+    # --- errors ------------------------------------------------------------------------------
+
+    def _problem(self, path: str, kind: str, error: BaseException) -> None:
+        """Record a per-path failure, or re-raise what is not one."""
+        if is_transient(error) or isinstance(error, (StorageError, TemporalError)):
+            # Retried by Temporal from the checkpoint (transient), or the end of this attempt:
+            # a failed location, a cancel, a worker shutting down.
+            raise error
+        if isinstance(error, OSError) and (fatal := location_error(error)) is not None:
+            raise fatal from error
+        if isinstance(error, MetadataError):
+            kind = "metadata"
+        self.run.fail(path, kind, describe_error(error))
+
+    # --- files ---------------------------------------------------------------------------------
+
+    def _file_row(self, row: list[Any]) -> None:
+        action, exclusive, entry = row[0], bool(row[1]), Entry.from_row(row[2:])
+        counters = self.run.counters
+        try:
+            if action == COPY:
+                self._copy(entry, exclusive)
+                return
+            if action == SET_METADATA:
+                self.destination.set_metadata(entry.path, entry, self.policy)
+                self.run.record([WROTE_METADATA, *entry.row()])
+            elif action == MAKE_SYMLINK:
+                self.destination.make_symlink(entry.path, entry, self.policy)
+                self.run.record([WROTE_OTHER, *entry.row()])
+            elif action == MAKE_SPECIAL:
+                self.destination.make_special(entry.path, entry, self.policy)
+                self.run.record([WROTE_OTHER, *entry.row()])
+            counters.FilesTransferred += 1
+        except Exception as error:
+            self._problem(entry.path, "write", error)
+
+    def _copy(self, entry: Entry, exclusive: bool) -> None:
+        path = entry.path
+        try:
+            reader = self.source.open_read(path)
+        except FileNotFoundError:
+            # Deleted since PREPARING: nothing to copy; verification sees the same.
+            self.run.counters.FilesSkipped += 1
+            log.warning("%s: /%s: vanished from the source since PREPARING", self.run.arn, path)
+            return
+        except OSError as error:
+            self._unreadable(path, error)
+            return
+        try:
+            self._stream(entry, reader, exclusive)
+        finally:
+            self.source.close_reader(reader)
+
+    def _stream(self, entry: Entry, reader: Reader, exclusive: bool) -> None:
+        path = entry.path
+        try:
+            before = reader.stat()
+            if before.kind != FILE:
+                raise OSError(f"no longer a regular file but a {KIND_NAMES[before.kind]}")
+        except Exception as error:
+            self._unreadable(path, error)
+            return
+        try:
+            writer = self.destination.create_file(path)
+        except Exception as error:
+            self._problem(path, "write", error)
+            return
+        try:
+            digest, copied = self._pump(reader, writer, before.size)
+            after = reader.stat()
+            # Metadata as it was when the read began; atime as PREPARING saw it, before any read.
+            written = Entry(
+                path,
+                FILE,
+                size=copied,
+                mtime_ns=before.mtime_ns,
+                atime_ns=entry.atime_ns,
+                mode=before.mode,
+                uid=before.uid,
+                gid=before.gid,
+            )
+            committed = writer.commit(written, self.policy, exclusive=exclusive)
+        except BaseException as error:
+            writer.abort()
+            self.run.partial_bytes = 0
+            if isinstance(error, _ReadFailed):
+                self._unreadable(path, error.error)
+            elif isinstance(error, Exception):
+                self._problem(path, "write", error)
+            else:
+                raise
+            return
+        self.run.partial_bytes = 0
+        counters = self.run.counters
+        if not committed:
+            counters.FilesSkipped += 1  # OverwriteMode=NEVER and the file appeared meanwhile
+            return
+        torn = copied != before.size or (after.size, after.mtime_ns) != (
+            before.size,
+            before.mtime_ns,
+        )
+        if torn:
+            log.warning("%s: /%s changed while it was being copied", self.run.arn, path)
+        counters.FilesTransferred += 1
+        counters.BytesTransferred += copied
+        counters.BytesWritten += copied
+        self.run.record([WROTE_FILE, *written.row(), digest, torn])
+
+    def _unreadable(self, path: str, error: BaseException) -> None:
+        if not is_transient(error):
+            self.run.counters.FilesSkipped += 1
+        self._problem(path, "read", error)
+
+    def _pump(self, reader: Reader, writer: Writer, size: int) -> tuple[str, int]:
+        """Copy `size` bytes, hashing them on the way; returns the digest and the byte count."""
+        hasher = xxhash.xxh3_128()
+        copied = 0
+        chunk = self.limiter.chunk_size
+        while copied < size:
+            try:
+                data = reader.read(min(chunk, size - copied))
+            except OSError as error:
+                raise _ReadFailed(error) from error
+            if not data:
+                break  # the file shrank since it was opened
+            hasher.update(data)
+            writer.write(data)
+            copied += len(data)
+            self.run.partial_bytes = copied
+            self.limiter.take(len(data))
+            if copied < size:
+                self.run.tick()
+        return hasher.hexdigest(), copied
+
+    # --- links, deletions, directories ---------------------------------------------------------
+
+    def _link_row(self, row: list[Any]) -> None:
+        path, first = row
+        try:
+            self.destination.make_hard_link(path, first)
+        except Exception as error:
+            self._problem(path, "write", error)
+            return
+        self.run.counters.FilesTransferred += 1
+        self.run.record([WROTE_LINK, path, first])
+
+    def _removal_row(self, row: list[Any]) -> None:
+        path, kind, entries = row
+        try:
+            self.destination.remove(path, kind, recursive=True)
+        except FileNotFoundError:
+            return
+        except Exception as error:
+            self._problem(path, "delete", error)
+            return
+        self.run.counters.FilesDeleted += entries
+
+    def _delete_row(self, row: list[Any]) -> None:
+        path, kind = row
+        try:
+            self.destination.remove(path, kind)
+        except FileNotFoundError:
+            return
+        except Exception as error:
+            self._problem(path, "delete", error)
+            return
+        self.run.counters.FilesDeleted += 1
+
+    def _directory_row(self, row: list[Any]) -> None:
+        changed, exclusive, entry = bool(row[0]), bool(row[1]), Entry.from_row(row[2:])
+        try:
+            created = self.destination.make_dir(entry.path)
+            if exclusive and not created:
+                self.run.counters.FilesSkipped += changed  # NEVER: it was there already
+                return
+            self.destination.set_metadata(entry.path, entry, self.policy)
+        except Exception as error:
+            self._problem(entry.path, "write", error)
+            return
+        if changed:
+            self.run.counters.FilesTransferred += 1
+            self.run.record([WROTE_DIRECTORY, *entry.row()])

@@ -1,0 +1,211 @@
+"""VERIFYING: check the destination against the source, per VerifyMode.
+
+POINT_IN_TIME_CONSISTENT lists both locations again, compares every entry's metadata, and reads
+both copies of every file to compare checksums. ONLY_FILES_TRANSFERRED reads back what this
+execution wrote and compares it with the checksums computed while the bytes passed. Findings
+carry DataSync's kinds: checksum, metadata, added (in the source, not at the destination) and
+removed (at the destination, no longer in the source).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import xxhash
+
+from activities.batches import BatchRun
+from activities.listing import Walk, merge
+from activities.metadata import compare
+from activities.preparing import is_below
+from activities.staging import StagingStore
+from activities.storage import open_storage
+from activities.storage.base import (
+    FILE,
+    SOCKET,
+    SPECIAL_KINDS,
+    Entry,
+    MetadataPolicy,
+    Storage,
+    describe_error,
+    is_transient,
+)
+from activities.transferring import WROTE_FILE, WROTE_LINK
+from models.execution import (
+    ISSUES_PER_BATCH,
+    BatchRef,
+    BatchResult,
+    ExecutionInput,
+    FileIssue,
+    VerifyPlan,
+)
+from models.filters import PathFilter
+
+CHUNK = 1 << 20
+
+log = logging.getLogger("ferry.verify")
+
+
+def checksum(storage: Storage, path: str, tick: Callable[[], None]) -> str:
+    reader = storage.open_read(path)
+    try:
+        hasher = xxhash.xxh3_128()
+        while data := reader.read(CHUNK):
+            hasher.update(data)
+            tick()
+        return hasher.hexdigest()
+    finally:
+        storage.close_reader(reader)
+
+
+def prepare_verification(
+    store: StagingStore, execution: ExecutionInput, heartbeat: Callable[[int], None]
+) -> VerifyPlan:
+    """POINT_IN_TIME_CONSISTENT: compare both listings now; files whose metadata matches go into
+    `verify` batches for their contents. With OverwriteMode=NEVER, only presence is compared
+    here: files left as they were are not the source's, and those written by this execution
+    are checked from the result logs."""
+    options = execution.Options
+    policy = MetadataPolicy.from_options(options)
+    tag = execution.execution_id
+    source = Walk(open_storage(execution.Source, tag), _filter(execution), "source")
+    destination = Walk(open_storage(execution.Destination, tag), _filter(execution), "destination")
+    resolution = max(
+        source.storage.capabilities.time_resolution_ns,
+        destination.storage.capabilities.time_resolution_ns,
+    )
+    never = options.OverwriteMode == "NEVER"
+    remove = options.PreserveDeletedFiles == "REMOVE"
+    batches = store.batches(execution.execution_id, "verify")
+    batches.max_bytes = 64 << 20
+    plan = VerifyPlan(batches=0)
+    links: dict[tuple[int, int], tuple[str, int]] = {}
+
+    def issue(path: str, kind: str, detail: str) -> None:
+        plan.counters.VerifyFailed += 1
+        if len(plan.issues) < ISSUES_PER_BATCH:
+            plan.issues.append(FileIssue(path=path, kind=kind, detail=detail))
+        log.error("%s: /%s: %s: %s", execution.TaskExecutionArn, path, kind, detail)
+
+    for count, (s, d) in enumerate(merge(iter(source), iter(destination)), 1):
+        if count % 5000 == 0:
+            heartbeat(count)
+        if s is None:
+            assert d is not None
+            if remove and not any(is_below(d.path, u) for u in source.unlisted):
+                issue(d.path, "removed", "at the destination but not in the source")
+            continue
+        if s.kind == SOCKET or (s.kind in SPECIAL_KINDS and not policy.devices):
+            continue
+        if d is None:
+            issue(s.path, "added", "in the source but not at the destination")
+            continue
+        differences = compare(s, d, policy, resolution)
+        if never:
+            if s.kind != d.kind:
+                issue(s.path, "metadata", differences.describe())
+            continue
+        if differences:
+            kind = "checksum" if s.kind == d.kind == FILE and s.size != d.size else "metadata"
+            issue(s.path, kind, differences.describe())
+            continue
+        if (key := s.hard_link_key) is not None:
+            first, first_inode = links.setdefault(key, (s.path, d.inode))
+            if d.inode != first_inode:
+                issue(s.path, "metadata", f"not a hard link of /{first} at the destination")
+                continue
+        if s.kind == FILE:
+            batches.add([s.path], s.size)
+        else:
+            plan.counters.FilesVerified += 1
+    for walk in (source, destination):
+        for problem in walk.issues:
+            issue(problem.path, "checksum", f"{walk.side}: {problem.detail}")
+    plan.batches = batches.close()
+    return plan
+
+
+def verify_batch(store: StagingStore, ref: BatchRef) -> BatchResult:
+    """Contents of the files of one `verify` batch, read on both sides."""
+    tag = ref.execution_id
+    source, destination = open_storage(ref.source, tag), open_storage(ref.destination, tag)
+    run = BatchRun(store, ref)
+
+    def handle(row: list[Any]) -> None:
+        path = row[0]
+        try:
+            expected = checksum(source, path, run.tick)
+        except Exception as error:
+            _unreadable(run, path, "source", error)
+            return
+        try:
+            actual = checksum(destination, path, run.tick)
+        except Exception as error:
+            _unreadable(run, path, "destination", error)
+            return
+        if actual != expected:
+            run.fail(path, "checksum", _checksums(expected, actual), verify=True)
+        else:
+            run.counters.FilesVerified += 1
+
+    return run.run(handle)
+
+
+def verify_transferred(store: StagingStore, ref: BatchRef) -> BatchResult:
+    """What one transfer batch wrote, read back from the destination."""
+    destination = open_storage(ref.destination, ref.execution_id)
+    policy = MetadataPolicy.from_options(ref.options)
+    resolution = destination.capabilities.time_resolution_ns
+    run = BatchRun(store, ref, of_results=True)
+
+    def handle(row: list[Any]) -> None:
+        kind, rest = row[0], row[1:]
+        if kind == WROTE_LINK:
+            path, first = rest
+            here, there = destination.stat(path), destination.stat(first)
+            if here is None or there is None or here.inode != there.inode:
+                run.fail(path, "metadata", f"not a hard link of /{first}", verify=True)
+            else:
+                run.counters.FilesVerified += 1
+            return
+        written = Entry.from_row(rest[:13])
+        actual = destination.stat(written.path)
+        if actual is None:
+            run.fail(written.path, "added", "written, but not at the destination", verify=True)
+            return
+        differences = compare(written, actual, policy, resolution)
+        if differences:
+            run.fail(written.path, "metadata", differences.describe(), verify=True)
+            return
+        if kind == WROTE_FILE:
+            expected, torn = rest[13], rest[14]
+            if torn:
+                detail = "the source changed while it was being copied"
+                run.fail(written.path, "checksum", detail, verify=True)
+                return
+            try:
+                digest = checksum(destination, written.path, run.tick)
+            except Exception as error:
+                _unreadable(run, written.path, "destination", error)
+                return
+            if digest != expected:
+                run.fail(written.path, "checksum", _checksums(expected, digest), verify=True)
+                return
+        run.counters.FilesVerified += 1
+
+    return run.run(handle)
+
+
+def _unreadable(run: BatchRun, path: str, side: str, error: Exception) -> None:
+    if is_transient(error):
+        raise error
+    run.fail(path, "checksum", f"{side} could not be read: {describe_error(error)}", verify=True)
+
+
+def _checksums(expected: str, actual: str) -> str:
+    return f"content differs (XXH3-128 {actual} at the destination, {expected} in the source)"
+
+
+def _filter(execution: ExecutionInput) -> PathFilter:
+    return PathFilter(execution.Includes, execution.Excludes)
