@@ -1,0 +1,337 @@
+"""One task execution: QUEUED -> LAUNCHING -> PREPARING -> TRANSFERRING -> VERIFYING ->
+SUCCESS or ERROR, each phase one or more activities.
+
+The workflow never sees a file list: PREPARING leaves the plan in the staging store and returns
+batch counts; every later activity takes a reference to one batch. Long executions continue as
+new between batches, carrying only counters and a position in the plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from models.errors import ErrorCode
+    from models.execution import (
+        BatchRef,
+        BatchResult,
+        ExecutionInput,
+        ExecutionState,
+        FileIssue,
+        PlanSummary,
+        Status,
+        VerifyPlan,
+        describe,
+    )
+    from models.temporal import DESCRIPTION_MEMO, EXECUTION_STATUS, REGISTRY_WORKFLOW_ID
+
+# Aim well under Temporal's 51,200 events per run (design.md section 4).
+HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4000
+ISSUES_KEPT = 50
+ISSUES_SHOWN = 10
+
+_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+)
+_LAUNCH = {"start_to_close_timeout": timedelta(minutes=5), "retry_policy": _RETRY}
+_LONG = {
+    "start_to_close_timeout": timedelta(hours=24),
+    "heartbeat_timeout": timedelta(seconds=60),
+    "retry_policy": _RETRY,
+}
+_BATCH = {
+    "start_to_close_timeout": timedelta(hours=12),
+    # A worker that dies mid-batch is noticed this fast; the retry resumes at its checkpoint.
+    "heartbeat_timeout": timedelta(seconds=10),
+    "retry_policy": _RETRY,
+    "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+}
+
+
+class _Stage:
+    """A series of batches run by one activity: `key` marks the position in the state."""
+
+    def __init__(
+        self, key: str, step: str, count: int, activity: str, parallel: int, reverse: bool = False
+    ) -> None:
+        self.key = key
+        self.step = step
+        self.count = count
+        self.activity = activity
+        self.parallel = parallel
+        self.reverse = reverse
+
+
+@workflow.defn(name="TaskExecution")
+class TaskExecutionWorkflow:
+    @workflow.init
+    def __init__(self, execution: ExecutionInput, state: ExecutionState | None = None) -> None:
+        self.execution = execution
+        self.state = state or ExecutionState()
+        self.granted = not execution.queued or state is not None
+        self._cancelled_in: Status | None = None  # the phase a cancel interrupted
+
+    @workflow.run
+    async def run(self, execution: ExecutionInput, state: ExecutionState | None = None) -> Any:
+        try:
+            await self._phases()
+        except asyncio.CancelledError:
+            self._cancelling()
+            await self._end("ERROR", ErrorCode.CANCELLED, "Cancelled by CancelTaskExecution.")
+            raise
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError):
+                code, detail = cause.type or ErrorCode.INTERNAL_ERROR, cause.message
+            else:
+                code, detail = ErrorCode.INTERNAL_ERROR, str(cause or error)
+            await self._end("ERROR", code, detail)
+        else:
+            code, detail = self._outcome()
+            await self._end("ERROR" if code else "SUCCESS", code, detail)
+        final = self.describe()
+        if self.state.Status == "ERROR":
+            raise ApplicationError(
+                self.state.ErrorDetail or "", final, type=self.state.ErrorCode, non_retryable=True
+            )
+        return final
+
+    @workflow.query
+    def describe(self) -> dict[str, Any]:
+        return describe(self.execution, self.state)
+
+    @workflow.signal
+    def grant(self) -> None:
+        """From the registry: no other execution of this task is running any more."""
+        self.granted = True
+
+    # --- phases --------------------------------------------------------------------------------
+
+    async def _phases(self) -> None:
+        s = self.state
+        if s.Status == "QUEUED":
+            self._set_status("QUEUED")
+            await workflow.wait_condition(lambda: self.granted)
+            s.LaunchTime = workflow.now()
+            self._set_status("LAUNCHING")
+            await workflow.execute_activity("LaunchExecution", self.execution, **_LAUNCH)
+            self._begin("PREPARING")
+            s.plan = await workflow.execute_activity(
+                "PrepareTransfer", self.execution, result_type=PlanSummary, **_LONG
+            )
+            s.PrepareStatus = "ERROR" if s.plan.issue_count else "SUCCESS"
+            s.PrepareDuration = self._elapsed()
+            s.counters.FilesSkipped += s.plan.FilesSkipped
+            self._begin("TRANSFERRING")
+        if s.Status == "TRANSFERRING":
+            await self._run_stages(self._transfer_stages(), s.transfer_issues)
+            s.TransferStatus = "ERROR" if s.counters.FilesFailed else "SUCCESS"
+            s.TransferDuration = self._elapsed()
+            if self.execution.Options.VerifyMode == "NONE":
+                return
+            self._begin("VERIFYING")
+        if s.Status == "VERIFYING":
+            await self._verify()
+            s.VerifyStatus = "ERROR" if s.counters.VerifyFailed else "SUCCESS"
+            s.VerifyDuration = self._elapsed()
+
+    def _transfer_stages(self) -> list[_Stage]:
+        assert self.state.plan is not None
+        batches = self.state.plan.batches
+        parallel = self._parallel()
+        return [
+            _Stage("transfer:removals", "removals", batches["removals"], "TransferBatch", 1),
+            _Stage("transfer:files", "files", batches["files"], "TransferBatch", parallel),
+            _Stage("transfer:links", "links", batches["links"], "TransferBatch", parallel),
+            # Deletes run last to first, so that folders are emptied before they are removed.
+            _Stage("transfer:deletes", "deletes", batches["deletes"], "TransferBatch", 1, True),
+            # Directory metadata comes deepest first and after their contents.
+            _Stage("transfer:dirs", "directories", batches["directories"], "TransferBatch", 1),
+        ]
+
+    async def _verify(self) -> None:
+        s = self.state
+        mode = self.execution.Options.VerifyMode
+        stages: list[_Stage] = []
+        if mode == "POINT_IN_TIME_CONSISTENT":
+            if s.verify_plan is None:
+                s.verify_plan = await workflow.execute_activity(
+                    "PrepareVerification", self.execution, result_type=VerifyPlan, **_LONG
+                )
+                s.counters.add(s.verify_plan.counters)
+                self._keep(s.verify_issues, s.verify_plan.issues)
+            stages.append(
+                _Stage("verify:contents", "verify", s.verify_plan.batches, "VerifyBatch", 8)
+            )
+        if mode == "ONLY_FILES_TRANSFERRED" or self.execution.Options.OverwriteMode == "NEVER":
+            assert s.plan is not None
+            for step in ("files", "links", "directories"):
+                count = s.plan.batches[step]
+                stages.append(_Stage(f"verify:{step}", step, count, "VerifyTransferred", 8))
+        await self._run_stages(stages, s.verify_issues)
+
+    # --- batches -------------------------------------------------------------------------------
+
+    async def _run_stages(self, stages: list[_Stage], issues: list[FileIssue]) -> None:
+        keys = [stage.key for stage in stages]
+        start = keys.index(self.state.step) if self.state.step in keys else 0
+        for stage in stages[start:]:
+            await self._run_batches(stage, issues)
+
+    async def _run_batches(self, stage: _Stage, issues: list[FileIssue]) -> None:
+        s = self.state
+        if s.step != stage.key:
+            s.step, s.next_batch = stage.key, 0
+        pending: set[asyncio.Future[BatchResult]] = set()
+        try:
+            while s.next_batch < stage.count or pending:
+                while (
+                    s.next_batch < stage.count
+                    and len(pending) < stage.parallel
+                    and not self._history_is_long()
+                ):
+                    index = s.next_batch
+                    if stage.reverse:
+                        index = stage.count - 1 - index
+                    pending.add(self._start_batch(stage, index))
+                    s.next_batch += 1
+                if not pending:
+                    break  # the history is long: continue as new below, with nothing in flight
+                done, pending = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for finished in done:
+                    result = finished.result()
+                    s.counters.add(result.counters)
+                    self._keep(issues, result.issues)
+        except BaseException as error:
+            if isinstance(error, asyncio.CancelledError):
+                self._cancelling()
+            for batch in pending:
+                batch.cancel()
+            if pending:
+                await workflow.wait(pending)  # until each batch has stopped and cleaned up
+            raise
+        if s.next_batch < stage.count:
+            workflow.continue_as_new(args=[self.execution, s])
+
+    def _start_batch(self, stage: _Stage, index: int) -> asyncio.Future[BatchResult]:
+        ref = BatchRef(
+            execution_arn=self.execution.TaskExecutionArn,
+            step=stage.step,  # type: ignore[arg-type]
+            index=index,
+            source=self.execution.Source,
+            destination=self.execution.Destination,
+            options=self.execution.Options,
+            bytes_per_second=self.execution.Options.BytesPerSecond or -1,
+        )
+        return workflow.start_activity(
+            stage.activity,
+            ref,
+            result_type=BatchResult,
+            activity_id=f"{stage.key}-{index}",
+            **_BATCH,
+        )
+
+    def _parallel(self) -> int:
+        # A bandwidth limit is honoured exactly by one batch at a time holding all of it.
+        limited = (self.execution.Options.BytesPerSecond or -1) > 0
+        return 1 if limited else self.execution.max_parallel_batches
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.get_current_history_length() > HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW
+            or info.is_continue_as_new_suggested()
+        )
+
+    # --- state ---------------------------------------------------------------------------------
+
+    def _keep(self, kept: list[FileIssue], new: list[FileIssue]) -> None:
+        kept.extend(new[: max(0, ISSUES_KEPT - len(kept))])
+
+    def _begin(self, status: Status) -> None:
+        self.state.phase_started = workflow.now()
+        self._set_status(status)
+
+    def _elapsed(self) -> int:
+        started = self.state.phase_started or workflow.now()
+        return int((workflow.now() - started).total_seconds() * 1000)
+
+    def _set_status(self, status: Status) -> None:
+        self.state.Status = status
+        workflow.upsert_search_attributes([EXECUTION_STATUS.value_set(status)])
+        workflow.upsert_memo({DESCRIPTION_MEMO: self.describe()})
+        workflow.set_current_details(f"**{status}**")
+
+    def _outcome(self) -> tuple[str | None, str | None]:
+        """ErrorCode and ErrorDetail of an execution whose phases all ran."""
+        s = self.state
+        parts: list[str] = []
+        code: str | None = None
+        plan_issues = s.plan.issue_count if s.plan else 0
+        failed = s.counters.FilesFailed + plan_issues
+        if failed:
+            code = ErrorCode.FILES_FAILED
+            shown = (s.plan.issues if s.plan else []) + s.transfer_issues
+            parts.append(_summary(f"{failed} file(s) could not be transferred", failed, shown))
+        if s.counters.VerifyFailed:
+            code = code or ErrorCode.VERIFICATION_FAILED
+            parts.append(
+                _summary(
+                    f"verification found {s.counters.VerifyFailed} difference(s)",
+                    s.counters.VerifyFailed,
+                    s.verify_issues,
+                )
+            )
+        return code, " ".join(parts) or None
+
+    def _cancelling(self) -> None:
+        if self._cancelled_in is None:
+            self._cancelled_in = self.state.Status
+            self._set_status("CANCELLING")
+
+    async def _end(self, status: Status, code: str | None, detail: str | None) -> None:
+        s = self.state
+        if status == "ERROR":
+            # The phase that was running when the execution failed or was cancelled failed too.
+            phase = self._cancelled_in or s.Status
+            elapsed = self._elapsed()
+            if phase == "PREPARING" and s.PrepareStatus == "PENDING":
+                s.PrepareStatus, s.PrepareDuration = "ERROR", elapsed
+            elif phase == "TRANSFERRING" and s.TransferStatus == "PENDING":
+                s.TransferStatus, s.TransferDuration = "ERROR", elapsed
+            elif phase == "VERIFYING" and s.VerifyStatus == "PENDING":
+                s.VerifyStatus, s.VerifyDuration = "ERROR", elapsed
+        s.ErrorCode, s.ErrorDetail = code, detail
+        s.EndTime = workflow.now()
+        self._set_status(status)
+        try:
+            await workflow.execute_activity(
+                "CleanUpExecution",
+                self.execution.execution_id,
+                start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError:
+            workflow.logger.warning(
+                "staging files of %s were not removed", self.execution.TaskExecutionArn
+            )
+        # Frees the task for its next queued execution.
+        registry = workflow.get_external_workflow_handle(REGISTRY_WORKFLOW_ID)
+        await registry.signal("execution_finished", self.execution.TaskExecutionArn)
+
+
+def _summary(headline: str, count: int, issues: list[FileIssue]) -> str:
+    shown = issues[:ISSUES_SHOWN]
+    text = f"{headline}: " + "; ".join(str(issue) for issue in shown)
+    if count > len(shown):
+        text += f"; and {count - len(shown)} more (see the worker log)"
+    return text + "."
