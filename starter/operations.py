@@ -1,0 +1,502 @@
+"""DataSync's operations, one method each, over a Temporal client.
+
+Each takes a request and returns a response in the API's shapes (dicts with DataSync's field
+names, timestamps as datetimes), raising InvalidRequestException or InternalException. The `ferry`
+CLI is a thin shell over this class; an HTTP front end speaking DataSync's JSON protocol can call
+the same methods through `call`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue as TaskQueueProto
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.arn import arn_prefix, execution_id, new_id, task_arn_of
+from models.errors import (
+    INVALID_REQUEST,
+    DataSyncError,
+    ErrorCode,
+    InternalException,
+    InvalidRequestException,
+)
+from models.execution import TERMINAL, Counters
+from models.filters import check_filters
+from models.locations import LocalLocation, Location
+from models.options import resolve_options
+from models.registry import ExecutionStart, TaskUpdate
+from models.tasks import Task
+from models.temporal import (
+    DESCRIPTION_MEMO,
+    EXECUTION_STATUS,
+    REGISTRY_WORKFLOW_ID,
+    TASK_ARN,
+    TASK_QUEUE,
+)
+from starter.requests import (
+    SHAPES,
+    CreateLocationLocalRequest,
+    CreateTaskRequest,
+    ListLocationsRequest,
+    ListTaskExecutionsRequest,
+    ListTasksRequest,
+    LocationArnRequest,
+    StartTaskExecutionRequest,
+    TaskArnRequest,
+    TaskExecutionArnRequest,
+    UpdateTaskRequest,
+    parse,
+)
+from workflows.registry import RegistryWorkflow
+
+T = TypeVar("T")
+Response = dict[str, Any]
+
+QUERY_TIMEOUT = timedelta(seconds=10)
+_TIME_FIELDS = ("StartTime", "LaunchTime", "EndTime")
+
+
+class Ferry:
+    """The DataSync API over Temporal."""
+
+    def __init__(self, client: Client, region: str | None = None, account: str | None = None):
+        self.client = client
+        self.region = region or os.environ.get("FERRY_REGION", "local")
+        self.account = account or os.environ.get("FERRY_ACCOUNT_ID", "000000000000")
+        if not re.fullmatch(r"[a-z\-0-9]+", self.region) or not re.fullmatch(
+            r"[0-9]{12}", self.account
+        ):
+            raise InvalidRequestException(
+                "FERRY_REGION must be lower-case letters, digits and '-', and FERRY_ACCOUNT_ID "
+                "twelve digits."
+            )
+        self._worker_seen = False
+
+    async def call(self, operation: str, request: dict[str, Any]) -> Response:
+        """Run an operation by its DataSync name (`CreateTask`)."""
+        if operation not in SHAPES:
+            raise InvalidRequestException(f"Unknown operation {operation}.")
+        return await getattr(self, method_name(operation))(request)
+
+    # --- locations -----------------------------------------------------------------------------
+
+    async def create_location_local(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationLocalRequest, request)
+        if not req.Path.startswith("/"):
+            raise InvalidRequestException(f"Path: {req.Path!r} must be an absolute path.")
+        arn = f"{arn_prefix(self.region, self.account)}location/{new_id('loc')}"
+        path = os.path.normpath(req.Path)
+        location = LocalLocation(LocationArn=arn, CreationTime=_now(), Path=path)
+        await self._update(RegistryWorkflow.create_location, location)
+        return {"LocationArn": arn}
+
+    async def describe_location_local(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        location = await self._location(req.LocationArn)
+        if not isinstance(location, LocalLocation):
+            raise InvalidRequestException(f"Location {req.LocationArn} is not a local location.")
+        return location.describe()
+
+    async def list_locations(self, request: dict[str, Any]) -> Response:
+        req = parse(ListLocationsRequest, request)
+        locations = await self._query(RegistryWorkflow.locations, [])
+        chosen = [
+            location
+            for location in sorted(locations, key=lambda x: (x.CreationTime, x.LocationArn))
+            if all(
+                _matches(_location_field(location, f.Name), f.Operator, f.Values)
+                for f in req.Filters
+            )
+        ]
+        page, token = _page(chosen, lambda x: x.LocationArn, req.MaxResults, req.NextToken)
+        response: Response = {
+            "Locations": [
+                {"LocationArn": x.LocationArn, "LocationUri": x.location_uri} for x in page
+            ]
+        }
+        if token:
+            response["NextToken"] = token
+        return response
+
+    async def delete_location(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        await self._update(RegistryWorkflow.delete_location, req.LocationArn)
+        return {}
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    async def create_task(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateTaskRequest, request)
+        try:
+            options = resolve_options(req.Options)
+            check_filters(req.Includes, "Includes", include=True)
+            check_filters(req.Excludes, "Excludes", include=False)
+        except ValueError as error:
+            raise InvalidRequestException(str(error)) from None
+        arn = f"{arn_prefix(self.region, self.account)}task/{new_id('task')}"
+        task = Task(
+            TaskArn=arn,
+            Name=req.Name,
+            SourceLocationArn=req.SourceLocationArn,
+            DestinationLocationArn=req.DestinationLocationArn,
+            Options=options,
+            Includes=req.Includes,
+            Excludes=req.Excludes,
+            CreationTime=_now(),
+        )
+        await self._update(RegistryWorkflow.create_task, task)
+        return {"TaskArn": arn}
+
+    async def describe_task(self, request: dict[str, Any]) -> Response:
+        req = parse(TaskArnRequest, request)
+        task = await self._task(req.TaskArn)
+        queues = await self._query(RegistryWorkflow.queues, {})
+        queue = queues.get(task.TaskArn)
+        return task.describe(queue.running if queue else None)
+
+    async def list_tasks(self, request: dict[str, Any]) -> Response:
+        req = parse(ListTasksRequest, request)
+        tasks = await self._query(RegistryWorkflow.tasks, [])
+        queues = await self._query(RegistryWorkflow.queues, {})
+        chosen = [
+            task
+            for task in sorted(tasks, key=lambda x: (x.CreationTime, x.TaskArn))
+            if all(_matches(_task_field(task, f.Name), f.Operator, f.Values) for f in req.Filters)
+        ]
+        page, token = _page(chosen, lambda x: x.TaskArn, req.MaxResults, req.NextToken)
+        entries = []
+        for task in page:
+            queue = queues.get(task.TaskArn)
+            entry = {
+                "TaskArn": task.TaskArn,
+                "Status": "RUNNING" if queue and queue.running else "AVAILABLE",
+                "TaskMode": "BASIC",
+            }
+            if task.Name:
+                entry["Name"] = task.Name
+            entries.append(entry)
+        response: Response = {"Tasks": entries}
+        if token:
+            response["NextToken"] = token
+        return response
+
+    async def update_task(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateTaskRequest, request)
+        self._check_filters(req.Includes, req.Excludes)
+        update = TaskUpdate(
+            TaskArn=req.TaskArn,
+            Name=req.Name,
+            Options=req.Options,
+            Includes=req.Includes,
+            Excludes=req.Excludes,
+        )
+        await self._update(RegistryWorkflow.update_task, update)
+        return {}
+
+    async def delete_task(self, request: dict[str, Any]) -> Response:
+        req = parse(TaskArnRequest, request)
+        await self._update(RegistryWorkflow.delete_task, req.TaskArn)
+        return {}
+
+    # --- executions ----------------------------------------------------------------------------
+
+    async def start_task_execution(self, request: dict[str, Any]) -> Response:
+        req = parse(StartTaskExecutionRequest, request)
+        self._check_filters(req.Includes, req.Excludes)
+        arn = f"{req.TaskArn}/execution/{new_id('exec')}"
+        start = ExecutionStart(
+            TaskArn=req.TaskArn,
+            TaskExecutionArn=arn,
+            OverrideOptions=req.OverrideOptions,
+            Includes=req.Includes,
+            Excludes=req.Excludes,
+        )
+        await self._update(RegistryWorkflow.start_task_execution, start)
+        return {"TaskExecutionArn": arn}
+
+    async def describe_task_execution(self, request: dict[str, Any]) -> Response:
+        req = parse(TaskExecutionArnRequest, request)
+        handle = self.client.get_workflow_handle(execution_id(req.TaskExecutionArn))
+        try:
+            info = await handle.describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise _no_execution(req.TaskExecutionArn) from None
+            raise _unreachable(self.client, error) from None
+        if info.typed_search_attributes.get(TASK_ARN) != task_arn_of(req.TaskExecutionArn):
+            raise _no_execution(req.TaskExecutionArn)
+        description: Response | None = None
+        if info.status == WorkflowExecutionStatus.RUNNING:
+            try:
+                description = await handle.query("describe", rpc_timeout=QUERY_TIMEOUT)
+                description = _add(description, await self._in_flight(info))
+            except RPCError:
+                description = None  # no worker answers now: the last phase change will do
+        if description is None:
+            memo = await info.memo()
+            description = memo.get(DESCRIPTION_MEMO) or {}
+        description = _with_times(description)
+        if info.status not in (WorkflowExecutionStatus.RUNNING, None) and (
+            description.get("Status") not in TERMINAL
+        ):
+            # Ended without finishing its phases: terminated or timed out from outside Ferry.
+            description["Status"] = "ERROR"
+            result = description.setdefault("Result", {})
+            result["ErrorCode"] = ErrorCode.TERMINATED
+            result["ErrorDetail"] = f"The execution's workflow was {info.status.name.lower()}."
+            if info.close_time:
+                description["EndTime"] = info.close_time
+        return description
+
+    async def list_task_executions(self, request: dict[str, Any]) -> Response:
+        req = parse(ListTaskExecutionsRequest, request)
+        query = "WorkflowType = 'TaskExecution'"
+        if req.TaskArn:
+            query += f" AND {TASK_ARN.name} = '{req.TaskArn}'"
+        token = base64.urlsafe_b64decode(req.NextToken) if req.NextToken else None
+        iterator = self.client.list_workflows(
+            query, page_size=req.MaxResults or 100, next_page_token=token
+        )
+        entries = []
+        try:
+            await iterator.fetch_next_page()
+        except RPCError as error:
+            raise _unreachable(self.client, error) from None
+        for workflow in iterator.current_page or []:
+            task_arn = workflow.typed_search_attributes.get(TASK_ARN)
+            status = workflow.typed_search_attributes.get(EXECUTION_STATUS) or "QUEUED"
+            if workflow.status != WorkflowExecutionStatus.RUNNING and status not in TERMINAL:
+                status = "ERROR"
+            entries.append(
+                {
+                    "TaskExecutionArn": f"{task_arn}/execution/{workflow.id}",
+                    "Status": status,
+                    "TaskMode": "BASIC",
+                }
+            )
+        response: Response = {"TaskExecutions": entries}
+        if iterator.next_page_token:
+            response["NextToken"] = base64.urlsafe_b64encode(iterator.next_page_token).decode()
+        return response
+
+    async def cancel_task_execution(self, request: dict[str, Any]) -> Response:
+        req = parse(TaskExecutionArnRequest, request)
+        description = await self.describe_task_execution(request)
+        if description.get("Status") in TERMINAL:
+            raise InvalidRequestException(
+                f"Task execution {req.TaskExecutionArn} has already ended "
+                f"({description.get('Status')})."
+            )
+        await self.client.get_workflow_handle(execution_id(req.TaskExecutionArn)).cancel()
+        return {}
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _check_filters(self, includes: Any, excludes: Any) -> None:
+        try:
+            check_filters(includes or [], "Includes", include=True)
+            check_filters(excludes or [], "Excludes", include=False)
+        except ValueError as error:
+            raise InvalidRequestException(str(error)) from None
+
+    async def _location(self, arn: str) -> Location:
+        for location in await self._query(RegistryWorkflow.locations, []):
+            if location.LocationArn == arn:
+                return location
+        raise InvalidRequestException(f"LocationArn: location {arn} does not exist.")
+
+    async def _task(self, arn: str) -> Task:
+        for task in await self._query(RegistryWorkflow.tasks, []):
+            if task.TaskArn == arn:
+                return task
+        raise InvalidRequestException(f"TaskArn: task {arn} does not exist.")
+
+    async def _update(self, update: Callable[..., Awaitable[Any]], argument: Any) -> Any:
+        await self._require_worker()
+        start = WithStartWorkflowOperation(
+            RegistryWorkflow.run,
+            args=[None],
+            id=REGISTRY_WORKFLOW_ID,
+            task_queue=TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            return await self.client.execute_update_with_start_workflow(
+                update, argument, start_workflow_operation=start
+            )
+        except WorkflowUpdateFailedError as error:
+            raise _api_error(error.cause) from None
+        except RPCError as error:
+            raise _unreachable(self.client, error) from None
+
+    async def _query(self, query: Callable[..., T], default: T) -> T:
+        handle = self.client.get_workflow_handle(REGISTRY_WORKFLOW_ID)
+        try:
+            return await handle.query(query, rpc_timeout=QUERY_TIMEOUT)  # type: ignore[arg-type]
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return default  # nothing was ever created
+            await self._require_worker()
+            raise _unreachable(self.client, error) from None
+
+    async def _require_worker(self, patience: float = 5.0) -> None:
+        """Fail fast, and say why, when no worker would take the request (allowing one that
+        is just starting a few seconds to poll)."""
+        if self._worker_seen:
+            return
+        request = DescribeTaskQueueRequest(
+            namespace=self.client.namespace,
+            task_queue=TaskQueueProto(name=TASK_QUEUE),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        deadline = asyncio.get_running_loop().time() + patience
+        while True:
+            try:
+                response = await self.client.workflow_service.describe_task_queue(request)
+            except RPCError as error:
+                raise _unreachable(self.client, error) from None
+            if response.pollers:
+                self._worker_seen = True
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise InternalException(
+                    f"No Ferry worker is polling task queue {TASK_QUEUE!r} on "
+                    f"{self.client.service_client.config.target_host}: start `ferry dev` (the "
+                    "embedded stack) or `ferry worker`."
+                )
+            await asyncio.sleep(0.1)
+
+    async def _in_flight(self, info: Any) -> Counters:
+        """Progress of the batches running now, from their heartbeats."""
+        total = Counters()
+        for pending in info.raw_description.pending_activities:
+            if not pending.heartbeat_details.payloads:
+                continue
+            details = await self.client.data_converter.decode(pending.heartbeat_details.payloads)
+            checkpoint = details[0] if details and isinstance(details[0], dict) else {}
+            counters = Counters(**checkpoint.get("counters", {}))
+            partial = checkpoint.get("partial_bytes", 0)
+            counters.BytesTransferred += partial
+            counters.BytesWritten += partial
+            total.add(counters)
+        return total
+
+
+def method_name(operation: str) -> str:
+    """`CreateTask` -> `create_task`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _api_error(cause: BaseException | None) -> DataSyncError:
+    if isinstance(cause, ApplicationError) and cause.type == INVALID_REQUEST:
+        return InvalidRequestException(cause.message)
+    return InternalException(str(cause) if cause else "the request failed")
+
+
+def _unreachable(client: Client, error: RPCError) -> InternalException:
+    return InternalException(
+        f"Temporal at {client.service_client.config.target_host} did not answer "
+        f"({error.status.name if error.status else 'error'}: {error.message})."
+    )
+
+
+def _no_execution(arn: str) -> InvalidRequestException:
+    return InvalidRequestException(f"TaskExecutionArn: task execution {arn} does not exist.")
+
+
+_LIVE_COUNTERS = (
+    "FilesTransferred",
+    "BytesWritten",
+    "BytesTransferred",
+    "FilesDeleted",
+    "FilesSkipped",
+    "FilesVerified",
+)
+
+
+def _add(description: Response, in_flight: Counters) -> Response:
+    for field in _LIVE_COUNTERS:
+        description[field] = description.get(field, 0) + getattr(in_flight, field)
+    description["BytesCompressed"] = description["BytesTransferred"]
+    return description
+
+
+def _with_times(description: Response) -> Response:
+    for field in _TIME_FIELDS:
+        value = description.get(field)
+        if isinstance(value, str):
+            description[field] = datetime.fromisoformat(value)
+    return description
+
+
+def _page(
+    items: list[T], key: Callable[[T], str], max_results: int | None, token: str | None
+) -> tuple[list[T], str | None]:
+    if token:
+        after = base64.urlsafe_b64decode(token.encode()).decode()
+        items = _after(items, key, after)
+    size = max_results or 100
+    page = items[:size]
+    more = len(items) > size
+    return page, base64.urlsafe_b64encode(key(page[-1]).encode()).decode() if more else None
+
+
+def _after(items: list[T], key: Callable[[T], str], after: str) -> list[T]:
+    for position, item in enumerate(items):
+        if key(item) == after:
+            return items[position + 1 :]
+    return []
+
+
+def _location_field(location: Location, name: str) -> str:
+    if name == "LocationUri":
+        return location.location_uri
+    if name == "LocationType":
+        return location.LocationType
+    return location.CreationTime.isoformat()
+
+
+def _task_field(task: Task, name: str) -> Any:
+    if name == "LocationId":
+        return [task.SourceLocationArn, task.DestinationLocationArn]
+    return task.CreationTime.isoformat()
+
+
+def _matches(actual: Any, operator: str, values: list[str]) -> bool:
+    """DataSync's list filters; LocationId matches a task by either of its locations."""
+    candidates = actual if isinstance(actual, list) else [actual]
+    tests: dict[str, Callable[[str, str], bool]] = {
+        "Equals": lambda a, v: a == v,
+        "In": lambda a, v: a == v,
+        "LessThan": lambda a, v: a < v,
+        "LessThanOrEqual": lambda a, v: a <= v,
+        "GreaterThan": lambda a, v: a > v,
+        "GreaterThanOrEqual": lambda a, v: a >= v,
+        "Contains": lambda a, v: v in a,
+        "BeginsWith": lambda a, v: a.startswith(v),
+    }
+    if operator in ("NotEquals", "NotContains"):
+        positive = tests["Equals" if operator == "NotEquals" else "Contains"]
+        return not any(positive(a, v) for a in candidates for v in values)
+    return any(tests[operator](a, v) for a in candidates for v in values)

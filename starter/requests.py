@@ -1,0 +1,210 @@
+"""Request shapes of the DataSync operations Ferry serves, validated before anything is sent.
+
+Field names, patterns and limits follow the botocore `datasync` model; a bad request becomes an
+InvalidRequestException whose message names the field and what it accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models import options
+from models.arn import LOCATION_ARN, TASK_ARN, TASK_EXECUTION_ARN
+from models.errors import InvalidRequestException
+from models.filters import FilterRule
+
+LocationArnValue = Annotated[str, Field(max_length=128, pattern=LOCATION_ARN.pattern)]
+TaskArnValue = Annotated[str, Field(max_length=128, pattern=TASK_ARN.pattern)]
+TaskExecutionArnValue = Annotated[str, Field(max_length=128, pattern=TASK_EXECUTION_ARN.pattern)]
+NameValue = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9\s+=._:@/-]+$")]
+FilterListValue = Annotated[list[FilterRule], Field(max_length=1)]
+MaxResultsValue = Annotated[int, Field(ge=0, le=100)]
+NextTokenValue = Annotated[str, Field(max_length=65535, pattern=r"^[a-zA-Z0-9=_-]+$")]
+OperatorValue = Literal[
+    "Equals",
+    "NotEquals",
+    "In",
+    "LessThanOrEqual",
+    "LessThan",
+    "GreaterThanOrEqual",
+    "GreaterThan",
+    "Contains",
+    "NotContains",
+    "BeginsWith",
+]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+R = TypeVar("R", bound=Request)
+
+
+class TagListEntry(Request):
+    Key: Annotated[str, Field(min_length=1, max_length=256)]
+    Value: Annotated[str, Field(max_length=256)] | None = None
+
+
+class CreateLocationLocalRequest(Request):
+    Path: Annotated[str, Field(min_length=1, max_length=4096)]
+    Tags: Annotated[list[TagListEntry], Field(max_length=50)] = []
+
+
+class LocationArnRequest(Request):
+    LocationArn: LocationArnValue
+
+
+class LocationFilter(Request):
+    Name: Literal["LocationUri", "LocationType", "CreationTime"]
+    Values: list[str]
+    Operator: OperatorValue
+
+
+class TaskFilter(Request):
+    Name: Literal["LocationId", "CreationTime"]
+    Values: list[str]
+    Operator: OperatorValue
+
+
+class ListLocationsRequest(Request):
+    MaxResults: MaxResultsValue | None = None
+    NextToken: NextTokenValue | None = None
+    Filters: list[LocationFilter] = []
+
+
+class CreateTaskRequest(Request):
+    SourceLocationArn: LocationArnValue
+    DestinationLocationArn: LocationArnValue
+    Name: NameValue | None = None
+    Options: options.Options | None = None
+    Includes: FilterListValue = []
+    Excludes: FilterListValue = []
+    CloudWatchLogGroupArn: str | None = None
+    Tags: Annotated[list[TagListEntry], Field(max_length=50)] = []
+    TaskMode: Literal["BASIC"] | None = None
+
+
+class TaskArnRequest(Request):
+    TaskArn: TaskArnValue
+
+
+class ListTasksRequest(Request):
+    MaxResults: MaxResultsValue | None = None
+    NextToken: NextTokenValue | None = None
+    Filters: list[TaskFilter] = []
+
+
+class UpdateTaskRequest(Request):
+    TaskArn: TaskArnValue
+    Name: NameValue | None = None
+    Options: options.Options | None = None
+    Includes: FilterListValue | None = None
+    Excludes: FilterListValue | None = None
+    CloudWatchLogGroupArn: str | None = None
+
+
+class StartTaskExecutionRequest(Request):
+    TaskArn: TaskArnValue
+    OverrideOptions: options.Options | None = None
+    Includes: FilterListValue | None = None
+    Excludes: FilterListValue | None = None
+    Tags: Annotated[list[TagListEntry], Field(max_length=50)] = []
+
+
+class TaskExecutionArnRequest(Request):
+    TaskExecutionArn: TaskExecutionArnValue
+
+
+class ListTaskExecutionsRequest(Request):
+    TaskArn: TaskArnValue | None = None
+    MaxResults: MaxResultsValue | None = None
+    NextToken: NextTokenValue | None = None
+
+
+def parse(shape: type[R], request: dict[str, Any]) -> R:
+    try:
+        return shape.model_validate(request)
+    except ValidationError as error:
+        raise InvalidRequestException(explain(error, shape)) from None
+
+
+def explain(error: ValidationError, shape: type[BaseModel]) -> str:
+    """One sentence per problem, each naming the field (Options.VerifyMode, Includes[0].Value)."""
+    problems = []
+    for detail in error.errors(include_url=False):
+        field = _field_name(detail["loc"])
+        kind = detail["type"]
+        if kind == "extra_forbidden":
+            known = ", ".join(_fields_at(shape, detail["loc"][:-1]))
+            problems.append(f"Unknown parameter {field}; the parameters here are: {known}.")
+        elif kind == "missing":
+            problems.append(f"Missing required parameter {field}.")
+        elif kind == "string_pattern_mismatch" and field.endswith("Arn"):
+            problems.append(f"{field}: {detail['input']!r} is not {_ARN_FORMS[field]}.")
+        else:
+            given = detail.get("input")
+            shown = f" (got {given!r})" if not isinstance(given, (dict, list)) else ""
+            problems.append(f"{field}: {detail['msg']}{shown}.")
+    return " ".join(problems)
+
+
+_ARN_FORMS = {
+    "LocationArn": "a location ARN (arn:aws:datasync:REGION:ACCOUNT:location/loc-ID)",
+    "TaskArn": "a task ARN (arn:aws:datasync:REGION:ACCOUNT:task/task-ID)",
+    "TaskExecutionArn": (
+        "a task execution ARN (arn:aws:datasync:REGION:ACCOUNT:task/task-ID/execution/exec-ID)"
+    ),
+}
+_ARN_FORMS["SourceLocationArn"] = _ARN_FORMS["DestinationLocationArn"] = _ARN_FORMS["LocationArn"]
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    name = ""
+    for part in loc:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif not str(part).startswith(("function-", "nullable")):
+            name += f".{part}" if name else str(part)
+    return name or "request"
+
+
+def _fields_at(shape: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    model: Any = shape
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        model = _model_in(annotation)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return getattr(annotation, "__origin__", None) and _model_in(annotation.__origin__)
+
+
+SHAPES: dict[str, type[Request]] = {
+    "CreateLocationLocal": CreateLocationLocalRequest,
+    "DescribeLocationLocal": LocationArnRequest,
+    "ListLocations": ListLocationsRequest,
+    "DeleteLocation": LocationArnRequest,
+    "CreateTask": CreateTaskRequest,
+    "DescribeTask": TaskArnRequest,
+    "ListTasks": ListTasksRequest,
+    "UpdateTask": UpdateTaskRequest,
+    "DeleteTask": TaskArnRequest,
+    "StartTaskExecution": StartTaskExecutionRequest,
+    "DescribeTaskExecution": TaskExecutionArnRequest,
+    "ListTaskExecutions": ListTaskExecutionsRequest,
+    "CancelTaskExecution": TaskExecutionArnRequest,
+}
