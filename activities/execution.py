@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.listing import Walk
-from activities.preparing import plan
+from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH, plan
 from activities.staging import StagingStore
 from activities.storage import open_storage
 from activities.storage.base import FILE, StorageError, describe_error, is_transient
@@ -61,8 +61,15 @@ def _heartbeat(count: int) -> None:
 
 
 class ExecutionActivities:
-    def __init__(self, store: StagingStore) -> None:
+    def __init__(
+        self,
+        store: StagingStore,
+        files_per_batch: int = FILES_PER_BATCH,
+        bytes_per_batch: int = BYTES_PER_BATCH,
+    ) -> None:
         self.store = store
+        self.files_per_batch = files_per_batch
+        self.bytes_per_batch = bytes_per_batch
 
     @activity.defn(name="LaunchExecution")
     def launch(self, execution: ExecutionInput) -> None:
@@ -96,7 +103,14 @@ class ExecutionActivities:
             destination = Walk(storage, path_filter, "destination")
         with storage_failures("PREPARING"):
             summary = plan(
-                self.store, execution_id, execution.Options, source, destination, _heartbeat
+                self.store,
+                execution_id,
+                execution.Options,
+                source,
+                destination,
+                _heartbeat,
+                files_per_batch=self.files_per_batch,
+                bytes_per_batch=self.bytes_per_batch,
             )
         if destination is not None:
             for stale in destination.stale_temps:

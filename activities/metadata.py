@@ -4,6 +4,7 @@ check the result (VERIFYING)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from activities.storage.base import DIR, FILE, KIND_NAMES, SYMLINK, Entry, MetadataPolicy
 
@@ -58,4 +59,10 @@ def compare(
 
 
 def _mtime(source: Entry, destination: Entry) -> str:
-    return f"mtime {destination.mtime_ns} instead of {source.mtime_ns}"
+    return f"mtime {_time(destination.mtime_ns)} instead of {_time(source.mtime_ns)}"
+
+
+def _time(ns: int) -> str:
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{moment}.{fraction:09d}Z"

@@ -235,13 +235,24 @@ def plan(
     source: Walk,
     destination: Walk | None,
     heartbeat: Callable[[int], None] | None = None,
+    *,
+    files_per_batch: int = FILES_PER_BATCH,
+    bytes_per_batch: int = BYTES_PER_BATCH,
 ) -> PlanSummary:
     """Walk both sides (only the source with TransferMode=ALL) and write the plan."""
     resolution = max(
         source.storage.capabilities.time_resolution_ns,
         destination.storage.capabilities.time_resolution_ns if destination else 1,
     )
-    planner = Planner(store, execution_id, options, resolution, source.unlisted)
+    planner = Planner(
+        store,
+        execution_id,
+        options,
+        resolution,
+        source.unlisted,
+        files_per_batch,
+        bytes_per_batch,
+    )
     pairs = merge(iter(source), iter(destination) if destination else _nothing())
     for count, (s, d) in enumerate(pairs, 1):
         planner.add(s, d)

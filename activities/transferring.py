@@ -131,6 +131,7 @@ class BatchTransfer:
         path = entry.path
         try:
             before = reader.stat()
+            version = reader.version()
             if before.kind != FILE:
                 raise OSError(f"no longer a regular file but a {KIND_NAMES[before.kind]}")
         except Exception as error:
@@ -143,7 +144,7 @@ class BatchTransfer:
             return
         try:
             digest, copied = self._pump(reader, writer, before.size)
-            after = reader.stat()
+            torn = copied != before.size or reader.version() != version
             # Metadata as it was when the read began; atime as PREPARING saw it, before any read.
             written = Entry(
                 path,
@@ -171,10 +172,6 @@ class BatchTransfer:
         if not committed:
             counters.FilesSkipped += 1  # OverwriteMode=NEVER and the file appeared meanwhile
             return
-        torn = copied != before.size or (after.size, after.mtime_ns) != (
-            before.size,
-            before.mtime_ns,
-        )
         if torn:
             log.warning("%s: /%s changed while it was being copied", self.run.arn, path)
         counters.FilesTransferred += 1

@@ -148,7 +148,7 @@ class ExecutionState(_Model):
     counters: Counters = Counters()
     plan: PlanSummary | None = None
     verify_plan: VerifyPlan | None = None
-    step: Step | None = None
+    step: str | None = None  # the stage running, such as "transfer:files"
     next_batch: int = 0
     transfer_issues: list[FileIssue] = []
     verify_issues: list[FileIssue] = []

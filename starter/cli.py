@@ -217,5 +217,15 @@ async def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def run() -> None:
+    """The `ferry` executable."""
+    code = main()
+    # Leave without interpreter teardown: the Temporal client's Rust threads can outlive it and
+    # abort the process in finalization (temporalio/sdk-python#300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.execution import ExecutionActivities, check_location
+from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH
 from activities.staging import StagingStore
 from models.temporal import TASK_QUEUE
 from workflows.execution import TaskExecutionWorkflow
@@ -28,7 +29,12 @@ def build_worker(
     client: Client, staging_dir: str, executor: ThreadPoolExecutor, max_activities: int
 ) -> Worker:
     os.makedirs(staging_dir, exist_ok=True)
-    activities = ExecutionActivities(StagingStore(staging_dir))
+    # Batch sizes are a tuning knob of the worker that plans (FERRY_BATCH_FILES, _BYTES).
+    activities = ExecutionActivities(
+        StagingStore(staging_dir),
+        files_per_batch=int(os.environ.get("FERRY_BATCH_FILES", FILES_PER_BATCH)),
+        bytes_per_batch=int(os.environ.get("FERRY_BATCH_BYTES", BYTES_PER_BATCH)),
+    )
     return Worker(
         client,
         task_queue=TASK_QUEUE,

@@ -206,7 +206,8 @@ class TaskExecutionWorkflow:
                     s.next_batch += 1
                 if not pending:
                     break  # the history is long: continue as new below, with nothing in flight
-                done, pending = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                done, running = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                pending = set(running)
                 for finished in done:
                     result = finished.result()
                     s.counters.add(result.counters)

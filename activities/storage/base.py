@@ -173,6 +173,11 @@ class Reader(Protocol):
     def read(self, size: int) -> bytes: ...
     def stat(self) -> Entry: ...
 
+    def version(self) -> object:
+        """A value that changes whenever the file may have been written to (size, mtime and
+        ctime for POSIX), to tell a copy that raced with a writer."""
+        ...
+
 
 class Writer(Protocol):
     """A file being written under a temporary name; nothing appears under the final name

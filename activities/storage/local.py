@@ -85,6 +85,10 @@ class _FileReader:
     def stat(self) -> Entry:
         return entry_from_stat(self.path, os.fstat(self.fd))
 
+    def version(self) -> tuple[int, int, int]:
+        st = os.fstat(self.fd)
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
 
 class _FileWriter:
     """Writes under the temporary name, then renames it into place."""
@@ -219,20 +223,22 @@ class LocalStorage(Storage):
 
     def make_dir(self, path: str) -> bool:
         try:
-            os.mkdir(self._abs(path))
+            os.mkdir(self._abs(path) if path else self._missing_root())
             return True
         except FileExistsError:
             if not os.path.isdir(self._abs(path)):
                 raise
             return False
         except FileNotFoundError:
-            # Never recreate a location root that went away: that is the location failing.
-            if not os.path.isdir(self.root):
-                raise StorageError(
-                    f"{self.root} no longer exists", code="LocationUnavailable"
-                ) from None
+            self._missing_root()
             os.makedirs(self._abs(path), exist_ok=True)
             return True
+
+    def _missing_root(self) -> str:
+        """Never recreate a location root that went away: that is the location failing."""
+        if not os.path.isdir(self.root):
+            raise StorageError(f"{self.root} no longer exists", code="LocationUnavailable")
+        return self.root
 
     def _in_place(self, path: str, create: Callable[[str], None]) -> str:
         """Create an entry under the temporary name with `create(temp)`; return that name."""

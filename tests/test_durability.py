@@ -1,0 +1,145 @@
+"""Executions outlive the processes that run them: a worker killed with SIGKILL, the whole
+embedded stack stopped and started again, and histories kept short by continue-as-new."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from conftest import FERRY, Stack, free_port
+from helpers import create_task, differences, start, wait, write
+from test_verify import until
+
+from models.arn import execution_id
+from starter.client import connect
+from starter.dev import port_is_open
+from starter.operations import Ferry
+
+
+async def test_a_killed_worker_is_replaced_and_finished_batches_are_not_copied_again(
+    own_stack: Callable[..., Stack], workdir: Path
+) -> None:
+    stack = own_stack(FERRY_BATCH_FILES="4")
+    ferry = Ferry(await connect(stack.address))
+    source, destination = workdir / "source", workdir / "destination"
+    files = [f"file-{number:02d}.bin" for number in range(24)]
+    for name in files:
+        write(source / name, os.urandom(256 * 1024))
+    destination.mkdir()
+    # 6 MiB at 1 MiB/s: about six seconds of TRANSFERRING, in six batches of four files.
+    task = await create_task(ferry, source, destination, Options={"BytesPerSecond": 1 << 20})
+
+    arn = await start(ferry, task)
+    await until(lambda: sum(1 for name in files if (destination / name).exists()) >= 10)
+    stack.stop_worker(stack.workers[0], signal.SIGKILL)
+    copied = {
+        name: os.stat(destination / name).st_ino for name in files if (destination / name).exists()
+    }
+    stack.start_worker(FERRY_BATCH_FILES="4")
+    result = await wait(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    assert differences(source, destination) == []
+    assert result["FilesTransferred"] == len(files) + 1  # and the root, counted once each
+    assert result["BytesWritten"] == len(files) * 256 * 1024
+    again = [name for name, inode in copied.items() if os.stat(destination / name).st_ino != inode]
+    # Whole batches done before the kill stay as they were. Of the batch cut short, at most the
+    # files after its last checkpoint (one per second) are written again.
+    assert len(again) <= 2, again
+
+
+async def test_stopping_and_restarting_ferry_dev_loses_nothing(workdir: Path) -> None:
+    data = Path(tempfile.mkdtemp(prefix="ferry-dev-", dir="/tmp"))
+    port = free_port()
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
+    command = [
+        FERRY,
+        "dev",
+        "--data-dir",
+        str(data),
+        "--port",
+        str(port),
+        "--ui-port",
+        str(free_port()),
+    ]
+
+    def ferry_dev() -> subprocess.Popen[bytes]:
+        log = open(data / "ferry-dev.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while not port_is_open("127.0.0.1", port):
+            assert process.poll() is None and time.monotonic() < deadline, "ferry dev did not start"
+            time.sleep(0.05)
+        return process
+
+    def cli(*args: str) -> dict:
+        done = subprocess.run([FERRY, *args], env=env, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout) if done.stdout.strip() else {}
+
+    source, destination = workdir / "source", workdir / "destination"
+    for number in range(12):
+        write(source / f"file-{number:02d}.bin", os.urandom(512 * 1024))
+    destination.mkdir()
+    process = ferry_dev()
+    try:
+        source_arn = cli("create-location-local", "--path", str(source))["LocationArn"]
+        destination_arn = cli("create-location-local", "--path", str(destination))["LocationArn"]
+        task = cli(
+            "create-task",
+            "--source-location-arn", source_arn,
+            "--destination-location-arn", destination_arn,
+            "--options", "BytesPerSecond=1048576",
+        )["TaskArn"]  # fmt: skip
+        arn = cli("start-task-execution", "--task-arn", task)["TaskExecutionArn"]
+        ferry = Ferry(await connect(f"127.0.0.1:{port}"))
+        await until(lambda: any(destination.glob("file-*")))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert not port_is_open("127.0.0.1", port)
+
+        process = ferry_dev()
+        ferry = Ferry(await connect(f"127.0.0.1:{port}"))
+        result = await wait(ferry, arn)
+
+        assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+        assert differences(source, destination) == []
+        assert cli("describe-task", "--task-arn", task)["SourceLocationArn"] == source_arn
+        listed = cli("list-locations")["Locations"]
+        assert {source_arn, destination_arn} <= {entry["LocationArn"] for entry in listed}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        subprocess.run(["rm", "-rf", str(data)], check=False)
+
+
+async def test_long_executions_continue_as_new_and_keep_histories_short(
+    own_stack: Callable[..., Stack], workdir: Path
+) -> None:
+    # One file per batch: 1,500 batches make about 9,000 history events in all.
+    stack = own_stack(FERRY_BATCH_FILES="1")
+    ferry = Ferry(await connect(stack.address))
+    source, destination = workdir / "source", workdir / "destination"
+    for number in range(1500):
+        write(source / f"d{number % 10}" / f"f{number:04d}", str(number))
+    destination.mkdir()
+    task = await create_task(ferry, source, destination, Options={"VerifyMode": "NONE"})
+
+    arn = await start(ferry, task)
+    result = await wait(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    assert result["FilesTransferred"] == 1500 + 10 + 1
+    assert differences(source, destination) == []
+    runs = [run async for run in ferry.client.list_workflows(f"WorkflowId = '{execution_id(arn)}'")]
+    assert len(runs) >= 2  # it did continue as new
+    for run in runs:
+        handle = ferry.client.get_workflow_handle(run.id, run_id=run.run_id)
+        history = await handle.fetch_history()
+        assert len(history.events) < 10_000
+        assert history.to_json_dict() and len(history.to_json()) < 10 * 1024 * 1024
