@@ -1,0 +1,247 @@
+"""The `ferry` CLI, driven as a user drives it: a subprocess per command, JSON out, the AWS CLI's
+error lines and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Stack, run_cli
+from helpers import write
+
+from starter.dev import temporal_cli
+from starter.operations import Ferry
+
+MISSING_TASK = "arn:aws:datasync:local:000000000000:task/task-00000000000000000"
+
+
+def ok(stack: Stack, *args: str) -> dict[str, Any]:
+    result = run_cli(stack, *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def location(stack: Stack, path: Path) -> str:
+    path.mkdir(parents=True, exist_ok=True)
+    return ok(stack, "create-location-local", "--path", str(path))["LocationArn"]
+
+
+def test_locations_are_created_described_listed_and_deleted(stack: Stack, workdir: Path) -> None:
+    arn = location(stack, workdir / "data")
+
+    described = ok(stack, "describe-location-local", "--location-arn", arn)
+    listed = ok(stack, "list-locations")["Locations"]
+    ok(stack, "delete-location", "--location-arn", arn)
+    gone = run_cli(stack, "describe-location-local", "--location-arn", arn)
+
+    assert arn.startswith("arn:aws:datasync:local:000000000000:location/loc-")
+    assert described["LocationUri"] == f"local://{workdir}/data/"
+    assert described["Path"] == str(workdir / "data")
+    assert "CreationTime" in described
+    assert {"LocationArn": arn, "LocationUri": f"local://{workdir}/data/"} in listed
+    assert gone.returncode == 254
+    assert "does not exist" in gone.stderr
+
+
+def test_tasks_take_shorthand_and_json_and_update_in_place(stack: Stack, workdir: Path) -> None:
+    source, destination = location(stack, workdir / "s"), location(stack, workdir / "d")
+
+    task = ok(
+        stack,
+        "create-task",
+        "--source-location-arn", source,
+        "--destination-location-arn", destination,
+        "--name", "nightly",
+        "--options", "VerifyMode=NONE,OverwriteMode=NEVER",
+        "--includes", "FilterType=SIMPLE_PATTERN,Value=/a|/b*",
+        "--excludes", '[{"FilterType": "SIMPLE_PATTERN", "Value": "*.tmp"}]',
+    )["TaskArn"]  # fmt: skip
+    ok(
+        stack,
+        "update-task",
+        "--task-arn",
+        task,
+        "--name",
+        "hourly",
+        "--options",
+        "BytesPerSecond=9",
+    )
+    described = ok(stack, "describe-task", "--task-arn", task)
+    listed = ok(stack, "list-tasks")["Tasks"]
+    ok(stack, "delete-task", "--task-arn", task)
+
+    assert described["Name"] == "hourly"
+    assert described["Status"] == "AVAILABLE"
+    assert described["Options"]["VerifyMode"] == "NONE"  # kept from create-task
+    assert described["Options"]["OverwriteMode"] == "NEVER"
+    assert described["Options"]["BytesPerSecond"] == 9  # merged in by update-task
+    assert described["Options"]["TransferMode"] == "CHANGED"  # DataSync's default
+    assert described["Includes"] == [{"FilterType": "SIMPLE_PATTERN", "Value": "/a|/b*"}]
+    assert described["Excludes"] == [{"FilterType": "SIMPLE_PATTERN", "Value": "*.tmp"}]
+    assert {"TaskArn": task, "Status": "AVAILABLE", "Name": "hourly", "TaskMode": "BASIC"} in listed
+    assert task not in json.dumps(ok(stack, "list-tasks"))
+
+
+def test_start_with_wait_and_find_the_execution_everywhere(stack: Stack, workdir: Path) -> None:
+    write(workdir / "s" / "hello.txt", "hello")
+    source, destination = location(stack, workdir / "s"), location(stack, workdir / "d")
+    task = ok(
+        stack,
+        "create-task",
+        "--source-location-arn", source,
+        "--destination-location-arn", destination,
+    )["TaskArn"]  # fmt: skip
+
+    final = ok(stack, "start-task-execution", "--task-arn", task, "--wait")
+    arn = final["TaskExecutionArn"]
+    described = ok(stack, "describe-task-execution", "--task-execution-arn", arn)
+    listed = ok(stack, "list-task-executions", "--task-arn", task)["TaskExecutions"]
+    workflows = subprocess.run(
+        [
+            temporal_cli(), "workflow", "list", "--address", stack.address, "--output", "json",
+            "--query", f"FerryTaskArn = '{task}' AND FerryExecutionStatus = 'SUCCESS'",
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+    assert final["Status"] == "SUCCESS"
+    assert final["FilesTransferred"] == 2  # hello.txt and the root's metadata
+    assert (workdir / "d" / "hello.txt").read_text() == "hello"
+    assert described["Status"] == "SUCCESS"
+    assert described["StartTime"] == final["StartTime"]
+    assert listed == [{"TaskExecutionArn": arn, "Status": "SUCCESS", "TaskMode": "BASIC"}]
+    assert arn.rsplit("/", 1)[1] in workflows
+
+
+def test_wait_exits_non_zero_when_the_execution_fails(stack: Stack, workdir: Path) -> None:
+    source, destination = location(stack, workdir / "s"), location(stack, workdir / "d")
+    task = ok(
+        stack,
+        "create-task",
+        "--source-location-arn", source,
+        "--destination-location-arn", destination,
+    )["TaskArn"]  # fmt: skip
+    (workdir / "s").rmdir()
+
+    result = run_cli(stack, "start-task-execution", "--task-arn", task, "--wait")
+
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["Status"] == "ERROR"
+
+
+SOURCE = "{source}"  # stands for --source-location-arn S --destination-location-arn D
+MISSING_LOCATION = "arn:aws:datasync:local:000000000000:location/loc-00000000000000000"
+BAD_INPUT = [
+    (["create-location-local", "--path", "/does/not/exist"], 254, "No such file or directory"),
+    (["create-location-local", "--path", "relative/dir"], 254, "must be an absolute path"),
+    (["describe-task", "--task-arn", MISSING_TASK], 254, f"task {MISSING_TASK} does not exist"),
+    (["describe-task", "--task-arn", "task-123"], 254, "TaskArn: 'task-123' is not a task ARN"),
+    (["create-task", SOURCE, "--options", "VerifyMode=BOGUS"], 254, "Options.VerifyMode:"),
+    (
+        ["create-task", SOURCE, "--options", "PreserveDeletedFiles=REMOVE,TransferMode=ALL"],
+        254,
+        "PreserveDeletedFiles=REMOVE can't be used with Options.TransferMode=ALL",
+    ),
+    (
+        ["create-task", SOURCE, "--options", "Atime=BEST_EFFORT,Mtime=NONE"],
+        254,
+        "Options.Atime=BEST_EFFORT requires Options.Mtime=PRESERVE",
+    ),
+    (
+        ["create-task", SOURCE, "--options", "BytesPerSecond=0"],
+        254,
+        "Options.BytesPerSecond=0 is not a valid limit",
+    ),
+    (["create-task", SOURCE, "--options", "Bogus=1"], 254, "Unknown parameter Options.Bogus"),
+    (
+        ["create-task", SOURCE, "--includes", "FilterType=SIMPLE_PATTERN,Value=*/x"],
+        254,
+        "Includes[0].Value: include pattern '*/x' has a wildcard before its end",
+    ),
+    (
+        ["create-task", SOURCE, "--excludes", "FilterType=SIMPLE_PATTERN,Value=tmp"],
+        254,
+        "Excludes[0].Value: pattern 'tmp' must start with '/'",
+    ),
+    (["create-task", SOURCE, "--options", "VerifyMode"], 252, "Error parsing parameter"),
+    (
+        ["create-task", "--source-location-arn", MISSING_LOCATION,
+         "--destination-location-arn", "{destination}"],
+        254,
+        f"location {MISSING_LOCATION} does not exist",
+    ),
+    (
+        ["create-task", "--source-location-arn", "{destination}",
+         "--destination-location-arn", "{destination}"],
+        254,
+        "are the same location",
+    ),
+    (
+        ["start-task-execution", "--task-arn", "{task}",
+         "--override-options", "PreserveDeletedFiles=REMOVE,TransferMode=ALL"],
+        254,
+        "OverrideOptions.PreserveDeletedFiles=REMOVE",
+    ),
+    (["delete-location", "--location-arn", "{destination}"], 254, "is used by task"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def resources(stack: Stack) -> dict[str, str]:
+    """Two locations and a task, made through the CLI, that the bad requests refer to."""
+    folder = Path(tempfile.mkdtemp(prefix="ferry-cli-", dir="/tmp"))
+    source, destination = location(stack, folder / "s"), location(stack, folder / "d")
+    task = ok(
+        stack,
+        "create-task",
+        "--source-location-arn", source,
+        "--destination-location-arn", destination,
+    )["TaskArn"]  # fmt: skip
+    return {"source": source, "destination": destination, "task": task}
+
+
+@pytest.mark.parametrize(("args", "code", "message"), BAD_INPUT)
+async def test_bad_input_is_rejected_with_the_field_named_and_nothing_changed(
+    stack: Stack,
+    ferry: Ferry,
+    resources: dict[str, str],
+    args: list[str],
+    code: int,
+    message: str,
+) -> None:
+    expanded: list[str] = []
+    for arg in args:
+        if arg == SOURCE:
+            expanded += ["--source-location-arn", resources["source"]]
+            expanded += ["--destination-location-arn", resources["destination"]]
+        else:
+            expanded.append(arg.format(**resources))
+    before = await _everything(ferry, resources["task"])
+
+    result = run_cli(stack, *expanded)
+
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    if code == 254:
+        assert "An error occurred (InvalidRequestException) when calling the" in result.stderr
+    assert await _everything(ferry, resources["task"]) == before
+
+
+def test_an_unreachable_temporal_is_named(stack: Stack) -> None:
+    result = run_cli(stack, "--address", "127.0.0.1:9", "list-tasks")
+
+    assert result.returncode == 254
+    assert "InternalException" in result.stderr
+    assert "Cannot reach Temporal at 127.0.0.1:9" in result.stderr
+
+
+async def _everything(ferry: Ferry, task: str) -> list[dict[str, Any]]:
+    return [
+        await ferry.list_locations({}),
+        await ferry.list_tasks({}),
+        await ferry.list_task_executions({"TaskArn": task}),
+    ]
