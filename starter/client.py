@@ -3,7 +3,9 @@ TEMPORAL_API_KEY, TLS settings and profiles), with the payload converter Ferry's
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -22,18 +24,24 @@ log = logging.getLogger(__name__)
 DEFAULT_ADDRESS = "localhost:7233"
 
 
-async def connect(address: str | None = None) -> Client:
+async def connect(address: str | None = None, patience: float = 0.0) -> Client:
+    """A client; with `patience`, keep trying that many seconds (a server that is starting)."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_ADDRESS)
     if address:
         config["target_host"] = address
-    try:
-        return await Client.connect(**config, data_converter=pydantic_data_converter)
-    except RuntimeError as error:
-        raise InternalException(
-            f"Cannot reach Temporal at {config['target_host']} ({error}). Start the embedded "
-            "stack with `ferry dev`, or point TEMPORAL_ADDRESS at your cluster."
-        ) from None
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            return await Client.connect(**config, data_converter=pydantic_data_converter)
+        except RuntimeError as error:
+            if time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                continue
+            raise InternalException(
+                f"Cannot reach Temporal at {config['target_host']} ({error}). Start the "
+                "embedded stack with `ferry dev`, or point TEMPORAL_ADDRESS at your cluster."
+            ) from None
 
 
 async def ensure_search_attributes(client: Client) -> None:

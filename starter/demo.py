@@ -59,7 +59,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         server = DevServer(directory, args.port, args.ui_port)
         server.start()
     try:
-        client = await connect(address)
+        client = await connect(address, patience=30 if server else 0)
         if server is not None:
             worker = asyncio.create_task(run_worker(client, str(directory / "staging"), stop))
         ferry = Ferry(client)

@@ -109,12 +109,17 @@ class DevServer:
                 start_new_session=True,  # Ctrl-C reaches Ferry, which stops the server in order
             )
         deadline = time.monotonic() + timeout
-        while not port_is_open(HOST, self.port):
+        # An open port is not enough: the frontend answers "not healthy yet" for a moment.
+        while not (port_is_open(HOST, self.port) and self._healthy()):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 tail = self.log_path.read_text(errors="replace")[-2000:]
                 raise InternalException(f"The Temporal dev server did not start:\n{tail}")
             time.sleep(0.05)
+
+    def _healthy(self) -> bool:
+        check = [temporal_cli(), "operator", "cluster", "health", "--address", self.address]
+        return subprocess.run(check, capture_output=True, check=False).returncode == 0
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -141,7 +146,7 @@ async def run_dev(directory: Path, port: int, ui_port: int, ui: bool, max_activi
     server = DevServer(directory, port, ui_port, ui)
     server.start()
     try:
-        client = await connect(server.address)
+        client = await connect(server.address, patience=30)
         stop = asyncio.Event()
         stop_signals(stop)
         print(f"Temporal:   {server.address} (namespace default)", file=sys.stderr)
