@@ -1,6 +1,6 @@
-"""Running one batch of a plan inside an activity: in order, checkpointed through heartbeats, so
-that a retried batch (after a crash, a worker shutdown or a transient error) resumes where the
-last attempt stopped instead of starting over, and a cancel stops it within seconds."""
+"""Running one batch of a plan, in a pool process: in order, checkpointed every second, so that
+a retried batch (after a crash, a worker shutdown or a transient error) resumes where the last
+attempt stopped instead of starting over, and a cancel stops it within a second."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from temporalio import activity
-from temporalio.exceptions import ApplicationError, CancelledError
-
+from activities.pool import Control, Stopped
 from activities.staging import ResultLog, StagingStore, read_rows
 from models.execution import ISSUES_PER_BATCH, BatchRef, BatchResult, Counters, FileIssue
 
 log = logging.getLogger("ferry.transfer")
 
 CHECKPOINT_SECONDS = 1.0
+STOP_CHECK_SECONDS = 0.2
 
 
 class BatchRun:
@@ -25,21 +24,24 @@ class BatchRun:
         self,
         store: StagingStore,
         ref: BatchRef,
+        checkpoint: dict[str, Any],
+        control: Control,
         *,
         results: bool = False,
         reverse: bool = False,
         of_results: bool = False,
     ) -> None:
-        """`results`: keep a log of what was done, for verification. `reverse`: run the rows
-        last to first (deletes: contents before their folder). `of_results`: run over the
-        result log of the batch instead of its plan (ONLY_FILES_TRANSFERRED verification)."""
+        """`checkpoint`: where the last attempt got to ({} for the first). `results`: keep a log
+        of what was done, for verification. `reverse`: run the rows last to first (deletes:
+        contents before their folder). `of_results`: run over the result log of the batch
+        instead of its plan (ONLY_FILES_TRANSFERRED verification)."""
         self.ref = ref
         self.arn = ref.execution_arn
+        self.control = control
         where = store.result_path if of_results else store.batch_path
         self.rows: list[Any] = list(read_rows(where(ref.execution_id, ref.step, ref.index)))
         if reverse:
             self.rows.reverse()
-        checkpoint = _last_checkpoint()
         self.next: int = checkpoint.get("next", 0)
         self.counters = Counters(**checkpoint.get("counters", {}))
         self.issues = [FileIssue(**issue) for issue in checkpoint.get("issues", [])]
@@ -49,7 +51,7 @@ class BatchRun:
             else None
         )
         self.partial_bytes = 0  # of the file being copied, not yet in `counters`
-        self._last_checkpoint = 0.0
+        self._last_checkpoint = self._last_stop_check = time.monotonic()
         if self.next:
             log.info("%s: resuming %s batch %d at row %d", self.arn, ref.step, ref.index, self.next)
 
@@ -58,10 +60,7 @@ class BatchRun:
             for position in range(self.next, len(self.rows)):
                 self.next = position
                 self.tick()
-                # A cancel arrives as an exception raised in this thread; hold it back until the
-                # row is complete or undone, so that no temporary file is left behind.
-                with activity.shield_thread_cancel_exception():
-                    handle(self.rows[position])
+                handle(self.rows[position])
             self.next = len(self.rows)
         finally:
             if self.results is not None:
@@ -70,21 +69,19 @@ class BatchRun:
 
     def tick(self) -> None:
         """Between rows and while copying: checkpoint now and then, stop if asked to."""
-        if activity.is_cancelled():
-            raise CancelledError("task execution cancelled")
-        if activity.is_worker_shutdown():
-            self.checkpoint()
-            raise ApplicationError(
-                "the worker is shutting down; the batch resumes on another attempt",
-                type="WorkerShutdown",
-            )
         now = time.monotonic()
+        if now - self._last_stop_check >= STOP_CHECK_SECONDS:
+            self._last_stop_check = now
+            reason = self.control.stop_requested()
+            if reason is not None:
+                self.checkpoint()
+                raise Stopped(reason)
         if now - self._last_checkpoint >= CHECKPOINT_SECONDS:
-            self.checkpoint()
             self._last_checkpoint = now
+            self.checkpoint()
 
     def checkpoint(self) -> None:
-        activity.heartbeat(
+        self.control.checkpoint(
             {
                 "next": self.next,
                 "offset": self.results.offset() if self.results else 0,
@@ -107,8 +104,3 @@ class BatchRun:
         if len(self.issues) < ISSUES_PER_BATCH:
             self.issues.append(FileIssue(path=path, kind=kind, detail=detail))
         log.error("%s: /%s: %s: %s", self.arn, path, kind, detail)
-
-
-def _last_checkpoint() -> dict[str, Any]:
-    details = activity.info().heartbeat_details
-    return details[0] if details and isinstance(details[0], dict) else {}

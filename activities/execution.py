@@ -1,24 +1,24 @@
 """The activities of a task execution, as the worker registers them.
 
-Each is synchronous and runs on the worker's thread pool: file I/O blocks, and a thread per
-batch keeps the event loop (and with it heartbeats) responsive.
+Each is synchronous and runs on a thread of the worker; the heavy ones (listing, batches) hand
+their work to the worker's process pool and relay its progress to Temporal.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.listing import Walk
+from activities.pool import Control, WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH, plan
 from activities.staging import StagingStore
 from activities.storage import open_storage
 from activities.storage.base import FILE, StorageError, describe_error, is_transient
-from activities.transferring import BatchTransfer
+from activities.transferring import transfer_batch
 from activities.verifying import prepare_verification, verify_batch, verify_transferred
 from models.errors import INVALID_REQUEST, ErrorCode
 from models.execution import (
@@ -29,7 +29,6 @@ from models.execution import (
     PlanSummary,
     VerifyPlan,
 )
-from models.filters import PathFilter
 from models.locations import Location
 
 log = logging.getLogger("ferry.execution")
@@ -61,13 +60,17 @@ def _heartbeat(count: int) -> None:
 
 
 class ExecutionActivities:
+    """The activities share the worker's staging store and process pool."""
+
     def __init__(
         self,
         store: StagingStore,
+        pool: WorkPool,
         files_per_batch: int = FILES_PER_BATCH,
         bytes_per_batch: int = BYTES_PER_BATCH,
     ) -> None:
         self.store = store
+        self.pool = pool
         self.files_per_batch = files_per_batch
         self.bytes_per_batch = bytes_per_batch
 
@@ -95,27 +98,19 @@ class ExecutionActivities:
         self.store.create(execution_id)
         for step in TRANSFER_STEPS:
             self.store.clear(execution_id, step)
-        path_filter = PathFilter(execution.Includes, execution.Excludes)
-        source = Walk(open_storage(execution.Source, execution_id), path_filter, "source")
-        destination = None
-        if execution.Options.TransferMode == "CHANGED":
-            storage = open_storage(execution.Destination, execution_id)
-            destination = Walk(storage, path_filter, "destination")
         with storage_failures("PREPARING"):
-            summary = plan(
+            summary, stale = plan(
                 self.store,
-                execution_id,
-                execution.Options,
-                source,
-                destination,
+                self.pool,
+                execution,
                 _heartbeat,
                 files_per_batch=self.files_per_batch,
                 bytes_per_batch=self.bytes_per_batch,
             )
-        if destination is not None:
-            for stale in destination.stale_temps:
-                with contextlib.suppress(OSError):
-                    destination.storage.remove(stale, FILE)
+        destination = open_storage(execution.Destination, execution_id)
+        for path in stale:  # temporary files of an attempt that crashed
+            with contextlib.suppress(OSError):
+                destination.remove(path, FILE)
         log.info(
             "%s: prepared %d files (%d bytes) to transfer, %d to delete",
             execution.TaskExecutionArn,
@@ -127,28 +122,35 @@ class ExecutionActivities:
 
     @activity.defn(name="TransferBatch")
     def transfer_batch(self, ref: BatchRef) -> BatchResult:
-        with storage_failures("TRANSFERRING"):
-            return BatchTransfer(self.store, ref).execute()
+        return self._batch(transfer_batch, ref, "TRANSFERRING")
 
     @activity.defn(name="PrepareVerification")
     def prepare_verification(self, execution: ExecutionInput) -> VerifyPlan:
         self.store.clear(execution.execution_id, "verify")
         with storage_failures("VERIFYING"):
-            return prepare_verification(self.store, execution, _heartbeat)
+            return prepare_verification(self.store, self.pool, execution, _heartbeat)
 
     @activity.defn(name="VerifyBatch")
     def verify_batch(self, ref: BatchRef) -> BatchResult:
-        with storage_failures("VERIFYING"):
-            return verify_batch(self.store, ref)
+        return self._batch(verify_batch, ref, "VERIFYING")
 
     @activity.defn(name="VerifyTransferred")
     def verify_transferred(self, ref: BatchRef) -> BatchResult:
-        with storage_failures("VERIFYING"):
-            return verify_transferred(self.store, ref)
+        return self._batch(verify_transferred, ref, "VERIFYING")
 
     @activity.defn(name="CleanUpExecution")
     def clean_up(self, execution_id: str) -> None:
         self.store.remove(execution_id)
+
+    def _batch(
+        self, function: Callable[..., BatchResult], ref: BatchRef, phase: str
+    ) -> BatchResult:
+        """Run one batch in the pool, resuming from the last attempt's checkpoint."""
+        details = activity.info().heartbeat_details
+        checkpoint = details[0] if details and isinstance(details[0], dict) else {}
+        control = Control(self.store.control_dir(ref.execution_id), f"{ref.step}-{ref.index}")
+        with storage_failures(phase):
+            return self.pool.run_batch(function, control, checkpoint, self.store.root, ref)
 
 
 @activity.defn(name="CheckLocation")

@@ -10,15 +10,17 @@ The plan is five steps, each a series of batches (see models.execution.TRANSFER_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from activities.listing import Walk, merge
+from activities.listing import FolderWalk, Sides
 from activities.metadata import compare
+from activities.pool import WorkPool
 from activities.staging import StagingStore
+from activities.storage import open_storage
 from activities.storage.base import DIR, FILE, SOCKET, SPECIAL_KINDS, Entry, MetadataPolicy
 from activities.storage.base import SYMLINK as SYMLINK_KIND
-from models.execution import ISSUES_PER_BATCH, TRANSFER_STEPS, PlanSummary
+from models.execution import ISSUES_PER_BATCH, TRANSFER_STEPS, ExecutionInput, PlanSummary
 from models.options import Options
 
 FILES_PER_BATCH = 1000
@@ -201,7 +203,7 @@ class Planner:
     def _end_removal(self) -> None:
         assert self._removal is not None
         removal, self._removal = self._removal, None
-        self.writers["removals"].add([removal.path, removal.kind, removal.entries])
+        self.writers["removals"].add([removal.path, removal.kind])
         self.summary.EstimatedFilesToDelete += removal.entries
 
     def _dirty_parent(self) -> None:
@@ -230,42 +232,51 @@ class Planner:
 
 def plan(
     store: StagingStore,
-    execution_id: str,
-    options: Options,
-    source: Walk,
-    destination: Walk | None,
-    heartbeat: Callable[[int], None] | None = None,
+    pool: WorkPool,
+    execution: ExecutionInput,
+    heartbeat: Callable[[int], None],
     *,
     files_per_batch: int = FILES_PER_BATCH,
     bytes_per_batch: int = BYTES_PER_BATCH,
-) -> PlanSummary:
-    """Walk both sides (only the source with TransferMode=ALL) and write the plan."""
+) -> tuple[PlanSummary, list[str]]:
+    """List both sides (only the source with TransferMode=ALL) and write the plan; returns it
+    with the temporary files an earlier attempt left at the destination."""
+    options = execution.Options
+    changed = options.TransferMode == "CHANGED"
+    sides = Sides(
+        source=execution.Source,
+        destination=execution.Destination if changed else None,
+        includes=tuple(execution.Includes),
+        excludes=tuple(execution.Excludes),
+        options=options,
+        tag=execution.execution_id,
+        destination_only_subtrees=options.PreserveDeletedFiles == "REMOVE",
+        report_equal_files=False,
+    )
+    walk = FolderWalk(pool, sides)
     resolution = max(
-        source.storage.capabilities.time_resolution_ns,
-        destination.storage.capabilities.time_resolution_ns if destination else 1,
+        open_storage(execution.Source).capabilities.time_resolution_ns,
+        open_storage(execution.Destination).capabilities.time_resolution_ns,
     )
     planner = Planner(
         store,
-        execution_id,
+        execution.execution_id,
         options,
         resolution,
-        source.unlisted,
+        walk.unlisted,
         files_per_batch,
         bytes_per_batch,
     )
-    pairs = merge(iter(source), iter(destination) if destination else _nothing())
-    for count, (s, d) in enumerate(pairs, 1):
+    sources = destinations = 0
+    for count, (s, d) in enumerate(walk, 1):
         planner.add(s, d)
-        if heartbeat is not None and count % 5000 == 0:
+        sources += s is not None
+        destinations += d is not None
+        if count % 5000 == 0:
             heartbeat(count)
     summary = planner.finish()
-    summary.source_entries = source.count
-    summary.destination_entries = destination.count if destination else 0
-    issues = source.issues + (destination.issues if destination else [])
-    summary.issue_count = len(issues)
-    summary.issues = issues[:ISSUES_PER_BATCH]
-    return summary
-
-
-def _nothing() -> Iterator[Entry]:
-    return iter(())
+    summary.source_entries = sources + walk.equal
+    summary.destination_entries = destinations + walk.equal
+    summary.issue_count = len(walk.issues)
+    summary.issues = walk.issues[:ISSUES_PER_BATCH]
+    return summary, walk.stale_temps

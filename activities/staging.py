@@ -29,8 +29,13 @@ class StagingStore:
     def result_path(self, execution_id: str, step: str, index: int) -> str:
         return os.path.join(self._dir(execution_id), "results", f"{step}-{index:06d}.jsonl")
 
+    def control_dir(self, execution_id: str) -> str:
+        """Checkpoint and stop files between batches and the activities waiting for them."""
+        return os.path.join(self._dir(execution_id), "control")
+
     def create(self, execution_id: str) -> None:
         os.makedirs(os.path.join(self._dir(execution_id), "results"), exist_ok=True)
+        os.makedirs(self.control_dir(execution_id), exist_ok=True)
 
     def clear(self, execution_id: str, step: str) -> None:
         """Drop a step's batches and results, so that a retried PREPARING starts clean."""

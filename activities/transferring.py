@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 import xxhash
-from temporalio.exceptions import TemporalError
 
 from activities.bandwidth import RateLimiter
 from activities.batches import BatchRun
+from activities.pool import Control, Stopped
 from activities.preparing import COPY, MAKE_SPECIAL, MAKE_SYMLINK, SET_METADATA
 from activities.staging import StagingStore
 from activities.storage import open_storage
@@ -52,17 +52,27 @@ WROTE_LINK = "h"
 WROTE_DIRECTORY = "d"
 
 
+def transfer_batch(
+    staging: str, ref: BatchRef, checkpoint: dict[str, Any], control: Control
+) -> BatchResult:
+    """One attempt at one batch (runs in a pool process)."""
+    return BatchTransfer(StagingStore(staging), ref, checkpoint, control).execute()
+
+
 class BatchTransfer:
     """One attempt at one batch, between the execution's two locations."""
 
-    def __init__(self, store: StagingStore, ref: BatchRef) -> None:
+    def __init__(
+        self, store: StagingStore, ref: BatchRef, checkpoint: dict[str, Any], control: Control
+    ) -> None:
         self.ref = ref
         tag = ref.execution_id
         self.source = open_storage(ref.source, tag)
         self.destination = open_storage(ref.destination, tag)
         self.policy = MetadataPolicy.from_options(ref.options)
         self.limiter = RateLimiter(ref.bytes_per_second)
-        self.run = BatchRun(store, ref, results=True, reverse=ref.step == "deletes")
+        reverse = ref.step == "deletes"
+        self.run = BatchRun(store, ref, checkpoint, control, results=True, reverse=reverse)
 
     def execute(self) -> BatchResult:
         handlers = {
@@ -78,7 +88,7 @@ class BatchTransfer:
 
     def _problem(self, path: str, kind: str, error: BaseException) -> None:
         """Record a per-path failure, or re-raise what is not one."""
-        if is_transient(error) or isinstance(error, (StorageError, TemporalError)):
+        if is_transient(error) or isinstance(error, (StorageError, Stopped)):
             # Retried by Temporal from the checkpoint (transient), or the end of this attempt:
             # a failed location, a cancel, a worker shutting down.
             raise error
@@ -218,15 +228,15 @@ class BatchTransfer:
         self.run.record([WROTE_LINK, path, first])
 
     def _removal_row(self, row: list[Any]) -> None:
-        path, kind, entries = row
+        path, kind = row
         try:
-            self.destination.remove(path, kind, recursive=True)
+            removed = self.destination.remove(path, kind, recursive=True)
         except FileNotFoundError:
             return
         except Exception as error:
             self._problem(path, "delete", error)
             return
-        self.run.counters.FilesDeleted += entries
+        self.run.counters.FilesDeleted += removed
 
     def _delete_row(self, row: list[Any]) -> None:
         path, kind = row

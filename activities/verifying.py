@@ -16,8 +16,9 @@ from typing import Any
 import xxhash
 
 from activities.batches import BatchRun
-from activities.listing import Walk, merge
+from activities.listing import FolderWalk, Sides
 from activities.metadata import compare
+from activities.pool import Control, Stopped, WorkPool
 from activities.preparing import is_below
 from activities.staging import StagingStore
 from activities.storage import open_storage
@@ -40,7 +41,6 @@ from models.execution import (
     FileIssue,
     VerifyPlan,
 )
-from models.filters import PathFilter
 
 CHUNK = 1 << 20
 
@@ -60,27 +60,38 @@ def checksum(storage: Storage, path: str, tick: Callable[[], None]) -> str:
 
 
 def prepare_verification(
-    store: StagingStore, execution: ExecutionInput, heartbeat: Callable[[int], None]
+    store: StagingStore,
+    pool: WorkPool,
+    execution: ExecutionInput,
+    heartbeat: Callable[[int], None],
 ) -> VerifyPlan:
-    """POINT_IN_TIME_CONSISTENT: compare both listings now; files whose metadata matches go into
-    `verify` batches for their contents. With OverwriteMode=NEVER, only presence is compared
-    here: files left as they were are not the source's, and those written by this execution
-    are checked from the result logs."""
+    """POINT_IN_TIME_CONSISTENT: compare both sides' listings now; files whose metadata matches
+    go into `verify` batches for their contents. With OverwriteMode=NEVER, only presence is
+    compared here: files left as they were are not the source's, and those written by this
+    execution are checked from the result logs."""
     options = execution.Options
     policy = MetadataPolicy.from_options(options)
-    tag = execution.execution_id
-    source = Walk(open_storage(execution.Source, tag), _filter(execution), "source")
-    destination = Walk(open_storage(execution.Destination, tag), _filter(execution), "destination")
-    resolution = max(
-        source.storage.capabilities.time_resolution_ns,
-        destination.storage.capabilities.time_resolution_ns,
-    )
     never = options.OverwriteMode == "NEVER"
     remove = options.PreserveDeletedFiles == "REMOVE"
     batches = store.batches(execution.execution_id, "verify")
     batches.max_bytes = 64 << 20
     plan = VerifyPlan(batches=0)
-    links: dict[tuple[int, int], tuple[str, int]] = {}
+    sides = Sides(
+        source=execution.Source,
+        destination=execution.Destination,
+        includes=tuple(execution.Includes),
+        excludes=tuple(execution.Excludes),
+        options=options,
+        tag=execution.execution_id,
+        destination_only_subtrees=remove,
+        report_equal_files=not never,
+    )
+    equal_files = 0
+
+    def equal_file(path: str, size: int) -> None:
+        nonlocal equal_files
+        equal_files += 1
+        batches.add([path], size)
 
     def issue(path: str, kind: str, detail: str) -> None:
         plan.counters.VerifyFailed += 1
@@ -88,12 +99,18 @@ def prepare_verification(
             plan.issues.append(FileIssue(path=path, kind=kind, detail=detail))
         log.error("%s: /%s: %s: %s", execution.TaskExecutionArn, path, kind, detail)
 
-    for count, (s, d) in enumerate(merge(iter(source), iter(destination)), 1):
+    walk = FolderWalk(pool, sides, equal_file)
+    resolution = max(
+        open_storage(execution.Source).capabilities.time_resolution_ns,
+        open_storage(execution.Destination).capabilities.time_resolution_ns,
+    )
+    links: dict[tuple[int, int], tuple[str, int]] = {}
+    for count, (s, d) in enumerate(walk, 1):
         if count % 5000 == 0:
             heartbeat(count)
         if s is None:
             assert d is not None
-            if remove and not any(is_below(d.path, u) for u in source.unlisted):
+            if remove and not any(is_below(d.path, u) for u in walk.unlisted):
                 issue(d.path, "removed", "at the destination but not in the source")
             continue
         if s.kind == SOCKET or (s.kind in SPECIAL_KINDS and not policy.devices):
@@ -119,18 +136,22 @@ def prepare_verification(
             batches.add([s.path], s.size)
         else:
             plan.counters.FilesVerified += 1
-    for walk in (source, destination):
-        for problem in walk.issues:
-            issue(problem.path, "checksum", f"{walk.side}: {problem.detail}")
+    if not never:
+        # Equal pairs other than files (links, devices) need no further reading.
+        plan.counters.FilesVerified += walk.equal - equal_files
+    for problem in walk.issues:
+        issue(problem.path, "checksum", problem.detail)
     plan.batches = batches.close()
     return plan
 
 
-def verify_batch(store: StagingStore, ref: BatchRef) -> BatchResult:
-    """Contents of the files of one `verify` batch, read on both sides."""
+def verify_batch(
+    staging: str, ref: BatchRef, checkpoint: dict[str, Any], control: Control
+) -> BatchResult:
+    """Contents of the files of one `verify` batch, read on both sides (in a pool process)."""
     tag = ref.execution_id
     source, destination = open_storage(ref.source, tag), open_storage(ref.destination, tag)
-    run = BatchRun(store, ref)
+    run = BatchRun(StagingStore(staging), ref, checkpoint, control)
 
     def handle(row: list[Any]) -> None:
         path = row[0]
@@ -152,12 +173,14 @@ def verify_batch(store: StagingStore, ref: BatchRef) -> BatchResult:
     return run.run(handle)
 
 
-def verify_transferred(store: StagingStore, ref: BatchRef) -> BatchResult:
-    """What one transfer batch wrote, read back from the destination."""
+def verify_transferred(
+    staging: str, ref: BatchRef, checkpoint: dict[str, Any], control: Control
+) -> BatchResult:
+    """What one transfer batch wrote, read back from the destination (in a pool process)."""
     destination = open_storage(ref.destination, ref.execution_id)
     policy = MetadataPolicy.from_options(ref.options)
     resolution = destination.capabilities.time_resolution_ns
-    run = BatchRun(store, ref, of_results=True)
+    run = BatchRun(StagingStore(staging), ref, checkpoint, control, of_results=True)
 
     def handle(row: list[Any]) -> None:
         kind, rest = row[0], row[1:]
@@ -198,14 +221,10 @@ def verify_transferred(store: StagingStore, ref: BatchRef) -> BatchResult:
 
 
 def _unreadable(run: BatchRun, path: str, side: str, error: Exception) -> None:
-    if is_transient(error):
+    if is_transient(error) or isinstance(error, Stopped):
         raise error
     run.fail(path, "checksum", f"{side} could not be read: {describe_error(error)}", verify=True)
 
 
 def _checksums(expected: str, actual: str) -> str:
     return f"content differs (XXH3-128 {actual} at the destination, {expected} in the source)"
-
-
-def _filter(execution: ExecutionInput) -> PathFilter:
-    return PathFilter(execution.Includes, execution.Excludes)

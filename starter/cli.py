@@ -25,6 +25,7 @@ from models.errors import DataSyncError
 from starter.requests import SHAPES
 from starter.shorthand import ShorthandError, parse_value
 
+PROCESSES_HELP = "processes for listing and batches (FERRY_PROCESSES, default 2 per core)"
 EXIT_FAILED = 1
 EXIT_SYNTAX = 252
 EXIT_REJECTED = 254
@@ -66,12 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _stack_arguments(dev)
     dev.add_argument("--headless", action="store_true", help="without the Temporal UI")
-    dev.add_argument("--max-activities", type=int, default=16, help="batches at once (16)")
+    dev.add_argument("--processes", type=int, help=PROCESSES_HELP)
 
     worker = commands.add_parser("worker", help="run a worker against an existing Temporal")
     worker.add_argument("--data-dir", help="where the staging store lives (FERRY_DATA_DIR)")
     worker.add_argument("--staging-dir", help="the staging store (default DATA_DIR/staging)")
-    worker.add_argument("--max-activities", type=int, default=16, help="batches at once (16)")
+    worker.add_argument("--processes", type=int, help=PROCESSES_HELP)
 
     demo = commands.add_parser(
         "demo", help="copy a sample tree between two local locations and show the execution"
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.port,
                     args.ui_port,
                     not args.headless,
-                    args.max_activities,
+                    _processes(args),
                 )
             )
         if args.command == "worker":
@@ -213,8 +214,12 @@ async def _worker(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     stop_signals(stop)
     staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
-    await run_worker(client, staging, stop, args.max_activities)
+    await run_worker(client, staging, stop, _processes(args))
     return 0
+
+
+def _processes(args: argparse.Namespace) -> int | None:
+    return args.processes or int(os.environ.get("FERRY_PROCESSES", 0)) or None
 
 
 def run() -> None:

@@ -139,7 +139,7 @@ def stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def run_dev(directory: Path, port: int, ui_port: int, ui: bool, max_activities: int) -> int:
+async def run_dev(directory: Path, port: int, ui_port: int, ui: bool, processes: int | None) -> int:
     from starter.client import connect
     from worker.main import run_worker
 
@@ -154,7 +154,7 @@ async def run_dev(directory: Path, port: int, ui_port: int, ui: bool, max_activi
             print(f"Temporal UI: {server.ui_url}", file=sys.stderr)
         print(f"Data:       {directory}", file=sys.stderr)
         print("Ferry is running; Ctrl-C stops it.", file=sys.stderr)
-        await run_worker(client, str(directory / "staging"), stop, max_activities)
+        await run_worker(client, str(directory / "staging"), stop, processes)
     finally:
         server.stop()
     return 0

@@ -1,5 +1,9 @@
 """A worker: polls Ferry's task queue and hosts the registry, the execution workflow and the
-storage activities. `ferry worker` runs it alone; `ferry dev` runs it beside the dev server."""
+storage activities. `ferry worker` runs it alone; `ferry dev` runs it beside the dev server.
+
+Activities run on threads; listing and batches run in the worker's process pool (one core each),
+the threads waiting for them and relaying their progress to Temporal.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.execution import ExecutionActivities, check_location
+from activities.pool import WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH
 from activities.staging import StagingStore
 from models.temporal import TASK_QUEUE
@@ -21,17 +26,20 @@ from workflows.registry import RegistryWorkflow
 
 log = logging.getLogger("ferry.worker")
 
-# Batches run on threads: file I/O blocks, and Python releases the GIL while it waits.
-DEFAULT_MAX_ACTIVITIES = 16
+
+def default_processes() -> int:
+    """Two per core: a batch waits on storage part of the time."""
+    return max(2, min(16, 2 * (os.cpu_count() or 1)))
 
 
 def build_worker(
-    client: Client, staging_dir: str, executor: ThreadPoolExecutor, max_activities: int
+    client: Client, staging_dir: str, pool: WorkPool, executor: ThreadPoolExecutor, threads: int
 ) -> Worker:
     os.makedirs(staging_dir, exist_ok=True)
     # Batch sizes are a tuning knob of the worker that plans (FERRY_BATCH_FILES, _BYTES).
     activities = ExecutionActivities(
         StagingStore(staging_dir),
+        pool,
         files_per_batch=int(os.environ.get("FERRY_BATCH_FILES", FILES_PER_BATCH)),
         bytes_per_batch=int(os.environ.get("FERRY_BATCH_BYTES", BYTES_PER_BATCH)),
     )
@@ -50,7 +58,9 @@ def build_worker(
             check_location,
         ],
         activity_executor=executor,
-        max_concurrent_activities=max_activities,
+        # Threads that mostly wait for the pool; batches beyond its size wait for a process
+        # while their activities go on heartbeating.
+        max_concurrent_activities=threads,
         # Heartbeats reach the server within 2 s, and with them cancels reach the batches.
         max_heartbeat_throttle_interval=timedelta(seconds=2),
         default_heartbeat_throttle_interval=timedelta(seconds=2),
@@ -63,17 +73,25 @@ async def run_worker(
     client: Client,
     staging_dir: str,
     stop: asyncio.Event,
-    max_activities: int = DEFAULT_MAX_ACTIVITIES,
+    processes: int | None = None,
 ) -> None:
-    with ThreadPoolExecutor(max_workers=max_activities, thread_name_prefix="ferry") as executor:
-        worker = build_worker(client, staging_dir, executor, max_activities)
-        async with worker:
-            log.info(
-                "worker polling task queue %r on %s (namespace %s), staging in %s",
-                TASK_QUEUE,
-                client.service_client.config.target_host,
-                client.namespace,
-                staging_dir,
-            )
-            await stop.wait()
-            log.info("worker stopping")
+    pool = WorkPool(processes or default_processes())
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, pool.warm)
+        threads = 4 * pool.processes + 8
+        with ThreadPoolExecutor(threads, thread_name_prefix="ferry") as executor:
+            worker = build_worker(client, staging_dir, pool, executor, threads)
+            async with worker:
+                log.info(
+                    "worker polling task queue %r on %s (namespace %s) with %d processes, "
+                    "staging in %s",
+                    TASK_QUEUE,
+                    client.service_client.config.target_host,
+                    client.namespace,
+                    pool.processes,
+                    staging_dir,
+                )
+                await stop.wait()
+                log.info("worker stopping")
+    finally:
+        pool.shutdown()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -207,8 +206,8 @@ class Storage(ABC):
         """The entry at `path`, not following a final symbolic link; None if absent."""
 
     @abstractmethod
-    def list_dir(self, path: str) -> Iterable[Entry]:
-        """The children of a directory, in any order."""
+    def list_dir(self, path: str) -> list[Entry]:
+        """The children of a directory, in any order. Called from several threads at once."""
 
     @abstractmethod
     def open_read(self, path: str) -> Reader:
@@ -241,4 +240,6 @@ class Storage(ABC):
         """Give an existing entry the metadata of `entry` that `policy` keeps."""
 
     @abstractmethod
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> None: ...
+    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+        """Remove an entry (a folder with everything in it when `recursive`); the number of
+        entries removed."""

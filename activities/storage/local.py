@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from activities.storage.base import (
     BLOCK_DEVICE,
@@ -189,14 +188,31 @@ class LocalStorage(Storage):
             entry.target = os.readlink(self._abs(path))
         return entry
 
-    def list_dir(self, path: str) -> Iterator[Entry]:
+    def list_dir(self, path: str) -> list[Entry]:
         prefix = path + "/" if path else ""
-        with os.scandir(self._abs(path)) as it:
-            for item in it:
-                entry = entry_from_stat(prefix + item.name, item.stat(follow_symlinks=False))
-                if entry.kind == SYMLINK:
+        entries = []
+        with os.scandir(self._abs(path)) as items:
+            for item in items:
+                st = item.stat(follow_symlinks=False)
+                kind = _KINDS.get(stat.S_IFMT(st.st_mode), SOCKET)
+                entry = Entry(
+                    prefix + item.name,
+                    kind,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    st.st_atime_ns,
+                    st.st_mode & 0o7777,
+                    st.st_uid,
+                    st.st_gid,
+                    st.st_nlink,
+                    st.st_ino,
+                    st.st_dev,
+                    st.st_rdev,
+                )
+                if kind == SYMLINK:
                     entry.target = os.readlink(item.path)
-                yield entry
+                entries.append(entry)
+        return entries
 
     def open_read(self, path: str) -> _FileReader:
         full = self._abs(path)
@@ -283,14 +299,25 @@ class LocalStorage(Storage):
     def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
         _set_path_metadata(self._abs(path), entry, policy, created=False)
 
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> None:
+    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
         full = self._abs(path)
         if kind != DIR:
             os.unlink(full)
-        elif recursive:
-            shutil.rmtree(full)
-        else:
-            os.rmdir(full)
+            return 1
+        removed = 1
+        if recursive:
+            for folder, folders, files in os.walk(full, topdown=False):
+                for name in files:
+                    os.unlink(os.path.join(folder, name))
+                for name in folders:
+                    child = os.path.join(folder, name)
+                    if os.path.islink(child):
+                        os.unlink(child)
+                    else:
+                        os.rmdir(child)
+                removed += len(files) + len(folders)
+        os.rmdir(full)
+        return removed
 
 
 def _set_path_metadata(full: str, entry: Entry, policy: MetadataPolicy, *, created: bool) -> None:

@@ -1,0 +1,152 @@
+"""The worker's process pool: where listing and batches run, one core each.
+
+Copying and listing are Python work between system calls; in threads they share one
+interpreter lock and use a little over one core. So the activities that do them wait in a
+thread while the work runs in a pool process. A batch and the activity waiting for it talk
+through two small files in the staging store: the batch writes its checkpoint there every
+second (the activity heartbeats it to Temporal), and the activity writes a stop file there when
+Temporal cancels the execution or the worker shuts down.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError, CancelledError
+
+T = TypeVar("T")
+
+RELAY_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1
+
+
+class Stopped(Exception):
+    """Raised in a pool process when the activity waiting for it asked it to stop."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Control:
+    """The two files between a batch in a pool process and the activity waiting for it."""
+
+    def __init__(self, folder: str, name: str) -> None:
+        self.checkpoint_path = os.path.join(folder, f"{name}.checkpoint")
+        self.stop_path = os.path.join(folder, f"{name}.stop")
+
+    # In the pool process.
+
+    def checkpoint(self, details: dict[str, Any]) -> None:
+        part = self.checkpoint_path + ".part"
+        with open(part, "w", encoding="utf-8") as file:
+            json.dump(details, file)
+        os.replace(part, self.checkpoint_path)
+
+    def stop_requested(self) -> str | None:
+        try:
+            with open(self.stop_path, encoding="utf-8") as file:
+                return file.read() or "cancel"
+        except FileNotFoundError:
+            return None
+
+    # In the activity.
+
+    def reset(self) -> None:
+        for path in (self.checkpoint_path, self.stop_path):
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def latest(self) -> dict[str, Any] | None:
+        try:
+            with open(self.checkpoint_path, encoding="utf-8") as file:
+                return json.load(file)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def request_stop(self, reason: str) -> None:
+        with open(self.stop_path, "w", encoding="utf-8") as file:
+            file.write(reason)
+
+
+def _start_pool_process(log_level: int) -> None:
+    # Die with the worker: an orphaned batch would go on writing the files its retry writes.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:
+        os._exit(1)
+    # Ctrl-C and SIGTERM are the worker's to handle; it stops the pool in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    logging.basicConfig(
+        level=log_level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+    )
+
+
+def _ready() -> int:
+
+    return os.getpid()
+
+
+class WorkPool:
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._executor = ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_pool_process,
+            initargs=(logging.getLogger().getEffectiveLevel(),),
+        )
+
+    def warm(self) -> None:
+        """Start every process now rather than on the first execution."""
+        for future in [self._executor.submit(_ready) for _ in range(self.processes)]:
+            future.result()
+
+    def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
+        return self._executor.submit(function, *args)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def run_batch(
+        self, function: Callable[..., T], control: Control, checkpoint: dict[str, Any], *args: Any
+    ) -> T:
+        """Run `function(*args, checkpoint, control)` in the pool from an activity: heartbeat its
+        checkpoints, and stop it when Temporal cancels or the worker shuts down."""
+        control.reset()
+        latest = checkpoint
+        # A cancel must reach the pool process, not interrupt this relay.
+        with activity.shield_thread_cancel_exception():
+            future = self.submit(function, *args, checkpoint, control)
+            while True:
+                try:
+                    return future.result(timeout=RELAY_SECONDS)
+                except FutureTimeout:
+                    pass
+                except Stopped as stop:
+                    activity.heartbeat(control.latest() or latest)
+                    if stop.reason == "cancel":
+                        raise CancelledError("task execution cancelled") from None
+                    raise ApplicationError(
+                        "the worker is shutting down; the batch resumes on another attempt",
+                        type="WorkerShutdown",
+                    ) from None
+                latest = control.latest() or latest
+                activity.heartbeat(latest)
+                if activity.is_cancelled():
+                    if future.cancel():
+                        raise CancelledError("task execution cancelled")
+                    control.request_stop("cancel")
+                elif activity.is_worker_shutdown():
+                    control.request_stop("shutdown")
