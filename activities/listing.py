@@ -98,6 +98,8 @@ def _lister(sides: Sides) -> _Lister:
     """Storages and filters stay open in a pool process from one task to the next."""
     lister = _listers.get(sides)
     if lister is None:
+        for done in _listers.values():
+            done.close()
         _listers.clear()
         lister = _listers[sides] = _Lister(sides)
     return lister
@@ -136,6 +138,11 @@ class _Lister:
             self.source.capabilities.time_resolution_ns,
             self.destination.capabilities.time_resolution_ns if self.destination else 1,
         )
+
+    def close(self) -> None:
+        self.source.close()
+        if self.destination is not None:
+            self.destination.close()
 
     def folder(self, path: str, scope: Scope, source: bool, destination: bool) -> Folder:
         folder = Folder(path, source, [])

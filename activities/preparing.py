@@ -27,6 +27,8 @@ FILES_PER_BATCH = 1000
 BYTES_PER_BATCH = 64 << 20
 ROWS_PER_LIST_BATCH = 10000
 
+_KEPT = -1
+
 # Row actions of the `files` step.
 COPY = "copy"
 SET_METADATA = "meta"
@@ -85,7 +87,8 @@ class Planner:
         self.summary = PlanSummary(batches={})
         self._open: list[_OpenDirectory] = []
         # Hard-link groups: source (device, inode) -> first path and its destination inode
-        # (None when that file is being rewritten, so that every other name is linked anew).
+        # (None when that file is being rewritten, so that every other name is linked anew;
+        # _KEPT when OverwriteMode=NEVER keeps other content under the first name).
         self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
         self._removal: _Removal | None = None
         self._blocked: str | None = None  # a source folder NEVER keeps from being written
@@ -140,15 +143,22 @@ class Planner:
     def _non_directory(self, source: Entry, destination: Entry | None) -> None:
         key = source.hard_link_key
         if key is not None and key in self._links:
-            self._hard_link(source, destination, *self._links[key])
-            return
+            first, first_inode = self._links[key]
+            if first_inode != _KEPT:
+                self._hard_link(source, destination, first, first_inode)
+                return
+            # The first name holds other content that NEVER keeps: copy this one on its own.
         action = self._action(source, destination)
-        if key is not None:
-            unchanged_inode = destination.inode if destination and action != COPY else None
-            self._links[key] = (source.path, unchanged_inode)
+        kept = action is not None and destination is not None and self.never
+        if key is not None and key not in self._links:
+            if kept and action == COPY:
+                self._links[key] = (source.path, _KEPT)
+            else:
+                unchanged = destination.inode if destination and action != COPY else None
+                self._links[key] = (source.path, unchanged)
         if action is None:
             return
-        if destination is not None and self.never:
+        if kept:
             self.summary.FilesSkipped += 1
             return
         size = source.size if action == COPY else 0
@@ -179,7 +189,7 @@ class Planner:
         if destination is not None and self.never:
             self.summary.FilesSkipped += 1
             return
-        self.writers["links"].add([source.path, first])
+        self.writers["links"].add([source.path, first, 1 if self.never else 0])
         self.summary.EstimatedFilesToTransfer += 1
         self._dirty_parent()
 
@@ -218,8 +228,7 @@ class Planner:
 
     def _close(self, folder: _OpenDirectory) -> None:
         if folder.writable and (folder.changed or folder.dirty):
-            exclusive = 1 if self.never else 0
-            self.writers["directories"].add([folder.changed, exclusive, *folder.entry.row()])
+            self.writers["directories"].add([folder.changed, *folder.entry.row()])
 
     def finish(self) -> PlanSummary:
         if self._removal is not None:
@@ -239,13 +248,14 @@ def plan(
     files_per_batch: int = FILES_PER_BATCH,
     bytes_per_batch: int = BYTES_PER_BATCH,
 ) -> tuple[PlanSummary, list[str]]:
-    """List both sides (only the source with TransferMode=ALL) and write the plan; returns it
-    with the temporary files an earlier attempt left at the destination."""
+    """List both sides (only the source with TransferMode=ALL, unless OverwriteMode=NEVER) and
+    write the plan; returns it with the temporary files earlier attempts left behind."""
     options = execution.Options
-    changed = options.TransferMode == "CHANGED"
+    # ALL skips listing the destination; NEVER must know what is there to leave it alone.
+    listed = options.TransferMode == "CHANGED" or options.OverwriteMode == "NEVER"
     sides = Sides(
         source=execution.Source,
-        destination=execution.Destination if changed else None,
+        destination=execution.Destination if listed else None,
         includes=tuple(execution.Includes),
         excludes=tuple(execution.Excludes),
         options=options,

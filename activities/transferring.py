@@ -15,7 +15,7 @@ import xxhash
 from activities.bandwidth import RateLimiter
 from activities.batches import BatchRun
 from activities.pool import Control, Stopped
-from activities.preparing import COPY, MAKE_SPECIAL, MAKE_SYMLINK, SET_METADATA
+from activities.preparing import COPY, MAKE_SYMLINK, SET_METADATA
 from activities.staging import StagingStore
 from activities.storage import open_storage
 from activities.storage.base import (
@@ -82,7 +82,11 @@ class BatchTransfer:
             "deletes": self._delete_row,
             "directories": self._directory_row,
         }
-        return self.run.run(handlers[self.ref.step])
+        try:
+            return self.run.run(handlers[self.ref.step])
+        finally:
+            self.source.close()
+            self.destination.close()
 
     # --- errors ------------------------------------------------------------------------------
 
@@ -110,11 +114,15 @@ class BatchTransfer:
             if action == SET_METADATA:
                 self.destination.set_metadata(entry.path, entry, self.policy)
                 self.run.record([WROTE_METADATA, *entry.row()])
-            elif action == MAKE_SYMLINK:
-                self.destination.make_symlink(entry.path, entry, self.policy)
-                self.run.record([WROTE_OTHER, *entry.row()])
-            elif action == MAKE_SPECIAL:
-                self.destination.make_special(entry.path, entry, self.policy)
+            else:
+                make = (
+                    self.destination.make_symlink
+                    if action == MAKE_SYMLINK
+                    else self.destination.make_special
+                )
+                if not make(entry.path, entry, self.policy, exclusive=exclusive):
+                    counters.FilesSkipped += 1  # OverwriteMode=NEVER: it appeared meanwhile
+                    return
                 self.run.record([WROTE_OTHER, *entry.row()])
             counters.FilesTransferred += 1
         except Exception as error:
@@ -218,11 +226,14 @@ class BatchTransfer:
     # --- links, deletions, directories ---------------------------------------------------------
 
     def _link_row(self, row: list[Any]) -> None:
-        path, first = row
+        path, first, exclusive = row
         try:
-            self.destination.make_hard_link(path, first)
+            linked = self.destination.make_hard_link(path, first, exclusive=bool(exclusive))
         except Exception as error:
             self._problem(path, "write", error)
+            return
+        if not linked:
+            self.run.counters.FilesSkipped += 1
             return
         self.run.counters.FilesTransferred += 1
         self.run.record([WROTE_LINK, path, first])
@@ -250,12 +261,9 @@ class BatchTransfer:
         self.run.counters.FilesDeleted += 1
 
     def _directory_row(self, row: list[Any]) -> None:
-        changed, exclusive, entry = bool(row[0]), bool(row[1]), Entry.from_row(row[2:])
+        changed, entry = bool(row[0]), Entry.from_row(row[1:])
         try:
-            created = self.destination.make_dir(entry.path)
-            if exclusive and not created:
-                self.run.counters.FilesSkipped += changed  # NEVER: it was there already
-                return
+            self.destination.make_dir(entry.path)
             self.destination.set_metadata(entry.path, entry, self.policy)
         except Exception as error:
             self._problem(entry.path, "write", error)

@@ -170,7 +170,11 @@ def verify_batch(
         else:
             run.counters.FilesVerified += 1
 
-    return run.run(handle)
+    try:
+        return run.run(handle)
+    finally:
+        source.close()
+        destination.close()
 
 
 def verify_transferred(
@@ -217,7 +221,10 @@ def verify_transferred(
                 return
         run.counters.FilesVerified += 1
 
-    return run.run(handle)
+    try:
+        return run.run(handle)
+    finally:
+        destination.close()
 
 
 def _unreadable(run: BatchRun, path: str, side: str, error: Exception) -> None:

@@ -17,9 +17,6 @@ class DataSyncError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_dict(self) -> dict[str, str]:
-        return {"__type": self.code, "message": self.message}
-
 
 class InvalidRequestException(DataSyncError):
     """The request is malformed or refers to something that does not exist."""
@@ -37,7 +34,6 @@ class ErrorCode:
     """Result.ErrorCode values of a failed execution (DataSync leaves the set open)."""
 
     LOCATION_UNAVAILABLE = "LocationUnavailable"
-    PERMISSION_DENIED = "PermissionDenied"
     FILES_FAILED = "FilesFailed"
     VERIFICATION_FAILED = "VerificationFailed"
     STORAGE_ERROR = "StorageError"

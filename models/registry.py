@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from models import options
 from models.filters import FilterRule
 from models.locations import Location
+from models.tags import TagListEntry
 from models.tasks import Task
 
 # The registry's state travels as one payload when it continues as new (2 MB at most).
@@ -28,6 +29,8 @@ class TaskQueue(_Model):
 class RegistryState(_Model):
     locations: dict[str, Location] = {}
     tasks: dict[str, Task] = {}
+    # Kept apart from the resources, which travel in every execution's input.
+    tags: dict[str, list[TagListEntry]] = {}
     queues: dict[str, TaskQueue] = {}
 
 
@@ -36,6 +39,7 @@ class TaskUpdate(_Model):
 
     TaskArn: str
     Name: str | None = None
+    CloudWatchLogGroupArn: str | None = None
     Options: options.Options | None = None
     Includes: list[FilterRule] | None = None
     Excludes: list[FilterRule] | None = None
@@ -49,3 +53,13 @@ class ExecutionStart(_Model):
     OverrideOptions: options.Options | None = None
     Includes: list[FilterRule] | None = None
     Excludes: list[FilterRule] | None = None
+    Tags: list[TagListEntry] = []
+
+
+class Tagging(_Model):
+    """Tags given at creation, TagResource (Tags) or UntagResource (Keys), on a location or a
+    task."""
+
+    ResourceArn: str
+    Tags: list[TagListEntry] = []
+    Keys: list[str] = []

@@ -22,6 +22,7 @@ class Task(BaseModel):
     Includes: list[FilterRule] = []
     Excludes: list[FilterRule] = []
     CreationTime: datetime
+    CloudWatchLogGroupArn: str | None = None
 
     def describe(self, current_execution_arn: str | None) -> dict[str, Any]:
         response: dict[str, Any] = {
@@ -37,6 +38,8 @@ class Task(BaseModel):
         }
         if self.Name is not None:
             response["Name"] = self.Name
+        if self.CloudWatchLogGroupArn is not None:
+            response["CloudWatchLogGroupArn"] = self.CloudWatchLogGroupArn
         if current_execution_arn:
             response["CurrentTaskExecutionArn"] = current_execution_arn
         return response

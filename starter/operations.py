@@ -12,7 +12,7 @@ import asyncio
 import base64
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
 )
@@ -29,7 +30,8 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from models.arn import arn_prefix, execution_id, new_id, task_arn_of
+from models.arn import TASK_ARN as TASK_ARN_PATTERN
+from models.arn import TASK_EXECUTION_ARN, arn_prefix, execution_id, new_id, task_arn_of
 from models.errors import (
     INVALID_REQUEST,
     DataSyncError,
@@ -41,12 +43,16 @@ from models.execution import TERMINAL, Counters
 from models.filters import check_filters
 from models.locations import LocalLocation, Location
 from models.options import resolve_options
-from models.registry import ExecutionStart, TaskUpdate
+from models.registry import ExecutionStart, Tagging, TaskQueue, TaskUpdate
+from models.tags import TagListEntry
 from models.tasks import Task
 from models.temporal import (
     DESCRIPTION_MEMO,
     EXECUTION_STATUS,
+    EXECUTION_WORKFLOW,
+    REGISTRY_WORKFLOW,
     REGISTRY_WORKFLOW_ID,
+    TAGS_MEMO,
     TASK_ARN,
     TASK_QUEUE,
 )
@@ -55,16 +61,18 @@ from starter.requests import (
     CreateLocationLocalRequest,
     CreateTaskRequest,
     ListLocationsRequest,
+    ListTagsForResourceRequest,
     ListTaskExecutionsRequest,
     ListTasksRequest,
     LocationArnRequest,
     StartTaskExecutionRequest,
+    TagResourceRequest,
     TaskArnRequest,
     TaskExecutionArnRequest,
+    UntagResourceRequest,
     UpdateTaskRequest,
     parse,
 )
-from workflows.registry import RegistryWorkflow
 
 T = TypeVar("T")
 Response = dict[str, Any]
@@ -104,7 +112,7 @@ class Ferry:
         arn = f"{arn_prefix(self.region, self.account)}location/{new_id('loc')}"
         path = os.path.normpath(req.Path)
         location = LocalLocation(LocationArn=arn, CreationTime=_now(), Path=path)
-        await self._update(RegistryWorkflow.create_location, location)
+        await self._update("create_location", location, req.Tags)
         return {"LocationArn": arn}
 
     async def describe_location_local(self, request: dict[str, Any]) -> Response:
@@ -116,7 +124,7 @@ class Ferry:
 
     async def list_locations(self, request: dict[str, Any]) -> Response:
         req = parse(ListLocationsRequest, request)
-        locations = await self._query(RegistryWorkflow.locations, [])
+        locations = await self._query("locations", list[Location])
         chosen = [
             location
             for location in sorted(locations, key=lambda x: (x.CreationTime, x.LocationArn))
@@ -137,7 +145,7 @@ class Ferry:
 
     async def delete_location(self, request: dict[str, Any]) -> Response:
         req = parse(LocationArnRequest, request)
-        await self._update(RegistryWorkflow.delete_location, req.LocationArn)
+        await self._update("delete_location", req.LocationArn)
         return {}
 
     # --- tasks ---------------------------------------------------------------------------------
@@ -160,21 +168,22 @@ class Ferry:
             Includes=req.Includes,
             Excludes=req.Excludes,
             CreationTime=_now(),
+            CloudWatchLogGroupArn=req.CloudWatchLogGroupArn,
         )
-        await self._update(RegistryWorkflow.create_task, task)
+        await self._update("create_task", task, req.Tags)
         return {"TaskArn": arn}
 
     async def describe_task(self, request: dict[str, Any]) -> Response:
         req = parse(TaskArnRequest, request)
         task = await self._task(req.TaskArn)
-        queues = await self._query(RegistryWorkflow.queues, {})
+        queues = await self._query("queues", dict[str, TaskQueue])
         queue = queues.get(task.TaskArn)
         return task.describe(queue.running if queue else None)
 
     async def list_tasks(self, request: dict[str, Any]) -> Response:
         req = parse(ListTasksRequest, request)
-        tasks = await self._query(RegistryWorkflow.tasks, [])
-        queues = await self._query(RegistryWorkflow.queues, {})
+        tasks = await self._query("tasks", list[Task])
+        queues = await self._query("queues", dict[str, TaskQueue])
         chosen = [
             task
             for task in sorted(tasks, key=lambda x: (x.CreationTime, x.TaskArn))
@@ -203,16 +212,17 @@ class Ferry:
         update = TaskUpdate(
             TaskArn=req.TaskArn,
             Name=req.Name,
+            CloudWatchLogGroupArn=req.CloudWatchLogGroupArn,
             Options=req.Options,
             Includes=req.Includes,
             Excludes=req.Excludes,
         )
-        await self._update(RegistryWorkflow.update_task, update)
+        await self._update("update_task", update)
         return {}
 
     async def delete_task(self, request: dict[str, Any]) -> Response:
         req = parse(TaskArnRequest, request)
-        await self._update(RegistryWorkflow.delete_task, req.TaskArn)
+        await self._update("delete_task", req.TaskArn)
         return {}
 
     # --- executions ----------------------------------------------------------------------------
@@ -227,31 +237,26 @@ class Ferry:
             OverrideOptions=req.OverrideOptions,
             Includes=req.Includes,
             Excludes=req.Excludes,
+            Tags=req.Tags,
         )
-        await self._update(RegistryWorkflow.start_task_execution, start)
+        await self._update("start_task_execution", start)
         return {"TaskExecutionArn": arn}
 
     async def describe_task_execution(self, request: dict[str, Any]) -> Response:
         req = parse(TaskExecutionArnRequest, request)
-        handle = self.client.get_workflow_handle(execution_id(req.TaskExecutionArn))
-        try:
-            info = await handle.describe()
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                raise _no_execution(req.TaskExecutionArn) from None
-            raise _unreachable(self.client, error) from None
-        if info.typed_search_attributes.get(TASK_ARN) != task_arn_of(req.TaskExecutionArn):
-            raise _no_execution(req.TaskExecutionArn)
+        info = await self._execution(req.TaskExecutionArn)
         description: Response | None = None
         if info.status == WorkflowExecutionStatus.RUNNING:
+            handle = self.client.get_workflow_handle(info.id)
             try:
                 description = await handle.query("describe", rpc_timeout=QUERY_TIMEOUT)
-                description = _add(description, await self._in_flight(info))
+                # Batches in flight, from their heartbeats: asked after the query, so that a
+                # batch that ends in between is not counted twice.
+                description = _add(description, await self._in_flight(await handle.describe()))
             except RPCError:
                 description = None  # no worker answers now: the last phase change will do
         if description is None:
-            memo = await info.memo()
-            description = memo.get(DESCRIPTION_MEMO) or {}
+            description = (await info.memo()).get(DESCRIPTION_MEMO) or {}
         description = _with_times(description)
         if info.status not in (WorkflowExecutionStatus.RUNNING, None) and (
             description.get("Status") not in TERMINAL
@@ -267,7 +272,7 @@ class Ferry:
 
     async def list_task_executions(self, request: dict[str, Any]) -> Response:
         req = parse(ListTaskExecutionsRequest, request)
-        query = "WorkflowType = 'TaskExecution'"
+        query = f"WorkflowType = '{EXECUTION_WORKFLOW}'"
         if req.TaskArn:
             query += f" AND {TASK_ARN.name} = '{req.TaskArn}'"
         token = base64.urlsafe_b64decode(req.NextToken) if req.NextToken else None
@@ -307,7 +312,52 @@ class Ferry:
         await self.client.get_workflow_handle(execution_id(req.TaskExecutionArn)).cancel()
         return {}
 
+    # --- tags ----------------------------------------------------------------------------------
+
+    async def tag_resource(self, request: dict[str, Any]) -> Response:
+        req = parse(TagResourceRequest, request)
+        await self._update("tag_resource", Tagging(ResourceArn=req.ResourceArn, Tags=req.Tags))
+        return {}
+
+    async def untag_resource(self, request: dict[str, Any]) -> Response:
+        req = parse(UntagResourceRequest, request)
+        await self._update("tag_resource", Tagging(ResourceArn=req.ResourceArn, Keys=req.Keys))
+        return {}
+
+    async def list_tags_for_resource(self, request: dict[str, Any]) -> Response:
+        req = parse(ListTagsForResourceRequest, request)
+        tags = await self._tags(req.ResourceArn)
+        page, token = _page(tags, lambda tag: tag.Key, req.MaxResults, req.NextToken)
+        response: Response = {"Tags": [tag.shown() for tag in page]}
+        if token:
+            response["NextToken"] = token
+        return response
+
+    async def _tags(self, arn: str) -> list[TagListEntry]:
+        if "/execution/" in arn:
+            memo = await (await self._execution(arn)).memo()
+            return [TagListEntry(**tag) for tag in memo.get(TAGS_MEMO, [])]
+        if TASK_ARN_PATTERN.match(arn):
+            await self._task(arn)
+        else:
+            await self._location(arn)
+        return await self._query("tags", list[TagListEntry], arn)
+
     # --- plumbing ------------------------------------------------------------------------------
+
+    async def _execution(self, arn: str) -> WorkflowExecutionDescription:
+        """The execution's workflow, checked to belong to the task its ARN names."""
+        if not TASK_EXECUTION_ARN.match(arn):
+            raise _no_execution(arn)
+        try:
+            info = await self.client.get_workflow_handle(execution_id(arn)).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise _no_execution(arn) from None
+            raise _unreachable(self.client, error) from None
+        if info.typed_search_attributes.get(TASK_ARN) != task_arn_of(arn):
+            raise _no_execution(arn)
+        return info
 
     def _check_filters(self, includes: Any, excludes: Any) -> None:
         try:
@@ -317,42 +367,46 @@ class Ferry:
             raise InvalidRequestException(str(error)) from None
 
     async def _location(self, arn: str) -> Location:
-        for location in await self._query(RegistryWorkflow.locations, []):
+        for location in await self._query("locations", list[Location]):
             if location.LocationArn == arn:
                 return location
         raise InvalidRequestException(f"LocationArn: location {arn} does not exist.")
 
     async def _task(self, arn: str) -> Task:
-        for task in await self._query(RegistryWorkflow.tasks, []):
+        for task in await self._query("tasks", list[Task]):
             if task.TaskArn == arn:
                 return task
         raise InvalidRequestException(f"TaskArn: task {arn} does not exist.")
 
-    async def _update(self, update: Callable[..., Awaitable[Any]], argument: Any) -> Any:
+    async def _update(self, update: str, *args: Any) -> Any:
+        """An Update on the registry, which is started by the first one."""
         await self._require_worker()
         start = WithStartWorkflowOperation(
-            RegistryWorkflow.run,
-            args=[None],
+            REGISTRY_WORKFLOW,
+            None,
             id=REGISTRY_WORKFLOW_ID,
             task_queue=TASK_QUEUE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         )
         try:
             return await self.client.execute_update_with_start_workflow(
-                update, argument, start_workflow_operation=start
+                update, args=args, start_workflow_operation=start
             )
         except WorkflowUpdateFailedError as error:
             raise _api_error(error.cause) from None
         except RPCError as error:
             raise _unreachable(self.client, error) from None
 
-    async def _query(self, query: Callable[..., T], default: T) -> T:
+    async def _query(self, query: str, result_type: type[T], *args: Any) -> T:
+        """A Query on the registry; what it holds when nothing was ever created is empty."""
         handle = self.client.get_workflow_handle(REGISTRY_WORKFLOW_ID)
         try:
-            return await handle.query(query, rpc_timeout=QUERY_TIMEOUT)  # type: ignore[arg-type]
+            return await handle.query(
+                query, args=args, result_type=result_type, rpc_timeout=QUERY_TIMEOUT
+            )
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
-                return default  # nothing was ever created
+                return result_type()  # type: ignore[call-arg]
             await self._require_worker()
             raise _unreachable(self.client, error) from None
 
@@ -383,7 +437,7 @@ class Ferry:
                 )
             await asyncio.sleep(0.1)
 
-    async def _in_flight(self, info: Any) -> Counters:
+    async def _in_flight(self, info: WorkflowExecutionDescription) -> Counters:
         """Progress of the batches running now, from their heartbeats."""
         total = Counters()
         for pending in info.raw_description.pending_activities:

@@ -14,12 +14,30 @@ from models import options
 from models.arn import LOCATION_ARN, TASK_ARN, TASK_EXECUTION_ARN
 from models.errors import InvalidRequestException
 from models.filters import FilterRule
+from models.tags import MAX_TAGS, TagListEntry
 
 LocationArnValue = Annotated[str, Field(max_length=128, pattern=LOCATION_ARN.pattern)]
 TaskArnValue = Annotated[str, Field(max_length=128, pattern=TASK_ARN.pattern)]
 TaskExecutionArnValue = Annotated[str, Field(max_length=128, pattern=TASK_EXECUTION_ARN.pattern)]
 NameValue = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9\s+=._:@/-]+$")]
 FilterListValue = Annotated[list[FilterRule], Field(max_length=1)]
+TagList = Annotated[list[TagListEntry], Field(max_length=MAX_TAGS)]
+ResourceArnValue = Annotated[
+    str,
+    Field(
+        max_length=128,
+        pattern=r"^arn:(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b):datasync:[a-z\-0-9]+:"
+        r"[0-9]{12}:(task|location)/(task|loc)-[a-z0-9]{17}(/execution/exec-[a-f0-9]{17})?$",
+    ),
+]
+LogGroupArnValue = Annotated[
+    str,
+    Field(
+        max_length=562,
+        pattern=r"^arn:(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b):logs:[a-z\-0-9]+:"
+        r"[0-9]{12}:log-group:([^:\*]*)(:\*)?$",
+    ),
+]
 MaxResultsValue = Annotated[int, Field(ge=0, le=100)]
 NextTokenValue = Annotated[str, Field(max_length=65535, pattern=r"^[a-zA-Z0-9=_-]+$")]
 OperatorValue = Literal[
@@ -43,14 +61,9 @@ class Request(BaseModel):
 R = TypeVar("R", bound=Request)
 
 
-class TagListEntry(Request):
-    Key: Annotated[str, Field(min_length=1, max_length=256)]
-    Value: Annotated[str, Field(max_length=256)] | None = None
-
-
 class CreateLocationLocalRequest(Request):
     Path: Annotated[str, Field(min_length=1, max_length=4096)]
-    Tags: Annotated[list[TagListEntry], Field(max_length=50)] = []
+    Tags: TagList = []
 
 
 class LocationArnRequest(Request):
@@ -82,8 +95,8 @@ class CreateTaskRequest(Request):
     Options: options.Options | None = None
     Includes: FilterListValue = []
     Excludes: FilterListValue = []
-    CloudWatchLogGroupArn: str | None = None
-    Tags: Annotated[list[TagListEntry], Field(max_length=50)] = []
+    CloudWatchLogGroupArn: LogGroupArnValue | None = None
+    Tags: TagList = []
     TaskMode: Literal["BASIC"] | None = None
 
 
@@ -103,7 +116,7 @@ class UpdateTaskRequest(Request):
     Options: options.Options | None = None
     Includes: FilterListValue | None = None
     Excludes: FilterListValue | None = None
-    CloudWatchLogGroupArn: str | None = None
+    CloudWatchLogGroupArn: LogGroupArnValue | None = None
 
 
 class StartTaskExecutionRequest(Request):
@@ -111,11 +124,27 @@ class StartTaskExecutionRequest(Request):
     OverrideOptions: options.Options | None = None
     Includes: FilterListValue | None = None
     Excludes: FilterListValue | None = None
-    Tags: Annotated[list[TagListEntry], Field(max_length=50)] = []
+    Tags: TagList = []
 
 
 class TaskExecutionArnRequest(Request):
     TaskExecutionArn: TaskExecutionArnValue
+
+
+class TagResourceRequest(Request):
+    ResourceArn: ResourceArnValue
+    Tags: TagList
+
+
+class UntagResourceRequest(Request):
+    ResourceArn: ResourceArnValue
+    Keys: Annotated[list[str], Field(min_length=1, max_length=MAX_TAGS)]
+
+
+class ListTagsForResourceRequest(Request):
+    ResourceArn: ResourceArnValue
+    MaxResults: MaxResultsValue | None = None
+    NextToken: NextTokenValue | None = None
 
 
 class ListTaskExecutionsRequest(Request):
@@ -143,7 +172,8 @@ def explain(error: ValidationError, shape: type[BaseModel]) -> str:
         elif kind == "missing":
             problems.append(f"Missing required parameter {field}.")
         elif kind == "string_pattern_mismatch" and field.endswith("Arn"):
-            problems.append(f"{field}: {detail['input']!r} is not {_ARN_FORMS[field]}.")
+            form = _ARN_FORMS.get(field, "a valid ARN")
+            problems.append(f"{field}: {detail['input']!r} is not {form}.")
         else:
             given = detail.get("input")
             shown = f" (got {given!r})" if not isinstance(given, (dict, list)) else ""
@@ -159,6 +189,8 @@ _ARN_FORMS = {
     ),
 }
 _ARN_FORMS["SourceLocationArn"] = _ARN_FORMS["DestinationLocationArn"] = _ARN_FORMS["LocationArn"]
+_ARN_FORMS["ResourceArn"] = "the ARN of a location, a task or a task execution"
+_ARN_FORMS["CloudWatchLogGroupArn"] = "a CloudWatch log group ARN"
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -207,4 +239,7 @@ SHAPES: dict[str, type[Request]] = {
     "DescribeTaskExecution": TaskExecutionArnRequest,
     "ListTaskExecutions": ListTaskExecutionsRequest,
     "CancelTaskExecution": TaskExecutionArnRequest,
+    "TagResource": TagResourceRequest,
+    "UntagResource": UntagResourceRequest,
+    "ListTagsForResource": ListTagsForResourceRequest,
 }

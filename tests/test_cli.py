@@ -245,3 +245,38 @@ async def _everything(ferry: Ferry, task: str) -> list[dict[str, Any]]:
         await ferry.list_tasks({}),
         await ferry.list_task_executions({"TaskArn": task}),
     ]
+
+
+def test_tags_on_locations_tasks_and_executions(stack: Stack, workdir: Path) -> None:
+    location_arn = ok(
+        stack, "create-location-local", "--path", str(workdir), "--tags", "Key=team,Value=data"
+    )["LocationArn"]
+    write(workdir / "s" / "a.txt", "a")
+    source = location(stack, workdir / "s")
+    destination = location(stack, workdir / "d")
+    task = ok(
+        stack,
+        "create-task",
+        "--source-location-arn", source,
+        "--destination-location-arn", destination,
+        "--tags", "Key=env,Value=prod", "Key=owner,Value=ops",
+        "--cloud-watch-log-group-arn",
+        "arn:aws:logs:local:000000000000:log-group:/ferry/tasks:*",
+    )["TaskArn"]  # fmt: skip
+    ok(stack, "tag-resource", "--resource-arn", task, "--tags", "Key=env,Value=test")
+    ok(stack, "untag-resource", "--resource-arn", task, "--keys", "owner")
+    execution = ok(
+        stack, "start-task-execution", "--task-arn", task, "--tags", "Key=run,Value=1", "--wait"
+    )["TaskExecutionArn"]
+
+    def tags(arn: str) -> list[dict[str, str]]:
+        return ok(stack, "list-tags-for-resource", "--resource-arn", arn)["Tags"]
+
+    assert tags(location_arn) == [{"Key": "team", "Value": "data"}]
+    assert tags(task) == [{"Key": "env", "Value": "test"}]
+    assert tags(execution) == [{"Key": "run", "Value": "1"}]
+    described = ok(stack, "describe-task", "--task-arn", task)
+    assert described["CloudWatchLogGroupArn"].endswith("log-group:/ferry/tasks:*")
+    refused = run_cli(stack, "tag-resource", "--resource-arn", execution, "--tags", "Key=a")
+    assert refused.returncode == 254
+    assert "given when it starts" in refused.stderr

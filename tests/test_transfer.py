@@ -314,3 +314,55 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+async def test_overwrite_never_still_gives_new_folders_their_metadata(
+    ferry: Ferry, workdir: Path
+) -> None:
+    source, destination = workdir / "source", workdir / "destination"
+    write(source / "new-folder" / "inner" / "file.txt", "inside a new folder")
+    for folder in (source / "new-folder" / "inner", source / "new-folder"):
+        os.chmod(folder, 0o750)
+        os.utime(folder, ns=(OLDER, OLD))
+    destination.mkdir()
+
+    _, result = await transfer(ferry, source, destination, Options={"OverwriteMode": "NEVER"})
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    for folder in ("new-folder", "new-folder/inner"):
+        st = os.stat(destination / folder)
+        assert (stat.S_IMODE(st.st_mode), st.st_mtime_ns) == (0o750, OLD)
+    assert result["FilesSkipped"] == 1  # the destination's root, which NEVER leaves as it is
+
+
+async def test_overwrite_never_does_not_link_new_names_to_content_it_kept(
+    ferry: Ferry, workdir: Path
+) -> None:
+    source, destination = workdir / "source", workdir / "destination"
+    write(source / "a-first", "the source's content")
+    os.link(source / "a-first", source / "b-second")
+    write(destination / "a-first", "content the destination keeps")
+
+    _, result = await transfer(ferry, source, destination, Options={"OverwriteMode": "NEVER"})
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    assert (destination / "a-first").read_text() == "content the destination keeps"
+    assert (destination / "b-second").read_text() == "the source's content"
+
+
+async def test_transfer_mode_all_never_writes_through_a_link_at_the_destination(
+    ferry: Ferry, workdir: Path
+) -> None:
+    source, destination, outside = workdir / "source", workdir / "destination", workdir / "out"
+    write(source / "a" / "x.txt", "x")
+    destination.mkdir()
+    outside.mkdir()
+    os.symlink(outside, destination / "a")
+
+    _, result = await transfer(
+        ferry, source, destination, Options={"TransferMode": "ALL", "VerifyMode": "NONE"}
+    )
+
+    assert result["Status"] == "ERROR"
+    assert "/a/x.txt (write: a symbolic link is in the way" in result["Result"]["ErrorDetail"]
+    assert list(outside.iterdir()) == []

@@ -29,7 +29,12 @@ with workflow.unsafe.imports_passed_through():
         VerifyPlan,
         describe,
     )
-    from models.temporal import DESCRIPTION_MEMO, EXECUTION_STATUS, REGISTRY_WORKFLOW_ID
+    from models.temporal import (
+        DESCRIPTION_MEMO,
+        EXECUTION_STATUS,
+        EXECUTION_WORKFLOW,
+        REGISTRY_WORKFLOW_ID,
+    )
 
 # Aim well under Temporal's 51,200 events per run (design.md section 4).
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4000
@@ -71,7 +76,7 @@ class _Stage:
         self.reverse = reverse
 
 
-@workflow.defn(name="TaskExecution")
+@workflow.defn(name=EXECUTION_WORKFLOW)
 class TaskExecutionWorkflow:
     @workflow.init
     def __init__(self, execution: ExecutionInput, state: ExecutionState | None = None) -> None:

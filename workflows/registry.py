@@ -21,9 +21,17 @@ with workflow.unsafe.imports_passed_through():
     from models.execution import ExecutionInput
     from models.locations import Location
     from models.options import resolve_options
-    from models.registry import MAX_RESOURCES, ExecutionStart, RegistryState, TaskQueue, TaskUpdate
+    from models.registry import (
+        MAX_RESOURCES,
+        ExecutionStart,
+        RegistryState,
+        Tagging,
+        TaskQueue,
+        TaskUpdate,
+    )
+    from models.tags import TagListEntry, merged
     from models.tasks import Task
-    from models.temporal import EXECUTION_STATUS, TASK_ARN
+    from models.temporal import EXECUTION_STATUS, REGISTRY_WORKFLOW, TAGS_MEMO, TASK_ARN
     from workflows.execution import TaskExecutionWorkflow
 
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 2000
@@ -33,7 +41,7 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type=INVALID_REQUEST, non_retryable=True)
 
 
-@workflow.defn(name="Registry")
+@workflow.defn(name=REGISTRY_WORKFLOW)
 class RegistryWorkflow:
     @workflow.init
     def __init__(self, state: RegistryState | None = None) -> None:
@@ -71,7 +79,7 @@ class RegistryWorkflow:
     # --- locations -----------------------------------------------------------------------------
 
     @workflow.update
-    async def create_location(self, location: Location) -> None:
+    async def create_location(self, location: Location, tags: list[TagListEntry]) -> None:
         try:
             await workflow.execute_activity(
                 "CheckLocation", location, start_to_close_timeout=timedelta(seconds=60)
@@ -82,9 +90,11 @@ class RegistryWorkflow:
                 cause.message if isinstance(cause, ApplicationError) else str(error)
             ) from None
         self.state.locations[location.LocationArn] = location
+        if tags:
+            self.state.tags[location.LocationArn] = tags
 
     @create_location.validator
-    def _validate_create_location(self, location: Location) -> None:
+    def _validate_create_location(self, location: Location, tags: list[TagListEntry]) -> None:
         self._check_room()
         if location.LocationArn in self.state.locations:
             raise _invalid(f"Location {location.LocationArn} already exists.")
@@ -92,6 +102,7 @@ class RegistryWorkflow:
     @workflow.update
     def delete_location(self, location_arn: str) -> None:
         del self.state.locations[location_arn]
+        self.state.tags.pop(location_arn, None)
 
     @delete_location.validator
     def _validate_delete_location(self, location_arn: str) -> None:
@@ -106,11 +117,13 @@ class RegistryWorkflow:
     # --- tasks ---------------------------------------------------------------------------------
 
     @workflow.update
-    def create_task(self, task: Task) -> None:
+    def create_task(self, task: Task, tags: list[TagListEntry]) -> None:
         self.state.tasks[task.TaskArn] = task
+        if tags:
+            self.state.tags[task.TaskArn] = tags
 
     @create_task.validator
-    def _validate_create_task(self, task: Task) -> None:
+    def _validate_create_task(self, task: Task, tags: list[TagListEntry]) -> None:
         self._check_room()
         if task.TaskArn in self.state.tasks:
             raise _invalid(f"Task {task.TaskArn} already exists.")
@@ -136,6 +149,8 @@ class RegistryWorkflow:
         changes: dict[str, object] = {}
         if update.Name is not None:
             changes["Name"] = update.Name
+        if update.CloudWatchLogGroupArn is not None:
+            changes["CloudWatchLogGroupArn"] = update.CloudWatchLogGroupArn
         if update.Options is not None:
             try:
                 changes["Options"] = resolve_options(task.Options, update.Options)
@@ -151,6 +166,7 @@ class RegistryWorkflow:
     def delete_task(self, task_arn: str) -> None:
         del self.state.tasks[task_arn]
         self.state.queues.pop(task_arn, None)
+        self.state.tags.pop(task_arn, None)
 
     @delete_task.validator
     def _validate_delete_task(self, task_arn: str) -> None:
@@ -161,6 +177,33 @@ class RegistryWorkflow:
                 f"Task {task_arn} has an execution running or queued "
                 f"({queue.running or queue.waiting[0]}); cancel it or wait for it to end first."
             )
+
+    # --- tags ----------------------------------------------------------------------------------
+
+    @workflow.query
+    def tags(self, resource_arn: str) -> list[TagListEntry]:
+        return self.state.tags.get(resource_arn, [])
+
+    @workflow.update
+    def tag_resource(self, tagging: Tagging) -> None:
+        self.state.tags[tagging.ResourceArn] = self._tagged(tagging)
+
+    @tag_resource.validator
+    def _validate_tag_resource(self, tagging: Tagging) -> None:
+        self._tagged(tagging)
+
+    def _tagged(self, tagging: Tagging) -> list[TagListEntry]:
+        arn = tagging.ResourceArn
+        if arn not in self.state.locations and arn not in self.state.tasks:
+            raise _invalid(
+                f"ResourceArn: {arn} is not a location or task of Ferry (the tags of a task "
+                "execution are given when it starts)."
+            )
+        try:
+            tags = merged(self.state.tags.get(arn, []), tagging.Tags)
+        except ValueError as error:
+            raise _invalid(str(error)) from None
+        return [tag for tag in tags if tag.Key not in tagging.Keys]
 
     # --- executions ----------------------------------------------------------------------------
 
@@ -182,6 +225,7 @@ class RegistryWorkflow:
             search_attributes=TypedSearchAttributes(
                 [TASK_ARN.value_set(start.TaskArn), EXECUTION_STATUS.value_set(status)]
             ),
+            memo={TAGS_MEMO: [tag.model_dump() for tag in start.Tags]},
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
         )
         # Should the execution end without saying so (terminated by hand), free its task anyway.

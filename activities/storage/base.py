@@ -41,13 +41,11 @@ KIND_NAMES = {
 TEMP_NAME = re.compile(r"\.ferry-[0-9a-f]{16}\.tmp")
 
 
-def temp_path(tag: str, path: str) -> str:
-    """The temporary name beside `path`; a retry of the same execution (`tag`) finds it again,
-    and its length is fixed, so that even a 255-byte final name has one."""
-    parent, _, _ = path.rpartition("/")
+def temp_name(tag: str, path: str) -> str:
+    """The temporary name of `path` in its folder; a retry of the same execution (`tag`) finds
+    it again, and its length is fixed, so that even a 255-byte final name has one."""
     digest = xxhash.xxh64_hexdigest(f"{tag}\0{path}".encode(errors="surrogateescape"))
-    name = f".ferry-{digest}.tmp"
-    return f"{parent}/{name}" if parent else name
+    return f".ferry-{digest}.tmp"
 
 
 @dataclass(slots=True)
@@ -193,9 +191,13 @@ class Writer(Protocol):
 
 
 class Storage(ABC):
-    """One location's file tree, as the worker reaches it."""
+    """One location's file tree, as the worker reaches it. Paths never leave the location: an
+    adapter resolves them beneath its root without following links."""
 
     capabilities: Capabilities
+
+    def close(self) -> None:  # noqa: B027 - adapters without resources to free have nothing to do
+        """Free connections and descriptors."""
 
     @abstractmethod
     def check(self, *, writable: bool) -> None:
@@ -224,15 +226,20 @@ class Storage(ABC):
         """Create a directory and missing parents; True if `path` itself was created."""
 
     @abstractmethod
-    def make_symlink(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
-        """Create or replace a symbolic link to `entry.target`, with its metadata."""
+    def make_symlink(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        """Create or replace a symbolic link to `entry.target`, with its metadata. With
+        `exclusive`, an entry already there stays and False is returned (so below too)."""
 
     @abstractmethod
-    def make_special(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+    def make_special(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
         """Create or replace a device or named pipe like `entry`."""
 
     @abstractmethod
-    def make_hard_link(self, path: str, existing: str) -> None:
+    def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
         """Make `path` (created or replaced) another name of the file at `existing`."""
 
     @abstractmethod

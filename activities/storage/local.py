@@ -1,10 +1,20 @@
-"""`local` locations: a directory in the worker's own file system, through POSIX calls."""
+"""`local` locations: a directory in the worker's own file system, through POSIX calls.
+
+Every path is resolved beneath the location's root without following a symbolic link on the
+way (openat2 with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or one component at a time on kernels
+without it): a link in the destination, or one swapped in while an execution runs, never leads a
+write outside the root, and a link in the source never leads a read outside it. Entries are then
+handled by name relative to their folder's descriptor.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import stat
+from collections import OrderedDict
 from collections.abc import Callable
 
 from activities.storage.base import (
@@ -23,7 +33,7 @@ from activities.storage.base import (
     Storage,
     StorageError,
     describe_error,
-    temp_path,
+    temp_name,
 )
 
 _KINDS = {
@@ -36,10 +46,11 @@ _KINDS = {
     stat.S_IFSOCK: SOCKET,
 }
 _SPECIAL_TYPES = {CHAR_DEVICE: stat.S_IFCHR, BLOCK_DEVICE: stat.S_IFBLK, FIFO: stat.S_IFIFO}
-_READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+_NOFOLLOW = os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NOATIME keeps reading from changing the source's atime; only the owner (or root) may use it.
 _NOATIME = getattr(os, "O_NOATIME", 0)
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_FOLDER = os.O_PATH | os.O_DIRECTORY | _NOFOLLOW
+_PARENTS_KEPT = 64
 
 
 def _umask() -> int:
@@ -56,19 +67,78 @@ DEFAULT_DIR_MODE = 0o777 & ~_UMASK
 
 def entry_from_stat(path: str, st: os.stat_result) -> Entry:
     return Entry(
-        path=path,
-        kind=_KINDS.get(stat.S_IFMT(st.st_mode), SOCKET),
-        size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        atime_ns=st.st_atime_ns,
-        mode=stat.S_IMODE(st.st_mode),
-        uid=st.st_uid,
-        gid=st.st_gid,
-        nlink=st.st_nlink,
-        inode=st.st_ino,
-        device=st.st_dev,
-        rdev=st.st_rdev,
+        path,
+        _KINDS.get(stat.S_IFMT(st.st_mode), SOCKET),
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_atime_ns,
+        st.st_mode & 0o7777,
+        st.st_uid,
+        st.st_gid,
+        st.st_nlink,
+        st.st_ino,
+        st.st_dev,
+        st.st_rdev,
     )
+
+
+class _How(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture
+_RESOLVE = 0x02 | 0x04 | 0x08  # NO_MAGICLINKS | NO_SYMLINKS | BENEATH
+_openat2_works = True
+
+
+def open_beneath(root: int, path: str, flags: int) -> int:
+    """Open `path` (relative, '/'-separated) beneath the folder `root` without following any
+    symbolic link; ELOOP where a link is in the way."""
+    global _openat2_works
+    if _openat2_works:
+        how = _How(flags | os.O_CLOEXEC, 0, _RESOLVE)
+        raw = path.encode(errors="surrogateescape")
+        fd = _LIBC.syscall(_SYS_OPENAT2, root, raw, ctypes.byref(how), ctypes.sizeof(how))
+        if fd >= 0:
+            return fd
+        error = ctypes.get_errno()
+        if error in (errno.ELOOP, errno.EXDEV) or (error == errno.ENOTDIR and _is_link(root, path)):
+            raise OSError(errno.ELOOP, _LINK_IN_THE_WAY, path)
+        if error not in (errno.ENOSYS, errno.EPERM):  # EPERM: a seccomp filter forbids it
+            raise OSError(error, os.strerror(error), path)
+        _openat2_works = False
+    # One component at a time, each opened without following a link.
+    parts = path.split("/")
+    current = os.dup(root)
+    try:
+        for part in parts[:-1]:
+            following = os.open(part, _FOLDER, dir_fd=current)
+            os.close(current)
+            current = following
+        return os.open(parts[-1], flags | _NOFOLLOW, dir_fd=current)
+    except OSError as error:
+        if error.errno == errno.ELOOP or (error.errno == errno.ENOTDIR and _is_link(root, path)):
+            raise OSError(errno.ELOOP, _LINK_IN_THE_WAY, path) from None
+        raise
+    finally:
+        os.close(current)
+
+
+_LINK_IN_THE_WAY = "a symbolic link is in the way (Ferry does not follow it)"
+
+
+def _is_link(root: int, path: str) -> bool:
+    """Whether a component of `path` is a symbolic link (to explain a refused open)."""
+    parts = path.split("/")
+    for end in range(1, len(parts) + 1):
+        try:
+            st = os.stat("/".join(parts[:end]), dir_fd=root, follow_symlinks=False)
+        except OSError:
+            return False
+        if stat.S_ISLNK(st.st_mode):
+            return True
+    return False
 
 
 class _FileReader:
@@ -90,12 +160,13 @@ class _FileReader:
 
 
 class _FileWriter:
-    """Writes under the temporary name, then renames it into place."""
+    """Writes under the temporary name, then renames it into place, in one folder."""
 
-    __slots__ = ("fd", "final", "temp")
+    __slots__ = ("fd", "final", "folder", "temp")
 
-    def __init__(self, fd: int, temp: str, final: str) -> None:
+    def __init__(self, fd: int, folder: int, temp: str, final: str) -> None:
         self.fd = fd
+        self.folder = folder  # its own descriptor of the folder, closed at the end
         self.temp = temp
         self.final = final
 
@@ -107,38 +178,70 @@ class _FileWriter:
     def commit(self, entry: Entry, policy: MetadataPolicy, *, exclusive: bool) -> bool:
         fd, self.fd = self.fd, -1
         try:
-            _set_fd_metadata(fd, entry, policy)
+            _set_fd_metadata(fd, entry, policy, created=True)
         finally:
             os.close(fd)
-        if not exclusive:
-            os.rename(self.temp, self.final)
-            return True
-        # link() fails if the final name exists: an atomic "create, never overwrite".
-        try:
-            os.link(self.temp, self.final)
-        except FileExistsError:
-            return False
-        finally:
-            os.unlink(self.temp)
-        return True
+        placed = _place(self.folder, self.temp, self.final, exclusive=exclusive)
+        os.close(self.folder)  # on failure, abort() removes the temporary file and closes it
+        self.folder = -1
+        return placed
 
     def abort(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        _unlink_quietly(self.temp)
+        if self.folder >= 0:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.temp, dir_fd=self.folder)
+            os.close(self.folder)
+            self.folder = -1
 
 
-def _set_fd_metadata(fd: int, entry: Entry, policy: MetadataPolicy) -> None:
+def _place(folder: int, temp: str, final: str, *, exclusive: bool) -> bool:
+    """Give a complete entry its final name. With `exclusive`, an entry already there stays
+    (link() fails where rename() would replace: an atomic "create, never overwrite")."""
+    if not exclusive:
+        os.rename(temp, final, src_dir_fd=folder, dst_dir_fd=folder)
+        return True
+    try:
+        os.link(temp, final, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temp, dir_fd=folder)
+    return True
+
+
+def _set_fd_metadata(fd: int, entry: Entry, policy: MetadataPolicy, *, created: bool) -> None:
+    """`created`: the entry was just made with a placeholder mode that must not stay."""
     # Owner first: chown clears setuid/setgid bits, so the mode is set after it.
     if (policy.uid or policy.gid) and entry.uid >= 0:
         uid, gid = entry.uid if policy.uid else -1, entry.gid if policy.gid else -1
         _metadata(f"owner {uid}:{gid}", os.fchown, fd, uid, gid)
-    mode = entry.mode if policy.mode else DEFAULT_FILE_MODE
-    _metadata(f"mode {mode:04o}", os.fchmod, fd, mode)
+    if policy.mode or created:
+        mode = entry.mode if policy.mode else _default_mode(entry)
+        _metadata(f"mode {mode:04o}", os.fchmod, fd, mode)
     if policy.mtime:
         times = (entry.atime_ns if policy.atime else entry.mtime_ns, entry.mtime_ns)
         _metadata("times", os.utime, fd, ns=times)
+
+
+def _set_name_metadata(
+    folder: int, name: str, entry: Entry, policy: MetadataPolicy, *, created: bool
+) -> None:
+    """For links and devices, which are not opened: by name in `folder`, never followed."""
+    if (policy.uid or policy.gid) and entry.uid >= 0:
+        uid, gid = entry.uid if policy.uid else -1, entry.gid if policy.gid else -1
+        _metadata(
+            f"owner {uid}:{gid}", os.chown, name, uid, gid, dir_fd=folder, follow_symlinks=False
+        )
+    # Linux has no modes on symbolic links.
+    if entry.kind != SYMLINK and (policy.mode or created):
+        mode = entry.mode if policy.mode else _default_mode(entry)
+        _metadata(f"mode {mode:04o}", os.chmod, name, mode, dir_fd=folder, follow_symlinks=False)
+    if policy.mtime:
+        times = (entry.atime_ns if policy.atime else entry.mtime_ns, entry.mtime_ns)
+        _metadata("times", os.utime, name, ns=times, dir_fd=folder, follow_symlinks=False)
 
 
 def _metadata(what: str, call: Callable[..., None], *args: object, **kwargs: object) -> None:
@@ -148,6 +251,13 @@ def _metadata(what: str, call: Callable[..., None], *args: object, **kwargs: obj
         if error.errno in TRANSIENT_ERRNOS:
             raise
         raise MetadataError(f"cannot set {what}: {describe_error(error)}") from error
+    except ValueError as error:
+        # What Python's chmod() raises for a link when it may not follow it.
+        raise MetadataError(f"cannot set {what}: {_LINK_IN_THE_WAY}") from error
+
+
+def _default_mode(entry: Entry) -> int:
+    return DEFAULT_DIR_MODE if entry.kind == DIR else DEFAULT_FILE_MODE
 
 
 class LocalStorage(Storage):
@@ -157,14 +267,66 @@ class LocalStorage(Storage):
 
     def __init__(self, root: str, temp_tag: str = "") -> None:
         self.root = root.rstrip("/") or "/"
-        self._prefix = self.root if self.root.endswith("/") else self.root + "/"
         self._temp_tag = temp_tag
+        self._root_fd: int | None = None
+        # Descriptors of the folders written to lately, so that a batch resolves each once.
+        self._folders: OrderedDict[str, int] = OrderedDict()
 
-    def _abs(self, path: str) -> str:
-        return self._prefix + path if path else self.root
+    def close(self) -> None:
+        for fd in self._folders.values():
+            os.close(fd)
+        self._folders.clear()
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
 
-    def _temp(self, path: str) -> str:
-        return self._abs(temp_path(self._temp_tag, path))
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # --- resolving paths ---------------------------------------------------------------------
+
+    def _root(self) -> int:
+        if self._root_fd is None:
+            try:
+                self._root_fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise self._gone() from None
+        return self._root_fd
+
+    def _gone(self) -> StorageError:
+        """Never recreate a location root that went away: that is the location failing."""
+        return StorageError(f"{self.root} no longer exists", code="LocationUnavailable")
+
+    def _folder(self, path: str) -> int:
+        """A descriptor of the folder `path` ("" for the root), cached; do not close it."""
+        if not path:
+            return self._root()
+        fd = self._folders.get(path)
+        if fd is not None:
+            self._folders.move_to_end(path)
+            return fd
+        fd = open_beneath(self._root(), path, _FOLDER)
+        self._folders[path] = fd
+        if len(self._folders) > _PARENTS_KEPT:
+            os.close(self._folders.popitem(last=False)[1])
+        return fd
+
+    def _parent(self, path: str, create: bool = False) -> tuple[int, str]:
+        """The descriptor of `path`'s folder and `path`'s name in it. With `create`, missing
+        folders are made (batches run in parallel: a parent may not exist yet)."""
+        parent, _, name = path.rpartition("/")
+        try:
+            return self._folder(parent), name
+        except FileNotFoundError:
+            if not create:
+                raise
+            if not parent:
+                raise self._gone() from None
+            self.make_dir(parent)
+            return self._folder(parent), name
+
+    # --- the interface -----------------------------------------------------------------------
 
     def check(self, *, writable: bool) -> None:
         try:
@@ -180,164 +342,178 @@ class LocalStorage(Storage):
 
     def stat(self, path: str) -> Entry | None:
         try:
-            st = os.lstat(self._abs(path))
+            if not path:
+                return entry_from_stat("", os.fstat(self._root()))
+            folder, name = self._parent(path)
+            entry = entry_from_stat(path, os.stat(name, dir_fd=folder, follow_symlinks=False))
         except FileNotFoundError:
             return None
-        entry = entry_from_stat(path, st)
+        except StorageError:
+            return None
         if entry.kind == SYMLINK:
-            entry.target = os.readlink(self._abs(path))
+            entry.target = os.readlink(name, dir_fd=folder)
         return entry
 
     def list_dir(self, path: str) -> list[Entry]:
         prefix = path + "/" if path else ""
+        fd = open_beneath(self._root(), path or ".", os.O_RDONLY | os.O_DIRECTORY)
         entries = []
-        with os.scandir(self._abs(path)) as items:
-            for item in items:
-                st = item.stat(follow_symlinks=False)
-                kind = _KINDS.get(stat.S_IFMT(st.st_mode), SOCKET)
-                entry = Entry(
-                    prefix + item.name,
-                    kind,
-                    st.st_size,
-                    st.st_mtime_ns,
-                    st.st_atime_ns,
-                    st.st_mode & 0o7777,
-                    st.st_uid,
-                    st.st_gid,
-                    st.st_nlink,
-                    st.st_ino,
-                    st.st_dev,
-                    st.st_rdev,
-                )
-                if kind == SYMLINK:
-                    entry.target = os.readlink(item.path)
-                entries.append(entry)
+        try:
+            with os.scandir(fd) as items:
+                for item in items:
+                    st = item.stat(follow_symlinks=False)
+                    kind = _KINDS.get(stat.S_IFMT(st.st_mode), SOCKET)
+                    entry = Entry(
+                        prefix + item.name,
+                        kind,
+                        st.st_size,
+                        st.st_mtime_ns,
+                        st.st_atime_ns,
+                        st.st_mode & 0o7777,
+                        st.st_uid,
+                        st.st_gid,
+                        st.st_nlink,
+                        st.st_ino,
+                        st.st_dev,
+                        st.st_rdev,
+                    )
+                    if kind == SYMLINK:
+                        entry.target = os.readlink(item.name, dir_fd=fd)
+                    entries.append(entry)
+        finally:
+            os.close(fd)
         return entries
 
     def open_read(self, path: str) -> _FileReader:
-        full = self._abs(path)
         try:
-            fd = os.open(full, _READ_FLAGS | _NOATIME)
+            fd = open_beneath(self._root(), path, os.O_RDONLY | _NOATIME)
         except PermissionError:
             if not _NOATIME:
                 raise
-            fd = os.open(full, _READ_FLAGS)  # not the owner: read without O_NOATIME
+            fd = open_beneath(self._root(), path, os.O_RDONLY)  # not the owner: no O_NOATIME
         return _FileReader(fd, path)
 
     def close_reader(self, reader: _FileReader) -> None:  # type: ignore[override]
         os.close(reader.fd)
 
     def create_file(self, path: str) -> _FileWriter:
-        temp = self._temp(path)
-        try:
-            fd = os.open(temp, _WRITE_FLAGS, 0o600)
-        except FileNotFoundError:
-            # Batches run in parallel; the parent may not have been created yet.
-            self.make_dir(path.rpartition("/")[0])
-            fd = os.open(temp, _WRITE_FLAGS, 0o600)
-        return _FileWriter(fd, temp, self._abs(path))
+        folder, name = self._parent(path, create=True)
+        temp = temp_name(self._temp_tag, path)
+        # A leftover of an earlier attempt may share its inode with the final name (a crash
+        # between link() and unlink()): never write through it.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=folder)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+        fd = os.open(temp, flags, 0o600, dir_fd=folder)
+        return _FileWriter(fd, os.dup(folder), temp, name)
 
     def make_dir(self, path: str) -> bool:
+        if not path:
+            self._root()
+            return False
+        folder, name = self._parent(path, create=True)
         try:
-            os.mkdir(self._abs(path) if path else self._missing_root())
+            os.mkdir(name, dir_fd=folder)
             return True
         except FileExistsError:
-            if not os.path.isdir(self._abs(path)):
+            st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
                 raise
             return False
         except FileNotFoundError:
-            self._missing_root()
-            os.makedirs(self._abs(path), exist_ok=True)
-            return True
+            raise self._gone() from None  # the folder we hold was removed
 
-    def _missing_root(self) -> str:
-        """Never recreate a location root that went away: that is the location failing."""
-        if not os.path.isdir(self.root):
-            raise StorageError(f"{self.root} no longer exists", code="LocationUnavailable")
-        return self.root
-
-    def _in_place(self, path: str, create: Callable[[str], None]) -> str:
-        """Create an entry under the temporary name with `create(temp)`; return that name."""
-        temp = self._temp(path)
-        _unlink_quietly(temp)
+    def _make(
+        self,
+        path: str,
+        entry: Entry | None,
+        policy: MetadataPolicy | None,
+        exclusive: bool,
+        create: Callable[[int, str], None],
+    ) -> bool:
+        """Make an entry under the temporary name with `create(folder, name)`, give it its
+        metadata, then its final name."""
+        folder, name = self._parent(path, create=True)
+        temp = temp_name(self._temp_tag, path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=folder)
+        create(folder, temp)
         try:
-            create(temp)
-        except FileNotFoundError:
-            self.make_dir(path.rpartition("/")[0])
-            create(temp)
-        return temp
+            if entry is not None and policy is not None:
+                _set_name_metadata(folder, temp, entry, policy, created=True)
+            return _place(folder, temp, name, exclusive=exclusive)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=folder)
+            raise
 
-    def make_symlink(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+    def make_symlink(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
         target = entry.target or ""
-        temp = self._in_place(path, lambda name: os.symlink(target, name))
-        try:
-            _set_path_metadata(temp, entry, policy, created=True)
-            os.rename(temp, self._abs(path))
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
+        return self._make(
+            path,
+            entry,
+            policy,
+            exclusive,
+            lambda folder, name: os.symlink(target, name, dir_fd=folder),
+        )
 
-    def make_special(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
-        file_type = _SPECIAL_TYPES[entry.kind]
-        temp = self._in_place(path, lambda name: os.mknod(name, file_type | 0o600, entry.rdev))
-        try:
-            _set_path_metadata(temp, entry, policy, created=True)
-            os.rename(temp, self._abs(path))
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
+    def make_special(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        mode = _SPECIAL_TYPES[entry.kind] | 0o600
+        return self._make(
+            path,
+            entry,
+            policy,
+            exclusive,
+            lambda folder, name: os.mknod(name, mode, entry.rdev, dir_fd=folder),
+        )
 
-    def make_hard_link(self, path: str, existing: str) -> None:
-        source = self._abs(existing)
-        temp = self._in_place(path, lambda name: os.link(source, name))
+    def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
+        source, source_name = self._parent(existing)
+        source = os.dup(source)  # _parent() below may let the cache close it
         try:
-            os.rename(temp, self._abs(path))
-        except BaseException:
-            _unlink_quietly(temp)
-            raise
+            return self._make(
+                path,
+                None,
+                None,
+                exclusive,
+                lambda folder, name: os.link(
+                    source_name, name, src_dir_fd=source, dst_dir_fd=folder, follow_symlinks=False
+                ),
+            )
+        finally:
+            os.close(source)
 
     def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
-        _set_path_metadata(self._abs(path), entry, policy, created=False)
+        folder, name = self._parent(path) if path else (self._root(), ".")
+        _set_name_metadata(folder, name, entry, policy, created=False)
 
     def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
-        full = self._abs(path)
+        folder, name = self._parent(path)
         if kind != DIR:
-            os.unlink(full)
+            os.unlink(name, dir_fd=folder)
             return 1
         removed = 1
         if recursive:
-            for folder, folders, files in os.walk(full, topdown=False):
-                for name in files:
-                    os.unlink(os.path.join(folder, name))
-                for name in folders:
-                    child = os.path.join(folder, name)
-                    if os.path.islink(child):
-                        os.unlink(child)
+            # fwalk holds each folder open and never follows a link out of the tree.
+            for _, folders, files, inside in os.fwalk(name, topdown=False, dir_fd=folder):
+                for child in files:
+                    os.unlink(child, dir_fd=inside)
+                for child in folders:
+                    st = os.stat(child, dir_fd=inside, follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        os.rmdir(child, dir_fd=inside)
                     else:
-                        os.rmdir(child)
+                        os.unlink(child, dir_fd=inside)
                 removed += len(files) + len(folders)
-        os.rmdir(full)
+        os.rmdir(name, dir_fd=folder)
+        self._forget(path)
         return removed
 
-
-def _set_path_metadata(full: str, entry: Entry, policy: MetadataPolicy, *, created: bool) -> None:
-    """`created`: the entry was just made with a placeholder mode that must not stay."""
-    if (policy.uid or policy.gid) and entry.uid >= 0:
-        uid, gid = entry.uid if policy.uid else -1, entry.gid if policy.gid else -1
-        _metadata(f"owner {uid}:{gid}", os.chown, full, uid, gid, follow_symlinks=False)
-    # Linux has no modes on symbolic links.
-    if entry.kind != SYMLINK and (policy.mode or created):
-        mode = entry.mode if policy.mode else _default_mode(entry)
-        _metadata(f"mode {mode:04o}", os.chmod, full, mode)
-    if policy.mtime:
-        times = (entry.atime_ns if policy.atime else entry.mtime_ns, entry.mtime_ns)
-        _metadata("times", os.utime, full, ns=times, follow_symlinks=False)
-
-
-def _default_mode(entry: Entry) -> int:
-    return DEFAULT_DIR_MODE if entry.kind == DIR else DEFAULT_FILE_MODE
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+    def _forget(self, path: str) -> None:
+        """Drop cached descriptors of a removed folder and of folders below it."""
+        for cached in [p for p in self._folders if p == path or p.startswith(path + "/")]:
+            os.close(self._folders.pop(cached))
