@@ -11,12 +11,16 @@ from typing import Any
 
 from activities.pool import Control, Stopped
 from activities.staging import ResultLog, StagingStore, read_rows
+from activities.storage.base import describe_error
 from models.execution import ISSUES_PER_BATCH, BatchRef, BatchResult, Counters, FileIssue
 
 log = logging.getLogger("ferry.transfer")
 
 CHECKPOINT_SECONDS = 1.0
 STOP_CHECK_SECONDS = 0.2
+# Attempts that may fail on the same row with a transient error before that row is given up
+# (a bad sector answers EIO every time; a flaky network does not).
+TRIES_PER_ROW = 3
 
 
 class BatchRun:
@@ -43,6 +47,8 @@ class BatchRun:
         if reverse:
             self.rows.reverse()
         self.next: int = checkpoint.get("next", 0)
+        # Earlier attempts that ended at this same row with a transient error.
+        self.tries = checkpoint.get("tries", 0) if checkpoint.get("failed") else 0
         self.counters = Counters(**checkpoint.get("counters", {}))
         self.issues = [FileIssue(**issue) for issue in checkpoint.get("issues", [])]
         self.results: ResultLog | None = (
@@ -58,6 +64,8 @@ class BatchRun:
     def run(self, handle: Callable[[Any], None]) -> BatchResult:
         try:
             for position in range(self.next, len(self.rows)):
+                if position != self.next:
+                    self.tries = 0
                 self.next = position
                 self.tick()
                 handle(self.rows[position])
@@ -80,10 +88,24 @@ class BatchRun:
             self._last_checkpoint = now
             self.checkpoint()
 
-    def checkpoint(self) -> None:
+    def transient(
+        self, path: str, kind: str, error: BaseException, *, verify: bool = False
+    ) -> None:
+        """A transient error on the current row: this attempt ends and Temporal retries the
+        batch from here, unless the row already failed so on earlier attempts."""
+        if self.tries + 1 >= TRIES_PER_ROW:
+            detail = f"{describe_error(error)} (on {TRIES_PER_ROW} attempts)"
+            self.fail(path, kind, detail, verify=verify)
+            return
+        self.checkpoint(failed=True)
+        raise error
+
+    def checkpoint(self, *, failed: bool = False) -> None:
         self.control.checkpoint(
             {
                 "next": self.next,
+                "failed": failed,
+                "tries": self.tries + 1 if failed else self.tries,
                 "offset": self.results.offset() if self.results else 0,
                 "counters": self.counters.model_dump(),
                 "issues": [issue.model_dump() for issue in self.issues],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 
 from temporalio import activity
@@ -47,16 +48,34 @@ def storage_failures(what: str) -> Iterator[None]:
             non_retryable=not error.transient,
         ) from error
     except OSError as error:
-        if is_transient(error):
-            raise
         detail = f"{what}: {error.filename or ''} {describe_error(error)}".replace("  ", " ")
-        raise ApplicationError(detail, type=ErrorCode.STORAGE_ERROR, non_retryable=True) from error
+        raise ApplicationError(
+            detail, type=ErrorCode.STORAGE_ERROR, non_retryable=not is_transient(error)
+        ) from error
 
 
-def _heartbeat(count: int) -> None:
-    activity.heartbeat(count)
-    if activity.is_cancelled():
-        raise CancelledError("task execution cancelled")
+class _Pulse:
+    """Heartbeats a listing activity at most once a second, however often it is called; a
+    cancel or a worker shutdown ends the activity there."""
+
+    def __init__(self) -> None:
+        self.beats = 0
+        self._last = 0.0
+
+    def __call__(self) -> None:
+        self.beats += 1
+        now = time.monotonic()
+        if now - self._last < 1.0:
+            return
+        self._last = now
+        activity.heartbeat(self.beats)
+        if activity.is_cancelled():
+            raise CancelledError("task execution cancelled")
+        if activity.is_worker_shutdown():
+            raise ApplicationError(
+                "the worker is shutting down; PREPARING starts again on another attempt",
+                type="WorkerShutdown",
+            )
 
 
 class ExecutionActivities:
@@ -103,7 +122,7 @@ class ExecutionActivities:
                 self.store,
                 self.pool,
                 execution,
-                _heartbeat,
+                _Pulse(),
                 files_per_batch=self.files_per_batch,
                 bytes_per_batch=self.bytes_per_batch,
             )
@@ -128,7 +147,7 @@ class ExecutionActivities:
     def prepare_verification(self, execution: ExecutionInput) -> VerifyPlan:
         self.store.clear(execution.execution_id, "verify")
         with storage_failures("VERIFYING"):
-            return prepare_verification(self.store, self.pool, execution, _heartbeat)
+            return prepare_verification(self.store, self.pool, execution, _Pulse())
 
     @activity.defn(name="VerifyBatch")
     def verify_batch(self, ref: BatchRef) -> BatchResult:

@@ -10,9 +10,11 @@ so that listing runs on every core while it plans. Nothing holds a whole tree in
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from activities.metadata import compare
@@ -39,6 +41,9 @@ log = logging.getLogger("ferry.listing")
 # subfolders until it has listed this many entries.
 FOLDERS_PER_TASK = 16
 ENTRIES_PER_TASK = 2000
+
+WAIT_SECONDS = 0.5  # between heartbeats while a listing is awaited
+STALE_TEMP_SECONDS = 3600
 
 Pair = tuple[Entry | None, Entry | None]
 
@@ -134,6 +139,8 @@ class _Lister:
         self.destination = open_storage(sides.destination, sides.tag) if sides.destination else None
         self.filter = PathFilter(list(sides.includes), list(sides.excludes))
         self.policy = MetadataPolicy.from_options(sides.options)
+        # A temporary file untouched this long belongs to no copy in progress.
+        self.stale_before = time.time_ns() - STALE_TEMP_SECONDS * 1_000_000_000
         self.resolution = max(
             self.source.capabilities.time_resolution_ns,
             self.destination.capabilities.time_resolution_ns if self.destination else 1,
@@ -181,7 +188,7 @@ class _Lister:
         for entry in entries:
             name = entry.path[skip:]
             if name.startswith(".ferry-") and TEMP_NAME.fullmatch(name):
-                if side == "destination":
+                if side == "destination" and entry.mtime_ns < self.stale_before:
                     folder.stale_temps.append(entry.path)
                 continue
             children[name] = entry
@@ -214,10 +221,14 @@ class FolderWalk:
         self,
         pool: WorkPool,
         sides: Sides,
+        beat: Callable[[], None],
         equal_file: Callable[[str, int], None] | None = None,
     ) -> None:
+        """`beat` is called often, also while waiting for listings (the activity's heartbeat);
+        `equal_file` gets each file that is equal on both sides, when Sides ask for them."""
         self.pool = pool
         self.sides = sides
+        self.beat = beat
         self.equal_file = equal_file
         self.unlisted: set[str] = set()  # source folders that could not be listed
         self.issues: list[FileIssue] = []
@@ -260,7 +271,13 @@ class FolderWalk:
         path = task[0]
         if path not in self._ready:
             pending = self._pending.get(path) or self._submit([task])
-            for listed in pending.result():
+            while True:
+                try:
+                    listed_folders = pending.result(timeout=WAIT_SECONDS)
+                    break
+                except FutureTimeout:
+                    self.beat()
+            for listed in listed_folders:
                 self._ready[listed.path] = listed
             self._in_flight.discard(pending)
         folder = self._ready.pop(path)

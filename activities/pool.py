@@ -16,15 +16,18 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
 T = TypeVar("T")
+log = logging.getLogger("ferry.pool")
 
 RELAY_SECONDS = 0.5
 _PR_SET_PDEATHSIG = 1
@@ -62,10 +65,11 @@ class Control:
 
     # In the activity.
 
-    def reset(self) -> None:
-        for path in (self.checkpoint_path, self.stop_path):
-            if os.path.exists(path):
-                os.unlink(path)
+    def reset_stop(self) -> None:
+        """Before an attempt: a stop asked of an earlier attempt is not for this one. (Its
+        checkpoint stays: the activity passes it on.)"""
+        if os.path.exists(self.stop_path):
+            os.unlink(self.stop_path)
 
     def latest(self) -> dict[str, Any] | None:
         try:
@@ -101,8 +105,12 @@ def _ready() -> int:
 class WorkPool:
     def __init__(self, processes: int) -> None:
         self.processes = processes
-        self._executor = ProcessPoolExecutor(
-            processes,
+        self._lock = threading.Lock()
+        self._executor = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_pool_process,
             initargs=(logging.getLogger().getEffectiveLevel(),),
@@ -114,7 +122,16 @@ class WorkPool:
             future.result()
 
     def submit(self, function: Callable[..., T], *args: Any) -> Future[T]:
-        return self._executor.submit(function, *args)
+        with self._lock:
+            try:
+                return self._executor.submit(function, *args)
+            except BrokenProcessPool:
+                # A pool process died (killed, out of memory): the work it had failed, and is
+                # retried by Temporal; what comes next gets a new pool.
+                log.error("a pool process died; starting the pool again")
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start()
+                return self._executor.submit(function, *args)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -124,7 +141,7 @@ class WorkPool:
     ) -> T:
         """Run `function(*args, checkpoint, control)` in the pool from an activity: heartbeat its
         checkpoints, and stop it when Temporal cancels or the worker shuts down."""
-        control.reset()
+        control.reset_stop()
         latest = checkpoint
         # A cancel must reach the pool process, not interrupt this relay.
         with activity.shield_thread_cancel_exception():
@@ -142,6 +159,10 @@ class WorkPool:
                         "the worker is shutting down; the batch resumes on another attempt",
                         type="WorkerShutdown",
                     ) from None
+                except Exception:
+                    # The retry resumes from the batch's last checkpoint, written as it failed.
+                    activity.heartbeat(control.latest() or latest)
+                    raise
                 latest = control.latest() or latest
                 activity.heartbeat(latest)
                 if activity.is_cancelled():

@@ -243,7 +243,7 @@ def plan(
     store: StagingStore,
     pool: WorkPool,
     execution: ExecutionInput,
-    heartbeat: Callable[[int], None],
+    beat: Callable[[], None],
     *,
     files_per_batch: int = FILES_PER_BATCH,
     bytes_per_batch: int = BYTES_PER_BATCH,
@@ -263,7 +263,7 @@ def plan(
         destination_only_subtrees=options.PreserveDeletedFiles == "REMOVE",
         report_equal_files=False,
     )
-    walk = FolderWalk(pool, sides)
+    walk = FolderWalk(pool, sides, beat)
     resolution = max(
         open_storage(execution.Source).capabilities.time_resolution_ns,
         open_storage(execution.Destination).capabilities.time_resolution_ns,
@@ -278,12 +278,11 @@ def plan(
         bytes_per_batch,
     )
     sources = destinations = 0
-    for count, (s, d) in enumerate(walk, 1):
+    for s, d in walk:
         planner.add(s, d)
         sources += s is not None
         destinations += d is not None
-        if count % 5000 == 0:
-            heartbeat(count)
+        beat()
     summary = planner.finish()
     summary.source_entries = sources + walk.equal
     summary.destination_entries = destinations + walk.equal

@@ -91,13 +91,15 @@ class BatchTransfer:
     # --- errors ------------------------------------------------------------------------------
 
     def _problem(self, path: str, kind: str, error: BaseException) -> None:
-        """Record a per-path failure, or re-raise what is not one."""
-        if is_transient(error) or isinstance(error, (StorageError, Stopped)):
-            # Retried by Temporal from the checkpoint (transient), or the end of this attempt:
-            # a failed location, a cancel, a worker shutting down.
+        """Record a per-path failure, or end this attempt for what is not one: a failed
+        location, a cancel, a worker shutting down, or a transient error (retried)."""
+        if isinstance(error, (StorageError, Stopped)):
             raise error
         if isinstance(error, OSError) and (fatal := location_error(error)) is not None:
             raise fatal from error
+        if is_transient(error):
+            self.run.transient(path, kind, error)
+            return
         if isinstance(error, MetadataError):
             kind = "metadata"
         self.run.fail(path, kind, describe_error(error))

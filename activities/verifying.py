@@ -63,7 +63,7 @@ def prepare_verification(
     store: StagingStore,
     pool: WorkPool,
     execution: ExecutionInput,
-    heartbeat: Callable[[int], None],
+    beat: Callable[[], None],
 ) -> VerifyPlan:
     """POINT_IN_TIME_CONSISTENT: compare both sides' listings now; files whose metadata matches
     go into `verify` batches for their contents. With OverwriteMode=NEVER, only presence is
@@ -99,15 +99,14 @@ def prepare_verification(
             plan.issues.append(FileIssue(path=path, kind=kind, detail=detail))
         log.error("%s: /%s: %s: %s", execution.TaskExecutionArn, path, kind, detail)
 
-    walk = FolderWalk(pool, sides, equal_file)
+    walk = FolderWalk(pool, sides, beat, equal_file)
     resolution = max(
         open_storage(execution.Source).capabilities.time_resolution_ns,
         open_storage(execution.Destination).capabilities.time_resolution_ns,
     )
     links: dict[tuple[int, int], tuple[str, int]] = {}
-    for count, (s, d) in enumerate(walk, 1):
-        if count % 5000 == 0:
-            heartbeat(count)
+    for s, d in walk:
+        beat()
         if s is None:
             assert d is not None
             if remove and not any(is_below(d.path, u) for u in walk.unlisted):
@@ -140,7 +139,7 @@ def prepare_verification(
         # Equal pairs other than files (links, devices) need no further reading.
         plan.counters.FilesVerified += walk.equal - equal_files
     for problem in walk.issues:
-        issue(problem.path, "checksum", problem.detail)
+        issue(problem.path, "read", problem.detail)
     plan.batches = batches.close()
     return plan
 
@@ -228,8 +227,11 @@ def verify_transferred(
 
 
 def _unreadable(run: BatchRun, path: str, side: str, error: Exception) -> None:
-    if is_transient(error) or isinstance(error, Stopped):
+    if isinstance(error, Stopped):
         raise error
+    if is_transient(error):
+        run.transient(path, "checksum", error, verify=True)
+        return
     run.fail(path, "checksum", f"{side} could not be read: {describe_error(error)}", verify=True)
 
 

@@ -172,8 +172,10 @@ class FerryStack:
 
     async def histories(self, arn: str) -> list[tuple[int, int]]:
         """(events, bytes) of each run of an execution's workflow."""
+        from models.arn import execution_id
+
         client = self.ferry.client
-        workflow_id = arn.rsplit("/", 1)[1]
+        workflow_id = execution_id(arn)
         sizes = []
         async for run in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
             history = await client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()

@@ -24,10 +24,7 @@ def arn_prefix(region: str, account: str) -> str:
 
 def execution_id(task_execution_arn: str) -> str:
     """The `exec-...` id, which is also the execution's Temporal workflow id."""
-    match = TASK_EXECUTION_ARN.match(task_execution_arn)
-    if not match:
-        raise ValueError(task_execution_arn)
-    return match.group(3)
+    return task_execution_arn.rpartition("/execution/")[2]
 
 
 def task_arn_of(task_execution_arn: str) -> str:

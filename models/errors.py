@@ -34,9 +34,16 @@ class ErrorCode:
     """Result.ErrorCode values of a failed execution (DataSync leaves the set open)."""
 
     LOCATION_UNAVAILABLE = "LocationUnavailable"
+    DESTINATION_UNAVAILABLE = "DestinationUnavailable"
     FILES_FAILED = "FilesFailed"
     VERIFICATION_FAILED = "VerificationFailed"
     STORAGE_ERROR = "StorageError"
     CANCELLED = "Cancelled"
     TERMINATED = "Terminated"
     INTERNAL_ERROR = "InternalError"
+
+
+# The codes an execution reports as they are; any other failure is an InternalError.
+ERROR_CODES = frozenset(
+    value for name, value in vars(ErrorCode).items() if name.isupper() and isinstance(value, str)
+)

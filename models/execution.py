@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from models.arn import execution_id
 from models.filters import FilterRule
 from models.locations import Location
 from models.options import Options
@@ -53,7 +54,7 @@ class ExecutionInput(_Model):
 
     @property
     def execution_id(self) -> str:
-        return self.TaskExecutionArn.rsplit("/", 1)[1]
+        return execution_id(self.TaskExecutionArn)
 
 
 class FileIssue(_Model):
@@ -98,11 +99,11 @@ class BatchRef(_Model):
     source: Location
     destination: Location
     options: Options
-    bytes_per_second: int = -1  # this batch's share of the execution's limit
+    bytes_per_second: int = -1  # the execution's limit (its batches then run one at a time)
 
     @property
     def execution_id(self) -> str:
-        return self.execution_arn.rsplit("/", 1)[1]
+        return execution_id(self.execution_arn)
 
 
 class BatchResult(_Model):

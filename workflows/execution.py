@@ -17,7 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.errors import ErrorCode
+    from models.errors import ERROR_CODES, ErrorCode
     from models.execution import (
         BatchRef,
         BatchResult,
@@ -36,7 +36,7 @@ with workflow.unsafe.imports_passed_through():
         REGISTRY_WORKFLOW_ID,
     )
 
-# Aim well under Temporal's 51,200 events per run (design.md section 4).
+# Temporal allows 51,200 events in a run's history; Ferry stays far below it.
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4000
 ISSUES_KEPT = 50
 ISSUES_SHOWN = 10
@@ -50,8 +50,9 @@ _RETRY = RetryPolicy(
 _LAUNCH = {"start_to_close_timeout": timedelta(minutes=5), "retry_policy": _RETRY}
 _LONG = {
     "start_to_close_timeout": timedelta(hours=24),
-    "heartbeat_timeout": timedelta(seconds=60),
+    "heartbeat_timeout": timedelta(seconds=30),
     "retry_policy": _RETRY,
+    "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 }
 _BATCH = {
     "start_to_close_timeout": timedelta(hours=12),
@@ -95,8 +96,10 @@ class TaskExecutionWorkflow:
             raise
         except ActivityError as error:
             cause = error.cause
-            if isinstance(cause, ApplicationError):
-                code, detail = cause.type or ErrorCode.INTERNAL_ERROR, cause.message
+            if isinstance(cause, ApplicationError) and cause.type in ERROR_CODES:
+                code, detail = cause.type, cause.message
+            elif isinstance(cause, ApplicationError):
+                code, detail = ErrorCode.INTERNAL_ERROR, f"{cause.type}: {cause.message}"
             else:
                 code, detail = ErrorCode.INTERNAL_ERROR, str(cause or error)
             await self._end("ERROR", code, detail)
@@ -175,13 +178,20 @@ class TaskExecutionWorkflow:
                 s.counters.add(s.verify_plan.counters)
                 self._keep(s.verify_issues, s.verify_plan.issues)
             stages.append(
-                _Stage("verify:contents", "verify", s.verify_plan.batches, "VerifyBatch", 8)
+                _Stage(
+                    "verify:contents",
+                    "verify",
+                    s.verify_plan.batches,
+                    "VerifyBatch",
+                    self.execution.max_parallel_batches,
+                )
             )
         if mode == "ONLY_FILES_TRANSFERRED" or self.execution.Options.OverwriteMode == "NEVER":
             assert s.plan is not None
             for step in ("files", "links", "directories"):
                 count = s.plan.batches[step]
-                stages.append(_Stage(f"verify:{step}", step, count, "VerifyTransferred", 8))
+                parallel = self.execution.max_parallel_batches
+                stages.append(_Stage(f"verify:{step}", step, count, "VerifyTransferred", parallel))
         await self._run_stages(stages, s.verify_issues)
 
     # --- batches -------------------------------------------------------------------------------
@@ -224,6 +234,10 @@ class TaskExecutionWorkflow:
                 batch.cancel()
             if pending:
                 await workflow.wait(pending)  # until each batch has stopped and cleaned up
+            for batch in pending:  # what the others did before they stopped still counts
+                if not batch.cancelled() and batch.exception() is None:
+                    s.counters.add(batch.result().counters)
+                    self._keep(issues, batch.result().issues)
             raise
         if s.next_batch < stage.count:
             workflow.continue_as_new(args=[self.execution, s])

@@ -17,6 +17,7 @@ from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from models.arn import execution_id, task_arn_of
     from models.errors import INVALID_REQUEST
     from models.execution import ExecutionInput
     from models.locations import Location
@@ -272,7 +273,7 @@ class RegistryWorkflow:
         await self._finished(execution_arn)
 
     async def _finished(self, execution_arn: str) -> None:
-        task_arn = execution_arn.split("/execution/", 1)[0]
+        task_arn = task_arn_of(execution_arn)
         queue = self.state.queues.get(task_arn)
         if queue is None:
             return
@@ -286,9 +287,7 @@ class RegistryWorkflow:
             following = queue.waiting.pop(0)
             queue.running = following
             try:
-                await workflow.get_external_workflow_handle(following.rsplit("/", 1)[1]).signal(
-                    "grant"
-                )
+                await workflow.get_external_workflow_handle(execution_id(following)).signal("grant")
             except Exception:  # it ended while it waited: on to the next one
                 queue.running = None
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 import xxhash
 
+from models.errors import ErrorCode
 from models.options import Options
 
 FILE = "f"
@@ -162,7 +163,9 @@ def describe_error(error: BaseException) -> str:
 def location_error(error: OSError) -> StorageError | None:
     """The StorageError that ends the execution when `error` stops all writes to a location."""
     if error.errno in LOCATION_ERRNOS:
-        return StorageError(f"destination: {describe_error(error)}", code="DestinationUnavailable")
+        return StorageError(
+            f"destination: {describe_error(error)}", code=ErrorCode.DESTINATION_UNAVAILABLE
+        )
     return None
 
 

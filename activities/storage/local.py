@@ -35,6 +35,7 @@ from activities.storage.base import (
     describe_error,
     temp_name,
 )
+from models.errors import ErrorCode
 
 _KINDS = {
     stat.S_IFREG: FILE,
@@ -296,7 +297,7 @@ class LocalStorage(Storage):
 
     def _gone(self) -> StorageError:
         """Never recreate a location root that went away: that is the location failing."""
-        return StorageError(f"{self.root} no longer exists", code="LocationUnavailable")
+        return StorageError(f"{self.root} no longer exists", code=ErrorCode.LOCATION_UNAVAILABLE)
 
     def _folder(self, path: str) -> int:
         """A descriptor of the folder `path` ("" for the root), cached; do not close it."""
