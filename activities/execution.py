@@ -21,7 +21,7 @@ from activities.storage import open_storage
 from activities.storage.base import FILE, StorageError, describe_error, is_transient
 from activities.transferring import transfer_batch
 from activities.verifying import prepare_verification, verify_batch, verify_transferred
-from models.errors import INVALID_REQUEST, ErrorCode
+from models.errors import ErrorCode
 from models.execution import (
     TRANSFER_STEPS,
     BatchRef,
@@ -30,7 +30,6 @@ from models.execution import (
     PlanSummary,
     VerifyPlan,
 )
-from models.locations import Location
 
 log = logging.getLogger("ferry.execution")
 
@@ -170,16 +169,3 @@ class ExecutionActivities:
         control = Control(self.store.control_dir(ref.execution_id), f"{ref.step}-{ref.index}")
         with storage_failures(phase):
             return self.pool.run_batch(function, control, checkpoint, self.store.root, ref)
-
-
-@activity.defn(name="CheckLocation")
-def check_location(location: Location) -> None:
-    """Before a location is created: its path exists and can be listed from a worker."""
-    try:
-        open_storage(location).check(writable=False)
-    except StorageError as error:
-        raise ApplicationError(
-            f"{location.location_uri} cannot be used: {error}",
-            type=INVALID_REQUEST,
-            non_retryable=True,
-        ) from error

@@ -177,3 +177,25 @@ async def test_with_task_queueing_disabled_a_second_start_is_rejected(
     assert [e["TaskExecutionArn"] for e in listed["TaskExecutions"]] == [first]
     assert result["Status"] == "SUCCESS"
     assert differences(source, destination) == []
+
+
+async def test_an_execution_terminated_by_hand_does_not_keep_its_task_busy(
+    ferry: Ferry, workdir: Path
+) -> None:
+    source, destination = workdir / "source", workdir / "destination"
+    slow_tree(source, big=4 << 20)
+    destination.mkdir()
+    task = await create_task(ferry, source, destination, Options=SLOW)
+
+    first = await start(ferry, task)
+    await until(lambda: copying_big(destination))
+    await ferry.client.get_workflow_handle(execution_id(first)).terminate("by hand")
+    second = await start(ferry, task)
+    described = await ferry.describe_task_execution({"TaskExecutionArn": second})
+    result = await wait(ferry, second)
+    ended = await ferry.describe_task_execution({"TaskExecutionArn": first})
+
+    assert described["Status"] != "QUEUED"
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    assert ended["Status"] == "ERROR"
+    assert ended["Result"]["ErrorCode"] == "Terminated"

@@ -16,9 +16,10 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.execution import ExecutionActivities, check_location
+from activities.execution import ExecutionActivities
 from activities.pool import WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH
+from activities.registry import RegistryActivities
 from activities.staging import StagingStore
 from models.temporal import TASK_QUEUE
 from workflows.execution import TaskExecutionWorkflow
@@ -37,6 +38,7 @@ def build_worker(
 ) -> Worker:
     os.makedirs(staging_dir, exist_ok=True)
     # Batch sizes are a tuning knob of the worker that plans (FERRY_BATCH_FILES, _BYTES).
+    registry = RegistryActivities(client)
     activities = ExecutionActivities(
         StagingStore(staging_dir),
         pool,
@@ -55,7 +57,8 @@ def build_worker(
             activities.verify_batch,
             activities.verify_transferred,
             activities.clean_up,
-            check_location,
+            registry.check_location,
+            registry.open_executions,
         ],
         activity_executor=executor,
         # Threads that mostly wait for the pool; batches beyond its size wait for a process

@@ -8,8 +8,6 @@ when its history grows, carrying only its state.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
@@ -18,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from models.arn import execution_id, task_arn_of
-    from models.errors import INVALID_REQUEST
+    from models.errors import INTERNAL, INVALID_REQUEST
     from models.execution import ExecutionInput
     from models.locations import Location
     from models.options import resolve_options
@@ -36,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.execution import TaskExecutionWorkflow
 
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 2000
+RECONCILE_EVERY = timedelta(minutes=2)
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -47,14 +46,44 @@ class RegistryWorkflow:
     @workflow.init
     def __init__(self, state: RegistryState | None = None) -> None:
         self.state = state or RegistryState()
-        self._watchers: set[asyncio.Future[None]] = set()
 
     @workflow.run
     async def run(self, state: RegistryState | None = None) -> None:
-        await workflow.wait_condition(
-            lambda: self._history_is_long() and workflow.all_handlers_finished()
-        )
+        def ready_to_continue() -> bool:
+            return self._history_is_long() and workflow.all_handlers_finished()
+
+        while not ready_to_continue():
+            busy = self._busy()
+            try:
+                # While executions run or wait, look now and then whether each is still there.
+                await workflow.wait_condition(
+                    lambda: ready_to_continue() or self._busy() != busy,  # noqa: B023
+                    timeout=RECONCILE_EVERY if busy else None,
+                )
+            except TimeoutError:
+                await self._reconcile()
         workflow.continue_as_new(self.state)
+
+    def _busy(self) -> bool:
+        return any(queue.running or queue.waiting for queue in self.state.queues.values())
+
+    async def _reconcile(self) -> None:
+        """Free the places of executions that ended without saying so (terminated by hand)."""
+        known = [
+            arn
+            for queue in self.state.queues.values()
+            for arn in (queue.running, *queue.waiting)
+            if arn
+        ]
+        still_open = await workflow.execute_activity(
+            "OpenExecutions",
+            [execution_id(arn) for arn in known],
+            result_type=list[str],
+            start_to_close_timeout=timedelta(seconds=60),
+        )
+        for arn in known:
+            if execution_id(arn) not in still_open:
+                await self._finished(arn)
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -213,26 +242,35 @@ class RegistryWorkflow:
         """Starts the execution workflow; returns QUEUED or LAUNCHING."""
         execution = self._execution_input(start)
         queue = self.state.queues.setdefault(start.TaskArn, TaskQueue())
+        if queue.running is not None:
+            await self._reconcile()  # is it really still running?
         execution.queued = queue.running is not None
         if execution.queued:
             queue.waiting.append(start.TaskExecutionArn)
         else:
             queue.running = start.TaskExecutionArn
         status = "QUEUED" if execution.queued else "LAUNCHING"
-        handle = await workflow.start_child_workflow(
-            TaskExecutionWorkflow.run,
-            args=[execution, None],
-            id=execution.execution_id,
-            search_attributes=TypedSearchAttributes(
-                [TASK_ARN.value_set(start.TaskArn), EXECUTION_STATUS.value_set(status)]
-            ),
-            memo={TAGS_MEMO: [tag.model_dump() for tag in start.Tags]},
-            parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-        )
-        # Should the execution end without saying so (terminated by hand), free its task anyway.
-        watcher = asyncio.ensure_future(self._watch(handle, start.TaskExecutionArn))
-        self._watchers.add(watcher)
-        watcher.add_done_callback(self._watchers.discard)
+        try:
+            await workflow.start_child_workflow(
+                TaskExecutionWorkflow.run,
+                args=[execution, None],
+                id=execution.execution_id,
+                search_attributes=TypedSearchAttributes(
+                    [TASK_ARN.value_set(start.TaskArn), EXECUTION_STATUS.value_set(status)]
+                ),
+                memo={TAGS_MEMO: [tag.model_dump() for tag in start.Tags]},
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            )
+        except Exception as error:
+            # Not started: the task must not stay busy with it.
+            if execution.queued:
+                queue.waiting.remove(start.TaskExecutionArn)
+            else:
+                queue.running = None
+            raise ApplicationError(
+                f"Task execution {start.TaskExecutionArn} could not be started: {error}",
+                type=INTERNAL,
+            ) from None
         return status
 
     @start_task_execution.validator
@@ -265,11 +303,6 @@ class RegistryWorkflow:
 
     @workflow.signal
     async def execution_finished(self, execution_arn: str) -> None:
-        await self._finished(execution_arn)
-
-    async def _watch(self, handle: workflow.ChildWorkflowHandle, execution_arn: str) -> None:
-        with contextlib.suppress(Exception):  # however it ended, its task is free
-            await handle
         await self._finished(execution_arn)
 
     async def _finished(self, execution_arn: str) -> None:
