@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import sys
@@ -50,6 +51,8 @@ def make_sample_tree(root: Path) -> None:
 
 async def run_demo(args: argparse.Namespace) -> int:
     directory = data_dir(args.data_dir)
+    if not os.environ.get("FERRY_LOG_LEVEL"):
+        logging.getLogger("ferry").setLevel(logging.WARNING)  # the progress line says it all
     server: DevServer | None = None
     stop = asyncio.Event()
     worker: asyncio.Task[None] | None = None
