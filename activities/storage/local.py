@@ -362,23 +362,8 @@ class LocalStorage(Storage):
         try:
             with os.scandir(fd) as items:
                 for item in items:
-                    st = item.stat(follow_symlinks=False)
-                    kind = _KINDS.get(stat.S_IFMT(st.st_mode), SOCKET)
-                    entry = Entry(
-                        prefix + item.name,
-                        kind,
-                        st.st_size,
-                        st.st_mtime_ns,
-                        st.st_atime_ns,
-                        st.st_mode & 0o7777,
-                        st.st_uid,
-                        st.st_gid,
-                        st.st_nlink,
-                        st.st_ino,
-                        st.st_dev,
-                        st.st_rdev,
-                    )
-                    if kind == SYMLINK:
+                    entry = entry_from_stat(prefix + item.name, item.stat(follow_symlinks=False))
+                    if entry.kind == SYMLINK:
                         entry.target = os.readlink(item.name, dir_fd=fd)
                     entries.append(entry)
         finally:
