@@ -206,7 +206,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     make_large(large, *sizes["large"])
     if not args.skip_huge:
         make_small(huge, *sizes["huge"], 1024, 4096)
-    (base / "ferry").mkdir(exist_ok=True)
+    shutil.rmtree(base / "ferry", ignore_errors=True)  # a fresh embedded stack every run
+    (base / "ferry").mkdir()
     stack = FerryStack(base / "ferry")
     await stack.connect()
     results: dict[str, Any] = {"repeats": args.repeats, "files": {}}
@@ -292,12 +293,16 @@ async def huge_run(stack: FerryStack, source: Path, base: Path) -> dict[str, Any
 
 
 def print_report(results: dict[str, Any]) -> None:
-    def line(label: str, scenario: dict[str, float], files: int, size: int) -> None:
-        rsync, rclone = scenario["rsync"], scenario["rclone"]
-        print(f"\n{label}  (speed as a multiple of rsync's and of rclone's)")
-        for tool, seconds in sorted(scenario.items()):
+    def line(label: str, runs: dict[str, list[float]], files: int, size: int) -> None:
+        # Ratios are taken within each repeat (the tools ran back to back on the same disk
+        # state), then their median: steadier than a ratio of medians on a noisy machine.
+        print(f"\n{label}  (speed as a multiple of rsync's and of rclone's, median of repeats)")
+        for tool, times in sorted(runs.items()):
+            seconds = median(times)
             rate = f"{files / seconds:9.0f} files/s {size / seconds / 2**20:8.1f} MiB/s"
-            ratios = f"{rsync / seconds:5.2f}x rsync {rclone / seconds:5.2f}x rclone"
+            to_rsync = median([r / t for r, t in zip(runs["rsync"], times, strict=False)])
+            to_rclone = median([r / t for r, t in zip(runs["rclone"], times, strict=False)])
+            ratios = f"{to_rsync:5.2f}x rsync {to_rclone:5.2f}x rclone"
             print(f"  {tool:<13}{seconds:8.2f} s {rate}  {ratios}")
 
     for name in ("small", "large"):

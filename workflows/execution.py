@@ -127,8 +127,9 @@ class TaskExecutionWorkflow:
     async def _phases(self) -> None:
         s = self.state
         if s.Status == "QUEUED":
-            self._set_status("QUEUED")
-            await workflow.wait_condition(lambda: self.granted)
+            if not self.granted:
+                self._set_status("QUEUED")  # for the memo; the registry started it so
+                await workflow.wait_condition(lambda: self.granted)
             s.LaunchTime = workflow.now()
             self._set_status("LAUNCHING")
             await workflow.execute_activity("LaunchExecution", self.execution, **_LAUNCH)

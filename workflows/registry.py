@@ -109,7 +109,9 @@ class RegistryWorkflow:
     # --- locations -----------------------------------------------------------------------------
 
     @workflow.update
-    async def create_location(self, location: Location, tags: list[TagListEntry]) -> None:
+    async def create_location(
+        self, location: Location, tags: list[TagListEntry] | None = None
+    ) -> None:
         try:
             await workflow.execute_activity(
                 "CheckLocation", location, start_to_close_timeout=timedelta(seconds=60)
@@ -124,7 +126,9 @@ class RegistryWorkflow:
             self.state.tags[location.LocationArn] = tags
 
     @create_location.validator
-    def _validate_create_location(self, location: Location, tags: list[TagListEntry]) -> None:
+    def _validate_create_location(
+        self, location: Location, tags: list[TagListEntry] | None = None
+    ) -> None:
         self._check_room()
         if location.LocationArn in self.state.locations:
             raise _invalid(f"Location {location.LocationArn} already exists.")
@@ -147,13 +151,13 @@ class RegistryWorkflow:
     # --- tasks ---------------------------------------------------------------------------------
 
     @workflow.update
-    def create_task(self, task: Task, tags: list[TagListEntry]) -> None:
+    def create_task(self, task: Task, tags: list[TagListEntry] | None = None) -> None:
         self.state.tasks[task.TaskArn] = task
         if tags:
             self.state.tags[task.TaskArn] = tags
 
     @create_task.validator
-    def _validate_create_task(self, task: Task, tags: list[TagListEntry]) -> None:
+    def _validate_create_task(self, task: Task, tags: list[TagListEntry] | None = None) -> None:
         self._check_room()
         if task.TaskArn in self.state.tasks:
             raise _invalid(f"Task {task.TaskArn} already exists.")
