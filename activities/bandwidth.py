@@ -6,13 +6,23 @@ import time
 
 
 class RateLimiter:
-    """Lets `bytes_per_second` through on average, in bursts of at most a quarter second."""
+    """Lets `bytes_per_second` through on average, in bursts of at most a quarter second; the
+    rate can change at any time (-1 or 0: no limit)."""
 
     def __init__(self, bytes_per_second: int) -> None:
-        self.rate = bytes_per_second if bytes_per_second > 0 else 0
-        self._burst = self.rate / 4
-        self._tokens = self._burst
+        self.rate = 0
+        self._tokens = 0.0
         self._last = time.monotonic()
+        self.set_rate(bytes_per_second)
+
+    def set_rate(self, bytes_per_second: int) -> None:
+        rate = bytes_per_second if bytes_per_second > 0 else 0
+        if rate == self.rate:
+            return
+        self.rate = rate
+        self._burst = rate / 4
+        # What was saved up under the old rate must not become a burst under the new one.
+        self._tokens = min(self._tokens, self._burst)
 
     @property
     def chunk_size(self) -> int:

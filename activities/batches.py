@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from activities.bandwidth import RateLimiter
+from activities.execution_log import ExecutionLog
 from activities.pool import Control, Stopped
 from activities.staging import ResultLog, StagingStore, read_rows
 from activities.storage.base import describe_error
@@ -34,14 +36,18 @@ class BatchRun:
         results: bool = False,
         reverse: bool = False,
         of_results: bool = False,
+        limiter: RateLimiter | None = None,
     ) -> None:
         """`checkpoint`: where the last attempt got to ({} for the first). `results`: keep a log
         of what was done, for verification. `reverse`: run the rows last to first (deletes:
         contents before their folder). `of_results`: run over the result log of the batch
-        instead of its plan (ONLY_FILES_TRANSFERRED verification)."""
+        instead of its plan (ONLY_FILES_TRANSFERRED verification). `limiter`: follows the share of
+        the execution's bandwidth limit that the activity passes on."""
         self.ref = ref
         self.arn = ref.execution_arn
         self.control = control
+        self.limiter = limiter
+        self.log = ExecutionLog(store.root, ref.execution_arn, ref.options.LogLevel)
         where = store.result_path if of_results else store.batch_path
         self.rows: list[Any] = list(read_rows(where(ref.execution_id, ref.step, ref.index)))
         if reverse:
@@ -84,6 +90,8 @@ class BatchRun:
             if reason is not None:
                 self.checkpoint()
                 raise Stopped(reason)
+            if self.limiter is not None and (rate := self.control.rate()) is not None:
+                self.limiter.set_rate(rate)
         if now - self._last_checkpoint >= CHECKPOINT_SECONDS:
             self._last_checkpoint = now
             self.checkpoint()
@@ -126,3 +134,4 @@ class BatchRun:
         if len(self.issues) < ISSUES_PER_BATCH:
             self.issues.append(FileIssue(path=path, kind=kind, detail=detail))
         log.error("%s: /%s: %s: %s", self.arn, path, kind, detail)
+        self.log.error(path, kind, detail)

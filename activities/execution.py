@@ -6,14 +6,17 @@ their work to the worker's process pool and relay its progress to Temporal.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
 
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, CancelledError
 
+from activities.execution_log import ExecutionLog
 from activities.pool import Control, WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH, plan
 from activities.staging import StagingStore
@@ -77,18 +80,41 @@ class _Pulse:
             )
 
 
+class BandwidthShare:
+    """Asks a running execution what share of its bandwidth limit each batch may use (a Query:
+    nothing in its history), from an activity's thread through the worker's client."""
+
+    def __init__(self, client: Client, loop: asyncio.AbstractEventLoop, workflow_id: str):
+        self.handle = client.get_workflow_handle(workflow_id)
+        self.loop = loop
+
+    def __call__(self) -> int | None:
+        """The share in bytes per second (-1: no limit), or None when the execution does not
+        answer now (the batch keeps the share it has)."""
+        query = self.handle.query("bandwidth_share", result_type=int)
+        try:
+            return asyncio.run_coroutine_threadsafe(query, self.loop).result(timeout=5)
+        except Exception as error:  # an unanswered query only delays a change of limit
+            log.debug("bandwidth share of %s not known now: %s", self.handle.id, error)
+            return None
+
+
 class ExecutionActivities:
-    """The activities share the worker's staging store and process pool."""
+    """The activities share the worker's staging store, process pool and client."""
 
     def __init__(
         self,
         store: StagingStore,
         pool: WorkPool,
+        client: Client,
+        loop: asyncio.AbstractEventLoop,
         files_per_batch: int = FILES_PER_BATCH,
         bytes_per_batch: int = BYTES_PER_BATCH,
     ) -> None:
         self.store = store
         self.pool = pool
+        self.client = client
+        self.loop = loop
         self.files_per_batch = files_per_batch
         self.bytes_per_batch = bytes_per_batch
 
@@ -125,10 +151,16 @@ class ExecutionActivities:
                 files_per_batch=self.files_per_batch,
                 bytes_per_batch=self.bytes_per_batch,
             )
-        destination = open_storage(execution.Destination, execution_id)
-        for path in stale:  # temporary files of an attempt that crashed
-            with contextlib.suppress(OSError):
-                destination.remove(path, FILE)
+        if not execution.DryRun:
+            destination = open_storage(execution.Destination, execution_id)
+            for path in stale:  # temporary files of an attempt that crashed
+                with contextlib.suppress(OSError):
+                    destination.remove(path, FILE)
+        execution_log = ExecutionLog(
+            self.store.root, execution.TaskExecutionArn, execution.Options.LogLevel
+        )
+        for issue in summary.issues:
+            execution_log.error(issue.path, issue.kind, issue.detail)
         log.info(
             "%s: prepared %d files (%d bytes) to transfer, %d to delete",
             execution.TaskExecutionArn,
@@ -140,7 +172,9 @@ class ExecutionActivities:
 
     @activity.defn(name="TransferBatch")
     def transfer_batch(self, ref: BatchRef) -> BatchResult:
-        return self._batch(transfer_batch, ref, "TRANSFERRING")
+        limited = ref.step == "files"
+        share = BandwidthShare(self.client, self.loop, activity.info().workflow_id)
+        return self._batch(transfer_batch, ref, "TRANSFERRING", share if limited else None)
 
     @activity.defn(name="PrepareVerification")
     def prepare_verification(self, execution: ExecutionInput) -> VerifyPlan:
@@ -161,11 +195,17 @@ class ExecutionActivities:
         self.store.remove(execution_id)
 
     def _batch(
-        self, function: Callable[..., BatchResult], ref: BatchRef, phase: str
+        self,
+        function: Callable[..., BatchResult],
+        ref: BatchRef,
+        phase: str,
+        share: BandwidthShare | None = None,
     ) -> BatchResult:
         """Run one batch in the pool, resuming from the last attempt's checkpoint."""
         details = activity.info().heartbeat_details
         checkpoint = details[0] if details and isinstance(details[0], dict) else {}
         control = Control(self.store.control_dir(ref.execution_id), f"{ref.step}-{ref.index}")
         with storage_failures(phase):
-            return self.pool.run_batch(function, control, checkpoint, self.store.root, ref)
+            return self.pool.run_batch(
+                function, control, checkpoint, self.store.root, ref, share=share
+            )

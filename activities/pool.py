@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -30,6 +31,7 @@ T = TypeVar("T")
 log = logging.getLogger("ferry.pool")
 
 RELAY_SECONDS = 0.5
+SHARE_SECONDS = 1.0  # how often a batch asks for its share of the bandwidth limit
 _PR_SET_PDEATHSIG = 1
 
 
@@ -42,11 +44,13 @@ class Stopped(Exception):
 
 
 class Control:
-    """The two files between a batch in a pool process and the activity waiting for it."""
+    """The files between a batch in a pool process and the activity waiting for it: the batch's
+    checkpoint one way; a stop request and the batch's bandwidth share the other."""
 
     def __init__(self, folder: str, name: str) -> None:
         self.checkpoint_path = os.path.join(folder, f"{name}.checkpoint")
         self.stop_path = os.path.join(folder, f"{name}.stop")
+        self.rate_path = os.path.join(folder, f"{name}.rate")
 
     # In the pool process.
 
@@ -63,13 +67,21 @@ class Control:
         except FileNotFoundError:
             return None
 
+    def rate(self) -> int | None:
+        try:
+            with open(self.rate_path, encoding="utf-8") as file:
+                return int(file.read())
+        except (FileNotFoundError, ValueError):
+            return None
+
     # In the activity.
 
-    def reset_stop(self) -> None:
-        """Before an attempt: a stop asked of an earlier attempt is not for this one. (Its
-        checkpoint stays: the activity passes it on.)"""
-        if os.path.exists(self.stop_path):
-            os.unlink(self.stop_path)
+    def reset(self) -> None:
+        """Before an attempt: a stop asked of an earlier attempt, or a share given to it, is not
+        for this one. (Its checkpoint stays: the activity passes it on.)"""
+        for path in (self.stop_path, self.rate_path):
+            if os.path.exists(path):
+                os.unlink(path)
 
     def latest(self) -> dict[str, Any] | None:
         try:
@@ -81,6 +93,12 @@ class Control:
     def request_stop(self, reason: str) -> None:
         with open(self.stop_path, "w", encoding="utf-8") as file:
             file.write(reason)
+
+    def set_rate(self, bytes_per_second: int) -> None:
+        part = self.rate_path + ".part"
+        with open(part, "w", encoding="utf-8") as file:
+            file.write(str(bytes_per_second))
+        os.replace(part, self.rate_path)
 
 
 def _start_pool_process(log_level: int) -> None:
@@ -137,12 +155,22 @@ class WorkPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def run_batch(
-        self, function: Callable[..., T], control: Control, checkpoint: dict[str, Any], *args: Any
+        self,
+        function: Callable[..., T],
+        control: Control,
+        checkpoint: dict[str, Any],
+        *args: Any,
+        share: Callable[[], int | None] | None = None,
     ) -> T:
         """Run `function(*args, checkpoint, control)` in the pool from an activity: heartbeat its
-        checkpoints, and stop it when Temporal cancels or the worker shuts down."""
-        control.reset_stop()
+        checkpoints, pass on its `share` of the bandwidth limit as it changes, and stop it when
+        Temporal cancels or the worker shuts down."""
+        control.reset()
         latest = checkpoint
+        shared = share() if share is not None else None
+        if shared is not None:
+            control.set_rate(shared)
+        asked = time.monotonic()
         # A cancel must reach the pool process, not interrupt this relay.
         with activity.shield_thread_cancel_exception():
             future = self.submit(function, *args, checkpoint, control)
@@ -165,6 +193,12 @@ class WorkPool:
                     raise
                 latest = control.latest() or latest
                 activity.heartbeat(latest)
+                if share is not None and time.monotonic() - asked >= SHARE_SECONDS:
+                    asked = time.monotonic()
+                    rate = share()
+                    if rate is not None and rate != shared:
+                        control.set_rate(rate)
+                        shared = rate
                 if activity.is_cancelled():
                     if future.cancel():
                         raise CancelledError("task execution cancelled")

@@ -3,19 +3,83 @@
 from __future__ import annotations
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+    WorkflowExecutionStatus,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.storage import open_storage
 from activities.storage.base import StorageError
-from models.errors import INVALID_REQUEST
+from models.errors import INVALID_REQUEST, InvalidRequestException
 from models.locations import Location
+from models.schedules import TaskSchedule, schedule_spec
+from models.temporal import SCHEDULED_START_WORKFLOW, TASK_QUEUE, schedule_id
+from starter.operations import Ferry
 
 
 class RegistryActivities:
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    @activity.defn(name="ApplySchedule")
+    async def apply_schedule(self, task_arn: str, schedule: TaskSchedule | None, note: str) -> None:
+        """Make the task's Temporal Schedule match `schedule`: created, changed, paused while
+        DISABLED, or deleted when None."""
+        handle = self.client.get_schedule_handle(schedule_id(task_arn))
+        if schedule is None:
+            try:
+                await handle.delete()
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            return
+        wanted = Schedule(
+            action=ScheduleActionStartWorkflow(
+                SCHEDULED_START_WORKFLOW,
+                task_arn,
+                id=f"{schedule_id(task_arn)}-scheduled",
+                task_queue=TASK_QUEUE,
+            ),
+            spec=schedule_spec(schedule.ScheduleExpression),
+            # Every start reaches the registry, where TaskQueueing decides.
+            policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.ALLOW_ALL),
+            state=ScheduleState(paused=schedule.Status == "DISABLED", note=note or None),
+        )
+        try:
+            await self.client.create_schedule(schedule_id(task_arn), wanted)
+        except ScheduleAlreadyRunningError:
+
+            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
+                return ScheduleUpdate(schedule=wanted)
+
+            await handle.update(replace)
+
+    @activity.defn(name="StartScheduledExecution")
+    async def start_scheduled_execution(self, task_arn: str) -> str:
+        """StartTaskExecution for the task's schedule; a start the task refuses (TaskQueueing
+        DISABLED while it runs, or a task since deleted) is skipped, not retried."""
+        region, account = task_arn.split(":")[3:5]
+        try:
+            started = await Ferry(self.client, region, account).start_task_execution(
+                {"TaskArn": task_arn}
+            )
+        except InvalidRequestException as error:
+            raise ApplicationError(
+                f"Scheduled start skipped: {error.message}",
+                type=INVALID_REQUEST,
+                non_retryable=True,
+            ) from None
+        return started["TaskExecutionArn"]
 
     @activity.defn(name="CheckLocation")
     def check_location(self, location: Location) -> None:

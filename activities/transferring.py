@@ -72,7 +72,9 @@ class BatchTransfer:
         self.policy = MetadataPolicy.from_options(ref.options)
         self.limiter = RateLimiter(ref.bytes_per_second)
         reverse = ref.step == "deletes"
-        self.run = BatchRun(store, ref, checkpoint, control, results=True, reverse=reverse)
+        self.run = BatchRun(
+            store, ref, checkpoint, control, results=True, reverse=reverse, limiter=self.limiter
+        )
 
     def execute(self) -> BatchResult:
         handlers = {
@@ -198,6 +200,7 @@ class BatchTransfer:
         counters.BytesTransferred += copied
         counters.BytesWritten += copied
         self.run.record([WROTE_FILE, *written.row(), digest, torn])
+        self.run.log.transferred(path, copied, digest)
 
     def _unreadable(self, path: str, error: BaseException) -> None:
         if not is_transient(error):
@@ -208,10 +211,9 @@ class BatchTransfer:
         """Copy `size` bytes, hashing them on the way; returns the digest and the byte count."""
         hasher = xxhash.xxh3_128()
         copied = 0
-        chunk = self.limiter.chunk_size
         while copied < size:
             try:
-                data = reader.read(min(chunk, size - copied))
+                data = reader.read(min(self.limiter.chunk_size, size - copied))
             except OSError as error:
                 raise _ReadFailed(error) from error
             if not data:
@@ -261,6 +263,7 @@ class BatchTransfer:
             self._problem(path, "delete", error)
             return
         self.run.counters.FilesDeleted += 1
+        self.run.log.deleted(path)
 
     def _directory_row(self, row: list[Any]) -> None:
         changed, entry = bool(row[0]), Entry.from_row(row[1:])

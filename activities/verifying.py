@@ -168,6 +168,7 @@ def verify_batch(
             run.fail(path, "checksum", _checksums(expected, actual), verify=True)
         else:
             run.counters.FilesVerified += 1
+            run.log.verified(path, expected)
 
     try:
         return run.run(handle)
@@ -219,6 +220,7 @@ def verify_transferred(
                 run.fail(written.path, "checksum", _checksums(expected, digest), verify=True)
                 return
         run.counters.FilesVerified += 1
+        run.log.verified(written.path, expected if kind == WROTE_FILE else None)
 
     try:
         return run.run(handle)

@@ -6,6 +6,7 @@ import re
 import secrets
 
 _PREFIX = r"arn:(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b):datasync:[a-z\-0-9]+:[0-9]{12}:"
+AGENT_ARN = re.compile(_PREFIX + r"agent/(agent-[0-9a-z]{17})$")
 LOCATION_ARN = re.compile(_PREFIX + r"location/(loc-[0-9a-z]{17})$")
 TASK_ARN = re.compile(_PREFIX + r"task/(task-[0-9a-f]{17})$")
 TASK_EXECUTION_ARN = re.compile(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.exceptions import ApplicationError
+
 # ApplicationError types that cross the Temporal boundary and come back to the client as the
 # DataSync exception of the same name.
 INVALID_REQUEST = "InvalidRequestException"
@@ -30,9 +32,16 @@ class InternalException(DataSyncError):
     code = INTERNAL
 
 
+def invalid_request(message: str) -> ApplicationError:
+    """A rejection from a workflow's Update validator, which the client raises as
+    InvalidRequestException."""
+    return ApplicationError(message, type=INVALID_REQUEST, non_retryable=True)
+
+
 class ErrorCode:
     """Result.ErrorCode values of a failed execution (DataSync leaves the set open)."""
 
+    AGENT_OFFLINE = "AgentOffline"
     LOCATION_UNAVAILABLE = "LocationUnavailable"
     DESTINATION_UNAVAILABLE = "DestinationUnavailable"
     FILES_FAILED = "FilesFailed"

@@ -49,6 +49,11 @@ class ExecutionInput(_Model):
     Includes: list[FilterRule] = []
     Excludes: list[FilterRule] = []
     StartTime: datetime
+    # The agents its activities run on (the source location's, else the destination's; none:
+    # the ordinary workers).
+    AgentArns: list[str] = []
+    BandwidthTimetable: str | None = None  # the task's; sets BytesPerSecond as the clock turns
+    DryRun: bool = False  # beyond DataSync: LAUNCHING and PREPARING only, nothing written
     queued: bool = False
     max_parallel_batches: int = 8
 
@@ -99,7 +104,9 @@ class BatchRef(_Model):
     source: Location
     destination: Location
     options: Options
-    bytes_per_second: int = -1  # the execution's limit (its batches then run one at a time)
+    # This batch's share of the execution's bandwidth limit when it starts (-1: none); the
+    # batch asks the execution for its share again every second while it runs.
+    bytes_per_second: int = -1
 
     @property
     def execution_id(self) -> str:
@@ -149,6 +156,8 @@ class ExecutionState(_Model):
     counters: Counters = Counters()
     plan: PlanSummary | None = None
     verify_plan: VerifyPlan | None = None
+    BytesPerSecond: int | None = None  # the limit in force; None until the execution starts
+    agents_online: list[str] = []  # of the execution's agents, those its activities run on
     step: str | None = None  # the stage running, such as "transfer:files"
     next_batch: int = 0
     transfer_issues: list[FileIssue] = []
@@ -194,6 +203,8 @@ def describe(
         "Result": result,
         "TaskMode": "BASIC",
     }
+    if execution.DryRun:
+        response["DryRun"] = True
     if state.LaunchTime:
         response["LaunchTime"] = state.LaunchTime
     if end:

@@ -13,6 +13,9 @@ class LocationBase(BaseModel):
 
     LocationArn: str
     CreationTime: datetime
+    # The agents that reach this storage; none: the ordinary workers reach it. (A tuple: a
+    # location is hashable.)
+    AgentArns: tuple[str, ...] = ()
 
     @property
     def location_uri(self) -> str:
@@ -20,11 +23,14 @@ class LocationBase(BaseModel):
 
     def describe(self) -> dict[str, Any]:
         """The Describe* response; never contains a secret."""
-        return {
+        response: dict[str, Any] = {
             "LocationArn": self.LocationArn,
             "LocationUri": self.location_uri,
             "CreationTime": self.CreationTime,
         }
+        if self.AgentArns:
+            response["AgentArns"] = list(self.AgentArns)
+        return response
 
 
 class LocalLocation(LocationBase):

@@ -6,36 +6,102 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from models import options
+from models.agents import Activation, Agent
 from models.filters import FilterRule
 from models.locations import Location
+from models.schedules import TaskSchedule
 from models.tags import TagListEntry
 from models.tasks import Task
 
 # The registry's state travels as one payload when it continues as new (2 MB at most).
 MAX_RESOURCES = 2000
+MAX_AGENTS_PER_LOCATION = 8
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TaskQueue(_Model):
-    """Executions of one task: at most one runs; the others wait, in the order they started."""
+class Admission(_Model):
+    """An execution and what it holds while it runs: its task and the agents it runs on."""
 
-    running: str | None = None
-    waiting: list[str] = []
+    TaskExecutionArn: str
+    holds: list[str]
+
+
+class ExecutionQueue(_Model):
+    """One execution at a time per task and per agent; the others wait, and start in the order
+    they were started: none overtakes an earlier one that waits for something it also needs."""
+
+    running: list[Admission] = []
+    waiting: list[Admission] = []
+
+    def can_start(self, holds: list[str], ahead: list[Admission] | None = None) -> bool:
+        """Whether an execution holding `holds` may start, with `ahead` waiting before it."""
+        taken = {arn for admission in self.running for arn in admission.holds}
+        taken.update(arn for admission in (ahead or []) for arn in admission.holds)
+        return taken.isdisjoint(holds)
+
+    def blocker(self, holds: list[str]) -> str | None:
+        """The running or waiting execution that `holds` would wait for."""
+        for admission in (*self.running, *self.waiting):
+            if not set(admission.holds).isdisjoint(holds):
+                return admission.TaskExecutionArn
+        return None
+
+    def of_task(self, task_arn: str) -> tuple[str | None, str]:
+        """The execution of a task that runs (else the first that waits), and the task's
+        Status: RUNNING, QUEUED or AVAILABLE."""
+        for admissions, status in ((self.running, "RUNNING"), (self.waiting, "QUEUED")):
+            for admission in admissions:
+                if task_arn in admission.holds:
+                    return admission.TaskExecutionArn, status
+        return None, "AVAILABLE"
+
+    def uses(self, arn: str) -> bool:
+        return any(arn in admission.holds for admission in (*self.running, *self.waiting))
+
+    def arns(self) -> list[str]:
+        return [admission.TaskExecutionArn for admission in (*self.running, *self.waiting)]
+
+    def finished(self, execution_arn: str) -> list[str]:
+        """Drop an execution that ended; returns those that may start now, in order (they
+        move to running)."""
+        self.running = [a for a in self.running if a.TaskExecutionArn != execution_arn]
+        self.waiting = [a for a in self.waiting if a.TaskExecutionArn != execution_arn]
+        granted: list[str] = []
+        still: list[Admission] = []
+        for admission in self.waiting:
+            if self.can_start(admission.holds, still):
+                self.running.append(admission)
+                granted.append(admission.TaskExecutionArn)
+            else:
+                still.append(admission)
+        self.waiting = still
+        return granted
+
+
+class FailureStreak(_Model):
+    """Consecutive executions of a task that failed with one ErrorCode."""
+
+    ErrorCode: str
+    count: int
 
 
 class RegistryState(_Model):
+    agents: dict[str, Agent] = {}
+    activations: dict[str, Activation] = {}  # by activation key
     locations: dict[str, Location] = {}
     tasks: dict[str, Task] = {}
     # Kept apart from the resources, which travel in every execution's input.
     tags: dict[str, list[TagListEntry]] = {}
-    queues: dict[str, TaskQueue] = {}
+    executions: ExecutionQueue = ExecutionQueue()
+    failures: dict[str, FailureStreak] = {}  # by task
 
 
 class TaskUpdate(_Model):
-    """UpdateTask: fields left None stay as they are; Options merge into the task's."""
+    """UpdateTask: fields left None stay as they are; Options merge into the task's; an empty
+    ScheduleExpression or BandwidthTimetable removes it."""
 
     TaskArn: str
     Name: str | None = None
@@ -43,6 +109,8 @@ class TaskUpdate(_Model):
     Options: options.Options | None = None
     Includes: list[FilterRule] | None = None
     Excludes: list[FilterRule] | None = None
+    Schedule: TaskSchedule | None = None
+    BandwidthTimetable: str | None = None
 
 
 class ExecutionStart(_Model):
@@ -54,11 +122,17 @@ class ExecutionStart(_Model):
     Includes: list[FilterRule] | None = None
     Excludes: list[FilterRule] | None = None
     Tags: list[TagListEntry] = []
+    DryRun: bool = False
+
+
+class AgentUpdate(_Model):
+    AgentArn: str
+    Name: str | None = None
 
 
 class Tagging(_Model):
-    """Tags given at creation, TagResource (Tags) or UntagResource (Keys), on a location or a
-    task."""
+    """Tags given at creation, TagResource (Tags) or UntagResource (Keys), on an agent, a
+    location or a task."""
 
     ResourceArn: str
     Tags: list[TagListEntry] = []

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from models import schedules
 from models.filters import FilterRule
 from models.options import Options
 
@@ -23,11 +24,16 @@ class Task(BaseModel):
     Excludes: list[FilterRule] = []
     CreationTime: datetime
     CloudWatchLogGroupArn: str | None = None
+    Schedule: schedules.TaskSchedule | None = None  # a Temporal Schedule with the task's id
+    ScheduleDetails: schedules.ScheduleDetails | None = None
+    # Beyond DataSync: BytesPerSecond by time of day and weekday (models/timetable.py).
+    BandwidthTimetable: str | None = None
 
-    def describe(self, current_execution_arn: str | None) -> dict[str, Any]:
+    def describe(self, current_execution_arn: str | None, status: str) -> dict[str, Any]:
+        """`status`: AVAILABLE, QUEUED or RUNNING, as its executions stand."""
         response: dict[str, Any] = {
             "TaskArn": self.TaskArn,
-            "Status": "RUNNING" if current_execution_arn else "AVAILABLE",
+            "Status": status,
             "SourceLocationArn": self.SourceLocationArn,
             "DestinationLocationArn": self.DestinationLocationArn,
             "Options": self.Options.given(),
@@ -40,6 +46,12 @@ class Task(BaseModel):
             response["Name"] = self.Name
         if self.CloudWatchLogGroupArn is not None:
             response["CloudWatchLogGroupArn"] = self.CloudWatchLogGroupArn
+        if self.Schedule is not None:
+            response["Schedule"] = self.Schedule.model_dump(exclude_none=True)
+        if self.ScheduleDetails is not None:
+            response["ScheduleDetails"] = self.ScheduleDetails.model_dump(exclude_none=True)
+        if self.BandwidthTimetable is not None:
+            response["BandwidthTimetable"] = self.BandwidthTimetable
         if current_execution_arn:
             response["CurrentTaskExecutionArn"] = current_execution_arn
         return response

@@ -9,6 +9,7 @@ TASK_QUEUE = "ferry"
 REGISTRY_WORKFLOW_ID = "ferry-registry"
 REGISTRY_WORKFLOW = "Registry"
 EXECUTION_WORKFLOW = "TaskExecution"
+SCHEDULED_START_WORKFLOW = "ScheduledStart"
 
 TASK_ARN = SearchAttributeKey.for_keyword("FerryTaskArn")
 EXECUTION_STATUS = SearchAttributeKey.for_keyword("FerryExecutionStatus")
@@ -18,3 +19,13 @@ SEARCH_ATTRIBUTES = (TASK_ARN, EXECUTION_STATUS)
 # it can be described when it has ended (or while no worker is running) without a query.
 DESCRIPTION_MEMO = "TaskExecution"
 TAGS_MEMO = "Tags"  # an execution's tags, given by StartTaskExecution
+
+
+def agent_task_queue(agent_arn: str) -> str:
+    """The task queue an agent polls: the activities that touch its locations run there."""
+    return "ferry-" + agent_arn.rpartition("/")[2]
+
+
+def schedule_id(task_arn: str) -> str:
+    """A task's Temporal Schedule is named after it: `task-0123456789abcdef0`."""
+    return task_arn.rpartition("/")[2]

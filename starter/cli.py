@@ -17,11 +17,12 @@ import os
 import re
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
-from models.errors import DataSyncError
+from models.errors import DataSyncError, InvalidRequestException
 from starter.requests import SHAPES
 from starter.shorthand import ShorthandError, parse_value
 
@@ -73,6 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--data-dir", help="where the staging store lives (FERRY_DATA_DIR)")
     worker.add_argument("--staging-dir", help="the staging store (default DATA_DIR/staging)")
     worker.add_argument("--processes", type=int, help=PROCESSES_HELP)
+    worker.add_argument(
+        "--agent",
+        action="store_true",
+        help="run as an agent: activate with a key (see create-agent), then serve that agent",
+    )
+    worker.add_argument(
+        "--state-dir", help="where an agent keeps its key and identity (default DATA_DIR/agent)"
+    )
+
+    logs = commands.add_parser(
+        "logs", help="an execution's log lines (its task's LogLevel), from the staging store"
+    )
+    logs.add_argument("--task-execution-arn", required=True)
+    logs.add_argument("--data-dir", help="Ferry's data (FERRY_DATA_DIR)")
+    logs.add_argument("--staging-dir", help="the staging store (default DATA_DIR/staging)")
 
     demo = commands.add_parser(
         "demo", help="copy a sample tree between two local locations and show the execution"
@@ -86,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(kebab(operation), help=f"DataSync {operation}")
         sub.set_defaults(operation=operation)
         for name, field in shape.model_fields.items():
+            if field.annotation in (bool, bool | None):
+                sub.add_argument(f"--{kebab(name)}", dest=name, action="store_true", default=None)
+                continue
             structured, many = _structured(field.annotation)
             sub.add_argument(
                 f"--{kebab(name)}",
@@ -182,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "worker":
             return asyncio.run(_worker(args))
+        if args.command == "logs":
+            return _logs(args)
         if args.command == "demo":
             from starter.demo import run_demo
 
@@ -214,7 +235,32 @@ async def _worker(args: argparse.Namespace) -> int:
     stop = asyncio.Event()
     stop_signals(stop)
     staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
+    if args.agent:
+        from worker.agent import run_agent
+
+        state = Path(args.state_dir) if args.state_dir else data_dir(args.data_dir) / "agent"
+        return await run_agent(client, state, staging, stop, _processes(args))
+    if args.state_dir:
+        raise InvalidRequestException("--state-dir is for an agent: add --agent.")
     await run_worker(client, staging, stop, _processes(args))
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from activities.execution_log import log_path
+    from starter.dev import data_dir
+
+    staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
+    path = log_path(staging, args.task_execution_arn)
+    try:
+        with open(path, encoding="utf-8") as lines:
+            sys.stdout.writelines(lines)
+    except FileNotFoundError:
+        raise InvalidRequestException(
+            f"No log lines for {args.task_execution_arn} in {staging}: its LogLevel was OFF, it "
+            "logged nothing yet, or its workers keep their staging store elsewhere "
+            "(--staging-dir)."
+        ) from None
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.metadata
 import os
 import re
 from collections.abc import Callable
@@ -17,8 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue as TaskQueueProto
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -30,8 +29,10 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.agents import agent_presence, last_poll
+from models.agents import Activation, Agent
+from models.arn import AGENT_ARN, TASK_EXECUTION_ARN, arn_prefix, execution_id, new_id, task_arn_of
 from models.arn import TASK_ARN as TASK_ARN_PATTERN
-from models.arn import TASK_EXECUTION_ARN, arn_prefix, execution_id, new_id, task_arn_of
 from models.errors import (
     INVALID_REQUEST,
     DataSyncError,
@@ -43,7 +44,7 @@ from models.execution import TERMINAL, Counters
 from models.filters import check_filters
 from models.locations import LocalLocation, Location
 from models.options import resolve_options
-from models.registry import ExecutionStart, Tagging, TaskQueue, TaskUpdate
+from models.registry import AgentUpdate, ExecutionQueue, ExecutionStart, Tagging, TaskUpdate
 from models.tags import TagListEntry
 from models.tasks import Task
 from models.temporal import (
@@ -56,10 +57,14 @@ from models.temporal import (
     TASK_ARN,
     TASK_QUEUE,
 )
+from models.timetable import BandwidthTimetable
 from starter.requests import (
     SHAPES,
+    AgentArnRequest,
+    CreateAgentRequest,
     CreateLocationLocalRequest,
     CreateTaskRequest,
+    ListAgentsRequest,
     ListLocationsRequest,
     ListTagsForResourceRequest,
     ListTaskExecutionsRequest,
@@ -70,6 +75,8 @@ from starter.requests import (
     TaskArnRequest,
     TaskExecutionArnRequest,
     UntagResourceRequest,
+    UpdateAgentRequest,
+    UpdateTaskExecutionRequest,
     UpdateTaskRequest,
     parse,
 )
@@ -103,6 +110,59 @@ class Ferry:
             raise InvalidRequestException(f"Unknown operation {operation}.")
         return await getattr(self, method_name(operation))(request)
 
+    # --- agents --------------------------------------------------------------------------------
+
+    async def create_agent(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateAgentRequest, request)
+        arn = f"{arn_prefix(self.region, self.account)}agent/{new_id('agent')}"
+        agent = Agent(AgentArn=arn, Name=req.AgentName, CreationTime=_now())
+        await self._update("create_agent", agent, req.ActivationKey, req.Tags)
+        return {"AgentArn": arn}
+
+    async def describe_agent(self, request: dict[str, Any]) -> Response:
+        req = parse(AgentArnRequest, request)
+        agent = await self._agent(req.AgentArn)
+        status, last = await agent_presence(self.client, agent.AgentArn)
+        return agent.describe(status, last, _version())
+
+    async def list_agents(self, request: dict[str, Any]) -> Response:
+        req = parse(ListAgentsRequest, request)
+        agents = sorted(
+            await self._query("agents", list[Agent]), key=lambda x: (x.CreationTime, x.AgentArn)
+        )
+        page, token = _page(agents, lambda x: x.AgentArn, req.MaxResults, req.NextToken)
+        entries = []
+        for agent in page:
+            status, _ = await agent_presence(self.client, agent.AgentArn)
+            entry = {"AgentArn": agent.AgentArn, "Status": status}
+            entry["Platform"] = {"Version": _version()}
+            if agent.Name is not None:
+                entry["Name"] = agent.Name
+            entries.append(entry)
+        return _listed("Agents", entries, token)
+
+    async def update_agent(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateAgentRequest, request)
+        await self._update("update_agent", AgentUpdate(AgentArn=req.AgentArn, Name=req.Name))
+        return {}
+
+    async def delete_agent(self, request: dict[str, Any]) -> Response:
+        req = parse(AgentArnRequest, request)
+        await self._update("delete_agent", req.AgentArn)
+        return {}
+
+    # The agent process's side of activation (not DataSync operations).
+
+    async def register_activation(self, key: str, seconds: int) -> Activation:
+        return Activation.model_validate(await self._update("register_activation", key, seconds))
+
+    async def activation(self, key: str) -> Activation | None:
+        found = await self._query("activation", list[Activation], key)
+        return found[0] if found else None
+
+    async def agent_exists(self, agent_arn: str) -> bool:
+        return any(a.AgentArn == agent_arn for a in await self._query("agents", list[Agent]))
+
     # --- locations -----------------------------------------------------------------------------
 
     async def create_location_local(self, request: dict[str, Any]) -> Response:
@@ -111,7 +171,9 @@ class Ferry:
             raise InvalidRequestException(f"Path: {req.Path!r} must be an absolute path.")
         arn = f"{arn_prefix(self.region, self.account)}location/{new_id('loc')}"
         path = os.path.normpath(req.Path)
-        location = LocalLocation(LocationArn=arn, CreationTime=_now(), Path=path)
+        location = LocalLocation(
+            LocationArn=arn, CreationTime=_now(), Path=path, AgentArns=tuple(req.AgentArns or ())
+        )
         await self._update("create_location", location, req.Tags)
         return {"LocationArn": arn}
 
@@ -134,14 +196,8 @@ class Ferry:
             )
         ]
         page, token = _page(chosen, lambda x: x.LocationArn, req.MaxResults, req.NextToken)
-        response: Response = {
-            "Locations": [
-                {"LocationArn": x.LocationArn, "LocationUri": x.location_uri} for x in page
-            ]
-        }
-        if token:
-            response["NextToken"] = token
-        return response
+        entries = [{"LocationArn": x.LocationArn, "LocationUri": x.location_uri} for x in page]
+        return _listed("Locations", entries, token)
 
     async def delete_location(self, request: dict[str, Any]) -> Response:
         req = parse(LocationArnRequest, request)
@@ -156,8 +212,11 @@ class Ferry:
             options = resolve_options(req.Options)
             check_filters(req.Includes, "Includes", include=True)
             check_filters(req.Excludes, "Excludes", include=False)
+            if req.BandwidthTimetable:
+                BandwidthTimetable.parse(req.BandwidthTimetable)
         except ValueError as error:
             raise InvalidRequestException(str(error)) from None
+        schedule = req.Schedule if req.Schedule and req.Schedule.ScheduleExpression else None
         arn = f"{arn_prefix(self.region, self.account)}task/{new_id('task')}"
         task = Task(
             TaskArn=arn,
@@ -169,6 +228,8 @@ class Ferry:
             Excludes=req.Excludes,
             CreationTime=_now(),
             CloudWatchLogGroupArn=req.CloudWatchLogGroupArn,
+            Schedule=schedule,
+            BandwidthTimetable=req.BandwidthTimetable,
         )
         await self._update("create_task", task, req.Tags)
         return {"TaskArn": arn}
@@ -176,14 +237,13 @@ class Ferry:
     async def describe_task(self, request: dict[str, Any]) -> Response:
         req = parse(TaskArnRequest, request)
         task = await self._task(req.TaskArn)
-        queues = await self._query("queues", dict[str, TaskQueue])
-        queue = queues.get(task.TaskArn)
-        return task.describe(queue.running if queue else None)
+        executions = await self._query("executions", ExecutionQueue)
+        return task.describe(*executions.of_task(task.TaskArn))
 
     async def list_tasks(self, request: dict[str, Any]) -> Response:
         req = parse(ListTasksRequest, request)
         tasks = await self._query("tasks", list[Task])
-        queues = await self._query("queues", dict[str, TaskQueue])
+        executions = await self._query("executions", ExecutionQueue)
         chosen = [
             task
             for task in sorted(tasks, key=lambda x: (x.CreationTime, x.TaskArn))
@@ -192,23 +252,24 @@ class Ferry:
         page, token = _page(chosen, lambda x: x.TaskArn, req.MaxResults, req.NextToken)
         entries = []
         for task in page:
-            queue = queues.get(task.TaskArn)
             entry = {
                 "TaskArn": task.TaskArn,
-                "Status": "RUNNING" if queue and queue.running else "AVAILABLE",
+                "Status": executions.of_task(task.TaskArn)[1],
                 "TaskMode": "BASIC",
             }
             if task.Name:
                 entry["Name"] = task.Name
             entries.append(entry)
-        response: Response = {"Tasks": entries}
-        if token:
-            response["NextToken"] = token
-        return response
+        return _listed("Tasks", entries, token)
 
     async def update_task(self, request: dict[str, Any]) -> Response:
         req = parse(UpdateTaskRequest, request)
         self._check_filters(req.Includes, req.Excludes)
+        if req.BandwidthTimetable:
+            try:
+                BandwidthTimetable.parse(req.BandwidthTimetable)
+            except ValueError as error:
+                raise InvalidRequestException(str(error)) from None
         update = TaskUpdate(
             TaskArn=req.TaskArn,
             Name=req.Name,
@@ -216,6 +277,8 @@ class Ferry:
             Options=req.Options,
             Includes=req.Includes,
             Excludes=req.Excludes,
+            Schedule=req.Schedule,
+            BandwidthTimetable=req.BandwidthTimetable,
         )
         await self._update("update_task", update)
         return {}
@@ -238,6 +301,7 @@ class Ferry:
             Includes=req.Includes,
             Excludes=req.Excludes,
             Tags=req.Tags,
+            DryRun=bool(req.DryRun),
         )
         await self._update("start_task_execution", start)
         return {"TaskExecutionArn": arn}
@@ -312,6 +376,23 @@ class Ferry:
         await self.client.get_workflow_handle(execution_id(req.TaskExecutionArn)).cancel()
         return {}
 
+    async def update_task_execution(self, request: dict[str, Any]) -> Response:
+        """A new bandwidth limit for a running execution, in force within seconds."""
+        req = parse(UpdateTaskExecutionRequest, request)
+        info = await self._execution(req.TaskExecutionArn)
+        if info.status != WorkflowExecutionStatus.RUNNING:
+            raise InvalidRequestException(
+                f"Task execution {req.TaskExecutionArn} is no longer running."
+            )
+        handle = self.client.get_workflow_handle(info.id)
+        try:
+            await handle.execute_update("update_options", req.Options)
+        except WorkflowUpdateFailedError as error:
+            raise _api_error(error.cause) from None
+        except RPCError as error:
+            raise _unreachable(self.client, error) from None
+        return {}
+
     # --- tags ----------------------------------------------------------------------------------
 
     async def tag_resource(self, request: dict[str, Any]) -> Response:
@@ -328,10 +409,7 @@ class Ferry:
         req = parse(ListTagsForResourceRequest, request)
         tags = await self._tags(req.ResourceArn)
         page, token = _page(tags, lambda tag: tag.Key, req.MaxResults, req.NextToken)
-        response: Response = {"Tags": [tag.shown() for tag in page]}
-        if token:
-            response["NextToken"] = token
-        return response
+        return _listed("Tags", [tag.shown() for tag in page], token)
 
     async def _tags(self, arn: str) -> list[TagListEntry]:
         if "/execution/" in arn:
@@ -339,6 +417,8 @@ class Ferry:
             return [TagListEntry(**tag) for tag in memo.get(TAGS_MEMO, [])]
         if TASK_ARN_PATTERN.match(arn):
             await self._task(arn)
+        elif AGENT_ARN.match(arn):
+            await self._agent(arn)
         else:
             await self._location(arn)
         return await self._query("tags", list[TagListEntry], arn)
@@ -365,6 +445,12 @@ class Ferry:
             check_filters(excludes or [], "Excludes", include=False)
         except ValueError as error:
             raise InvalidRequestException(str(error)) from None
+
+    async def _agent(self, arn: str) -> Agent:
+        for agent in await self._query("agents", list[Agent]):
+            if agent.AgentArn == arn:
+                return agent
+        raise InvalidRequestException(f"AgentArn: agent {arn} does not exist.")
 
     async def _location(self, arn: str) -> Location:
         for location in await self._query("locations", list[Location]):
@@ -415,18 +501,15 @@ class Ferry:
         is just starting a few seconds to poll)."""
         if self._worker_seen:
             return
-        request = DescribeTaskQueueRequest(
-            namespace=self.client.namespace,
-            task_queue=TaskQueueProto(name=TASK_QUEUE),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
         deadline = asyncio.get_running_loop().time() + patience
         while True:
             try:
-                response = await self.client.workflow_service.describe_task_queue(request)
+                seen = await last_poll(
+                    self.client, TASK_QUEUE, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+                )
             except RPCError as error:
                 raise _unreachable(self.client, error) from None
-            if response.pollers:
+            if seen is not None:
                 self._worker_seen = True
                 return
             if asyncio.get_running_loop().time() > deadline:
@@ -456,6 +539,10 @@ class Ferry:
 def method_name(operation: str) -> str:
     """`CreateTask` -> `create_task`."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+
+
+def _version() -> str:
+    return importlib.metadata.version("ferry")
 
 
 def _now() -> datetime:
@@ -502,6 +589,14 @@ def _with_times(description: Response) -> Response:
         if isinstance(value, str):
             description[field] = datetime.fromisoformat(value)
     return description
+
+
+def _listed(field: str, entries: list[Any], token: str | None) -> Response:
+    """A List* response: the page's entries, and NextToken when there are more."""
+    response: Response = {field: entries}
+    if token:
+        response["NextToken"] = token
+    return response
 
 
 def _page(

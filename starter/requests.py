@@ -11,11 +11,14 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from models import options
-from models.arn import LOCATION_ARN, TASK_ARN, TASK_EXECUTION_ARN
+from models.agents import ACTIVATION_KEY
+from models.arn import AGENT_ARN, LOCATION_ARN, TASK_ARN, TASK_EXECUTION_ARN
 from models.errors import InvalidRequestException
 from models.filters import FilterRule
+from models.schedules import TaskSchedule
 from models.tags import MAX_TAGS, TagListEntry
 
+AgentArnValue = Annotated[str, Field(max_length=128, pattern=AGENT_ARN.pattern)]
 LocationArnValue = Annotated[str, Field(max_length=128, pattern=LOCATION_ARN.pattern)]
 TaskArnValue = Annotated[str, Field(max_length=128, pattern=TASK_ARN.pattern)]
 TaskExecutionArnValue = Annotated[str, Field(max_length=128, pattern=TASK_EXECUTION_ARN.pattern)]
@@ -27,7 +30,8 @@ ResourceArnValue = Annotated[
     Field(
         max_length=128,
         pattern=r"^arn:(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b):datasync:[a-z\-0-9]+:"
-        r"[0-9]{12}:(task|location)/(task|loc)-[a-z0-9]{17}(/execution/exec-[a-f0-9]{17})?$",
+        r"[0-9]{12}:(agent|task|location)/(agent|task|loc)-[a-z0-9]{17}"
+        r"(/execution/exec-[a-f0-9]{17})?$",
     ),
 ]
 LogGroupArnValue = Annotated[
@@ -38,6 +42,7 @@ LogGroupArnValue = Annotated[
         r"[0-9]{12}:log-group:([^:\*]*)(:\*)?$",
     ),
 ]
+TimetableValue = Annotated[str, Field(min_length=1, max_length=4096)]
 MaxResultsValue = Annotated[int, Field(ge=0, le=100)]
 NextTokenValue = Annotated[str, Field(max_length=65535, pattern=r"^[a-zA-Z0-9=_-]+$")]
 OperatorValue = Literal[
@@ -61,8 +66,37 @@ class Request(BaseModel):
 R = TypeVar("R", bound=Request)
 
 
+class CreateAgentRequest(Request):
+    ActivationKey: Annotated[str, Field(max_length=29, pattern=ACTIVATION_KEY.pattern)]
+    AgentName: NameValue | None = None
+    Tags: TagList = []
+    # Accepted for DataSync's sake; an agent reaches Temporal however its host is networked.
+    VpcEndpointId: str | None = None
+    SubnetArns: list[str] | None = None
+    SecurityGroupArns: list[str] | None = None
+
+
+class AgentArnRequest(Request):
+    AgentArn: AgentArnValue
+
+
+class ListAgentsRequest(Request):
+    MaxResults: MaxResultsValue | None = None
+    NextToken: NextTokenValue | None = None
+
+
+class UpdateAgentRequest(Request):
+    AgentArn: AgentArnValue
+    Name: NameValue | None = None
+
+
+AgentArnList = Annotated[list[AgentArnValue], Field(min_length=1, max_length=8)]
+
+
 class CreateLocationLocalRequest(Request):
     Path: Annotated[str, Field(min_length=1, max_length=4096)]
+    # Beyond DataSync's local-less model: the agents that see Path; none, the ordinary workers.
+    AgentArns: AgentArnList | None = None
     Tags: TagList = []
 
 
@@ -96,6 +130,8 @@ class CreateTaskRequest(Request):
     Includes: FilterListValue = []
     Excludes: FilterListValue = []
     CloudWatchLogGroupArn: LogGroupArnValue | None = None
+    Schedule: TaskSchedule | None = None
+    BandwidthTimetable: TimetableValue | None = None
     Tags: TagList = []
     TaskMode: Literal["BASIC"] | None = None
 
@@ -117,6 +153,8 @@ class UpdateTaskRequest(Request):
     Includes: FilterListValue | None = None
     Excludes: FilterListValue | None = None
     CloudWatchLogGroupArn: LogGroupArnValue | None = None
+    Schedule: TaskSchedule | None = None
+    BandwidthTimetable: Annotated[str, Field(max_length=4096)] | None = None
 
 
 class StartTaskExecutionRequest(Request):
@@ -125,10 +163,17 @@ class StartTaskExecutionRequest(Request):
     Includes: FilterListValue | None = None
     Excludes: FilterListValue | None = None
     Tags: TagList = []
+    # Beyond DataSync: LAUNCHING and PREPARING only; the estimates say what a run would do.
+    DryRun: bool | None = None
 
 
 class TaskExecutionArnRequest(Request):
     TaskExecutionArn: TaskExecutionArnValue
+
+
+class UpdateTaskExecutionRequest(Request):
+    TaskExecutionArn: TaskExecutionArnValue
+    Options: options.Options
 
 
 class TagResourceRequest(Request):
@@ -182,6 +227,7 @@ def explain(error: ValidationError, shape: type[BaseModel]) -> str:
 
 
 _ARN_FORMS = {
+    "AgentArn": "an agent ARN (arn:aws:datasync:REGION:ACCOUNT:agent/agent-ID)",
     "LocationArn": "a location ARN (arn:aws:datasync:REGION:ACCOUNT:location/loc-ID)",
     "TaskArn": "a task ARN (arn:aws:datasync:REGION:ACCOUNT:task/task-ID)",
     "TaskExecutionArn": (
@@ -189,7 +235,7 @@ _ARN_FORMS = {
     ),
 }
 _ARN_FORMS["SourceLocationArn"] = _ARN_FORMS["DestinationLocationArn"] = _ARN_FORMS["LocationArn"]
-_ARN_FORMS["ResourceArn"] = "the ARN of a location, a task or a task execution"
+_ARN_FORMS["ResourceArn"] = "the ARN of an agent, a location, a task or a task execution"
 _ARN_FORMS["CloudWatchLogGroupArn"] = "a CloudWatch log group ARN"
 
 
@@ -226,6 +272,11 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 SHAPES: dict[str, type[Request]] = {
+    "CreateAgent": CreateAgentRequest,
+    "DescribeAgent": AgentArnRequest,
+    "ListAgents": ListAgentsRequest,
+    "UpdateAgent": UpdateAgentRequest,
+    "DeleteAgent": AgentArnRequest,
     "CreateLocationLocal": CreateLocationLocalRequest,
     "DescribeLocationLocal": LocationArnRequest,
     "ListLocations": ListLocationsRequest,
@@ -239,6 +290,7 @@ SHAPES: dict[str, type[Request]] = {
     "DescribeTaskExecution": TaskExecutionArnRequest,
     "ListTaskExecutions": ListTaskExecutionsRequest,
     "CancelTaskExecution": TaskExecutionArnRequest,
+    "UpdateTaskExecution": UpdateTaskExecutionRequest,
     "TagResource": TagResourceRequest,
     "UntagResource": UntagResourceRequest,
     "ListTagsForResource": ListTagsForResourceRequest,

@@ -73,6 +73,18 @@ class Stack:
         self.workers.append(process)
         return process
 
+    def start_agent(self, state_dir: Path, **extra_env: str) -> Popen:
+        """`ferry worker --agent` with its state in `state_dir`; its output in a log beside."""
+        log = open(state_dir.with_suffix(".log"), "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            [FERRY, "worker", "--agent", "--state-dir", str(state_dir), "--processes", "2"],
+            env=self.env(**extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers.append(process)
+        return process
+
     def log_path(self, number: int) -> Path:
         return self.directory / f"worker-{number}.log"
 

@@ -90,7 +90,7 @@ def test_a_stop_request_ends_the_batch_with_its_place_kept(tmp_path: Path) -> No
 
     with pytest.raises(Stopped, match="shutdown"):
         attempt(store, ref, control, handle)
-    control.reset_stop()
+    control.reset()
     _, result = attempt(store, ref, control, handle)
 
     assert done == ["0", "1", "2", "3", "4"]

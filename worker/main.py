@@ -16,6 +16,7 @@ from datetime import timedelta
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.agents import AgentActivities
 from activities.execution import ExecutionActivities
 from activities.pool import WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH
@@ -24,6 +25,7 @@ from activities.staging import StagingStore
 from models.temporal import TASK_QUEUE
 from workflows.execution import TaskExecutionWorkflow
 from workflows.registry import RegistryWorkflow
+from workflows.schedule import ScheduledStartWorkflow
 
 log = logging.getLogger("ferry.worker")
 
@@ -34,32 +36,54 @@ def default_processes() -> int:
 
 
 def build_worker(
-    client: Client, staging_dir: str, pool: WorkPool, executor: ThreadPoolExecutor, threads: int
+    client: Client,
+    staging_dir: str,
+    pool: WorkPool,
+    executor: ThreadPoolExecutor,
+    threads: int,
+    task_queue: str = TASK_QUEUE,
 ) -> Worker:
+    """On Ferry's own queue: the workflows and every activity. On an agent's queue: the
+    activities that touch the storage its locations name."""
     os.makedirs(staging_dir, exist_ok=True)
     # Batch sizes are a tuning knob of the worker that plans (FERRY_BATCH_FILES, _BYTES).
     registry = RegistryActivities(client)
     activities = ExecutionActivities(
         StagingStore(staging_dir),
         pool,
+        client,
+        asyncio.get_running_loop(),
         files_per_batch=int(os.environ.get("FERRY_BATCH_FILES", FILES_PER_BATCH)),
         bytes_per_batch=int(os.environ.get("FERRY_BATCH_BYTES", BYTES_PER_BATCH)),
     )
+    storage_activities = [
+        activities.launch,
+        activities.prepare,
+        activities.transfer_batch,
+        activities.prepare_verification,
+        activities.verify_batch,
+        activities.verify_transferred,
+        activities.clean_up,
+        registry.check_location,
+    ]
+    central = task_queue == TASK_QUEUE
     return Worker(
         client,
-        task_queue=TASK_QUEUE,
-        workflows=[RegistryWorkflow, TaskExecutionWorkflow],
-        activities=[
-            activities.launch,
-            activities.prepare,
-            activities.transfer_batch,
-            activities.prepare_verification,
-            activities.verify_batch,
-            activities.verify_transferred,
-            activities.clean_up,
-            registry.check_location,
-            registry.open_executions,
-        ],
+        task_queue=task_queue,
+        workflows=[RegistryWorkflow, TaskExecutionWorkflow, ScheduledStartWorkflow]
+        if central
+        else [],
+        activities=storage_activities
+        + (
+            [
+                registry.open_executions,
+                registry.apply_schedule,
+                registry.start_scheduled_execution,
+                AgentActivities(client).wait_for_agents,
+            ]
+            if central
+            else []
+        ),
         activity_executor=executor,
         # Threads that mostly wait for the pool; batches beyond its size wait for a process
         # while their activities go on heartbeating.
@@ -77,18 +101,19 @@ async def run_worker(
     staging_dir: str,
     stop: asyncio.Event,
     processes: int | None = None,
+    task_queue: str = TASK_QUEUE,
 ) -> None:
     pool = WorkPool(processes or default_processes())
     try:
         await asyncio.get_running_loop().run_in_executor(None, pool.warm)
         threads = 4 * pool.processes + 8
         with ThreadPoolExecutor(threads, thread_name_prefix="ferry") as executor:
-            worker = build_worker(client, staging_dir, pool, executor, threads)
+            worker = build_worker(client, staging_dir, pool, executor, threads, task_queue)
             async with worker:
                 log.info(
                     "worker polling task queue %r on %s (namespace %s) with %d processes, "
                     "staging in %s",
-                    TASK_QUEUE,
+                    task_queue,
                     client.service_client.config.target_host,
                     client.namespace,
                     pool.processes,

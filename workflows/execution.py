@@ -17,8 +17,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from models.errors import ERROR_CODES, ErrorCode
+    from models.errors import ERROR_CODES, ErrorCode, invalid_request
     from models.execution import (
+        TERMINAL,
         BatchRef,
         BatchResult,
         ExecutionInput,
@@ -29,15 +30,21 @@ with workflow.unsafe.imports_passed_through():
         VerifyPlan,
         describe,
     )
+    from models.options import Options, resolve_options
     from models.temporal import (
         DESCRIPTION_MEMO,
         EXECUTION_STATUS,
         EXECUTION_WORKFLOW,
         REGISTRY_WORKFLOW_ID,
+        agent_task_queue,
     )
+    from models.timetable import BandwidthTimetable
 
 # Temporal allows 51,200 events in a run's history; Ferry stays far below it.
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4000
+# Under a bandwidth limit, batches share it; a few at once keep it in use while one of them is
+# between files or between batches.
+LIMITED_PARALLEL = 2
 ISSUES_KEPT = 50
 ISSUES_SHOWN = 10
 
@@ -67,7 +74,14 @@ class _Stage:
     """A series of batches run by one activity: `key` marks the position in the state."""
 
     def __init__(
-        self, key: str, step: str, count: int, activity: str, parallel: int, reverse: bool = False
+        self,
+        key: str,
+        step: str,
+        count: int,
+        activity: str,
+        parallel: int,
+        reverse: bool = False,
+        limited: bool = False,
     ) -> None:
         self.key = key
         self.step = step
@@ -75,6 +89,7 @@ class _Stage:
         self.activity = activity
         self.parallel = parallel
         self.reverse = reverse
+        self.limited = limited  # moves data, so follows the execution's bandwidth limit
 
 
 @workflow.defn(name=EXECUTION_WORKFLOW)
@@ -85,9 +100,20 @@ class TaskExecutionWorkflow:
         self.state = state or ExecutionState()
         self.granted = not execution.queued or state is not None
         self._cancelled_in: Status | None = None  # the phase a cancel interrupted
+        self._in_flight = 0  # batches running now, which share the bandwidth limit
+        self.timetable = (
+            BandwidthTimetable.parse(execution.BandwidthTimetable)
+            if execution.BandwidthTimetable
+            else None
+        )
+        if self.state.BytesPerSecond is None:
+            self.state.BytesPerSecond = execution.Options.BytesPerSecond or -1
+            if self.timetable is not None:
+                self._set_limit(self.timetable.rate_at(workflow.now()))
 
     @workflow.run
     async def run(self, execution: ExecutionInput, state: ExecutionState | None = None) -> Any:
+        following = asyncio.create_task(self._follow_timetable()) if self.timetable else None
         try:
             await self._phases()
         except asyncio.CancelledError:
@@ -106,6 +132,9 @@ class TaskExecutionWorkflow:
         else:
             code, detail = self._outcome()
             await self._end("ERROR" if code else "SUCCESS", code, detail)
+        finally:
+            if following is not None:
+                following.cancel()
         final = self.describe()
         if self.state.Status == "ERROR":
             raise ApplicationError(
@@ -116,6 +145,55 @@ class TaskExecutionWorkflow:
     @workflow.query
     def describe(self) -> dict[str, Any]:
         return describe(self.execution, self.state)
+
+    @workflow.query
+    def bandwidth_share(self) -> int:
+        """What each running batch may use of the execution's bandwidth limit (-1: no limit)."""
+        limit = self.state.BytesPerSecond or -1
+        return -1 if limit <= 0 else max(1, limit // max(1, self._in_flight))
+
+    @workflow.update
+    def update_options(self, options: Options) -> dict[str, Any]:
+        """UpdateTaskExecution: a new BytesPerSecond, in force within seconds (-1: no limit),
+        until the task's bandwidth timetable, if it has one, passes its next boundary."""
+        self._set_limit(options.BytesPerSecond or -1)
+        return {}
+
+    def _set_limit(self, limit: int) -> None:
+        """The execution's bandwidth limit; running batches pick it up within two seconds."""
+        self.state.BytesPerSecond = limit
+        changed = self.execution.Options.model_copy(update={"BytesPerSecond": limit})
+        self.execution = self.execution.model_copy(update={"Options": changed})
+        workflow.logger.info("%s: bandwidth limit now %s", self.execution.TaskExecutionArn, limit)
+
+    async def _follow_timetable(self) -> None:
+        assert self.timetable is not None
+        while True:
+            now = workflow.now()
+            await workflow.sleep(self.timetable.next_change(now) - now)
+            self._set_limit(self.timetable.rate_at(workflow.now()))
+
+    @update_options.validator
+    def _validate_update_options(self, options: Options) -> None:
+        others = [name for name in options.given() if name != "BytesPerSecond"]
+        if others or options.BytesPerSecond is None:
+            raise invalid_request(
+                "UpdateTaskExecution changes only Options.BytesPerSecond"
+                + (
+                    f"; {', '.join(others)} can't change while the execution runs."
+                    if others
+                    else "."
+                )
+            )
+        try:
+            resolve_options(self.execution.Options, options)
+        except ValueError as error:
+            raise invalid_request(str(error)) from None
+        if self.state.Status in TERMINAL or self.state.Status == "CANCELLING":
+            raise invalid_request(
+                f"Task execution {self.execution.TaskExecutionArn} is no longer running "
+                f"({self.state.Status})."
+            )
 
     @workflow.signal
     def grant(self) -> None:
@@ -132,14 +210,32 @@ class TaskExecutionWorkflow:
                 await workflow.wait_condition(lambda: self.granted)
             s.LaunchTime = workflow.now()
             self._set_status("LAUNCHING")
-            await workflow.execute_activity("LaunchExecution", self.execution, **_LAUNCH)
+            if self.execution.AgentArns:
+                # Waits while every agent is OFFLINE; fails, naming them, past a limit.
+                s.agents_online = await workflow.execute_activity(
+                    "WaitForAgents",
+                    self.execution.AgentArns,
+                    result_type=list[str],
+                    start_to_close_timeout=timedelta(hours=24),
+                    heartbeat_timeout=timedelta(seconds=30),
+                    retry_policy=_RETRY,
+                )
+            await workflow.execute_activity(
+                "LaunchExecution", self.execution, task_queue=self._queue(0), **_LAUNCH
+            )
             self._begin("PREPARING")
             s.plan = await workflow.execute_activity(
-                "PrepareTransfer", self.execution, result_type=PlanSummary, **_LONG
+                "PrepareTransfer",
+                self.execution,
+                result_type=PlanSummary,
+                task_queue=self._queue(0),
+                **_LONG,
             )
             s.PrepareStatus = "ERROR" if s.plan.issue_count else "SUCCESS"
             s.PrepareDuration = self._elapsed()
             s.counters.FilesSkipped += s.plan.FilesSkipped
+            if self.execution.DryRun:
+                return  # what would be transferred, deleted and skipped is in the estimates
             self._begin("TRANSFERRING")
         if s.Status == "TRANSFERRING":
             await self._run_stages(self._transfer_stages(), s.transfer_issues)
@@ -156,10 +252,12 @@ class TaskExecutionWorkflow:
     def _transfer_stages(self) -> list[_Stage]:
         assert self.state.plan is not None
         batches = self.state.plan.batches
-        parallel = self._parallel()
+        parallel = self.execution.max_parallel_batches
         return [
             _Stage("transfer:removals", "removals", batches["removals"], "TransferBatch", 1),
-            _Stage("transfer:files", "files", batches["files"], "TransferBatch", parallel),
+            _Stage(
+                "transfer:files", "files", batches["files"], "TransferBatch", parallel, False, True
+            ),
             _Stage("transfer:links", "links", batches["links"], "TransferBatch", parallel),
             # Deletes run last to first, so that folders are emptied before they are removed.
             _Stage("transfer:deletes", "deletes", batches["deletes"], "TransferBatch", 1, True),
@@ -174,7 +272,11 @@ class TaskExecutionWorkflow:
         if mode == "POINT_IN_TIME_CONSISTENT":
             if s.verify_plan is None:
                 s.verify_plan = await workflow.execute_activity(
-                    "PrepareVerification", self.execution, result_type=VerifyPlan, **_LONG
+                    "PrepareVerification",
+                    self.execution,
+                    result_type=VerifyPlan,
+                    task_queue=self._queue(0),
+                    **_LONG,
                 )
                 s.counters.add(s.verify_plan.counters)
                 self._keep(s.verify_issues, s.verify_plan.issues)
@@ -212,18 +314,20 @@ class TaskExecutionWorkflow:
             while s.next_batch < stage.count or pending:
                 while (
                     s.next_batch < stage.count
-                    and len(pending) < stage.parallel
+                    and len(pending) < self._parallel(stage)
                     and not self._history_is_long()
                 ):
                     index = s.next_batch
                     if stage.reverse:
                         index = stage.count - 1 - index
+                    self._in_flight = len(pending) + 1
                     pending.add(self._start_batch(stage, index))
                     s.next_batch += 1
                 if not pending:
                     break  # the history is long: continue as new below, with nothing in flight
                 done, running = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 pending = set(running)
+                self._in_flight = len(pending)
                 for finished in done:
                     result = finished.result()
                     s.counters.add(result.counters)
@@ -251,20 +355,29 @@ class TaskExecutionWorkflow:
             source=self.execution.Source,
             destination=self.execution.Destination,
             options=self.execution.Options,
-            bytes_per_second=self.execution.Options.BytesPerSecond or -1,
+            bytes_per_second=self.bandwidth_share() if stage.limited else -1,
         )
         return workflow.start_activity(
             stage.activity,
             ref,
             result_type=BatchResult,
             activity_id=f"{stage.key}-{index}",
+            task_queue=self._queue(index),
             **_BATCH,
         )
 
-    def _parallel(self) -> int:
-        # A bandwidth limit is honoured exactly by one batch at a time holding all of it.
-        limited = (self.execution.Options.BytesPerSecond or -1) > 0
-        return 1 if limited else self.execution.max_parallel_batches
+    def _queue(self, index: int) -> str:
+        """Where the `index`th activity runs: spread over the execution's agents that were
+        online at launch, else the workflow's own queue (the ordinary workers)."""
+        agents = self.state.agents_online
+        if not agents:
+            return workflow.info().task_queue
+        return agent_task_queue(agents[index % len(agents)])
+
+    def _parallel(self, stage: _Stage) -> int:
+        if stage.limited and (self.state.BytesPerSecond or -1) > 0:
+            return min(stage.parallel, LIMITED_PARALLEL)
+        return stage.parallel
 
     def _history_is_long(self) -> bool:
         info = workflow.info()
@@ -347,7 +460,10 @@ class TaskExecutionWorkflow:
             )
         # Frees the task for its next queued execution.
         registry = workflow.get_external_workflow_handle(REGISTRY_WORKFLOW_ID)
-        await registry.signal("execution_finished", self.execution.TaskExecutionArn)
+        await registry.signal(
+            "execution_finished",
+            args=[self.execution.TaskExecutionArn, status, code or "", detail or ""],
+        )
 
 
 def _summary(headline: str, count: int, issues: list[FileIssue]) -> str:

@@ -13,32 +13,42 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from models.agents import ACTIVATION_KEY, ACTIVATION_KEY_SECONDS, Activation, Agent
     from models.arn import execution_id, task_arn_of
-    from models.errors import INTERNAL, INVALID_REQUEST
+    from models.errors import INTERNAL, ErrorCode, invalid_request
     from models.execution import ExecutionInput
     from models.locations import Location
     from models.options import resolve_options
     from models.registry import (
+        MAX_AGENTS_PER_LOCATION,
         MAX_RESOURCES,
+        Admission,
+        AgentUpdate,
+        ExecutionQueue,
         ExecutionStart,
+        FailureStreak,
         RegistryState,
         Tagging,
-        TaskQueue,
         TaskUpdate,
     )
+    from models.schedules import ScheduleDetails, TaskSchedule
     from models.tags import TagListEntry, merged
     from models.tasks import Task
-    from models.temporal import EXECUTION_STATUS, REGISTRY_WORKFLOW, TAGS_MEMO, TASK_ARN
+    from models.temporal import (
+        EXECUTION_STATUS,
+        REGISTRY_WORKFLOW,
+        TAGS_MEMO,
+        TASK_ARN,
+        agent_task_queue,
+    )
     from workflows.execution import TaskExecutionWorkflow
 
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 2000
 RECONCILE_EVERY = timedelta(minutes=2)
-
-
-def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type=INVALID_REQUEST, non_retryable=True)
+AGENT_ANSWER = timedelta(seconds=20)
 
 
 @workflow.defn(name=REGISTRY_WORKFLOW)
@@ -65,16 +75,11 @@ class RegistryWorkflow:
         workflow.continue_as_new(self.state)
 
     def _busy(self) -> bool:
-        return any(queue.running or queue.waiting for queue in self.state.queues.values())
+        return bool(self.state.executions.arns())
 
     async def _reconcile(self) -> None:
         """Free the places of executions that ended without saying so (terminated by hand)."""
-        known = [
-            arn
-            for queue in self.state.queues.values()
-            for arn in (queue.running, *queue.waiting)
-            if arn
-        ]
+        known = self.state.executions.arns()
         still_open = await workflow.execute_activity(
             "OpenExecutions",
             [execution_id(arn) for arn in known],
@@ -103,8 +108,103 @@ class RegistryWorkflow:
         return list(self.state.tasks.values())
 
     @workflow.query
-    def queues(self) -> dict[str, TaskQueue]:
-        return self.state.queues
+    def executions(self) -> ExecutionQueue:
+        return self.state.executions
+
+    # --- agents --------------------------------------------------------------------------------
+
+    @workflow.query
+    def agents(self) -> list[Agent]:
+        return list(self.state.agents.values())
+
+    @workflow.query
+    def activation(self, key: str) -> list[Activation]:
+        """The key's activation, if the registry knows the key."""
+        found = self.state.activations.get(key)
+        return [found] if found else []
+
+    @workflow.update
+    def register_activation(self, key: str, seconds: int) -> Activation:
+        """An agent process that was never activated waits with this key for CreateAgent."""
+        # Keys that expired unused are forgotten an hour later (until then, using one says
+        # that it expired).
+        forget_before = workflow.now() - timedelta(hours=1)
+        self.state.activations = {
+            k: a
+            for k, a in self.state.activations.items()
+            if a.AgentArn or a.ExpiresAt > forget_before
+        }
+        now = workflow.now()
+        activation = Activation(ActivationKey=key, ExpiresAt=now + timedelta(seconds=seconds))
+        self.state.activations[key] = activation
+        return activation
+
+    @register_activation.validator
+    def _validate_register_activation(self, key: str, seconds: int) -> None:
+        if not ACTIVATION_KEY.match(key) or key in self.state.activations:
+            raise invalid_request(f"Activation key {key!r} is malformed or taken.")
+        if not 0 < seconds <= ACTIVATION_KEY_SECONDS:
+            raise invalid_request(
+                f"An activation key lives 1 to {ACTIVATION_KEY_SECONDS} seconds, not {seconds}."
+            )
+
+    @workflow.update
+    def create_agent(self, agent: Agent, key: str, tags: list[TagListEntry] | None = None) -> None:
+        self.state.agents[agent.AgentArn] = agent
+        used = self.state.activations[key].model_copy(update={"AgentArn": agent.AgentArn})
+        self.state.activations[key] = used
+        if tags:
+            self.state.tags[agent.AgentArn] = tags
+
+    @create_agent.validator
+    def _validate_create_agent(
+        self, agent: Agent, key: str, tags: list[TagListEntry] | None = None
+    ) -> None:
+        self._check_room()
+        activation = self.state.activations.get(key)
+        if activation is None:
+            raise invalid_request(
+                f"ActivationKey: {key} is not waiting to be used: start the agent with "
+                "`ferry worker --agent --state-dir DIR` and use the key it prints."
+            )
+        if activation.AgentArn is not None:
+            raise invalid_request(
+                f"ActivationKey: {key} was already used (by agent {activation.AgentArn}); "
+                "a key activates one agent."
+            )
+        if activation.ExpiresAt <= workflow.now():
+            raise invalid_request(
+                f"ActivationKey: {key} expired at {activation.ExpiresAt.isoformat()}; restart "
+                "the agent process for a new key."
+            )
+
+    @workflow.update
+    def update_agent(self, update: AgentUpdate) -> None:
+        agent = self._agent(update.AgentArn)
+        if update.Name is not None:
+            self.state.agents[agent.AgentArn] = agent.model_copy(update={"Name": update.Name})
+
+    @update_agent.validator
+    def _validate_update_agent(self, update: AgentUpdate) -> None:
+        self._agent(update.AgentArn)
+
+    @workflow.update
+    def delete_agent(self, agent_arn: str) -> None:
+        del self.state.agents[agent_arn]
+        self.state.tags.pop(agent_arn, None)
+        self.state.activations = {
+            k: a for k, a in self.state.activations.items() if a.AgentArn != agent_arn
+        }
+
+    @delete_agent.validator
+    def _validate_delete_agent(self, agent_arn: str) -> None:
+        self._agent(agent_arn)
+        for location in self.state.locations.values():
+            if agent_arn in location.AgentArns:
+                raise invalid_request(
+                    f"Agent {agent_arn} is used by location {location.LocationArn}; "
+                    "delete the location first."
+                )
 
     # --- locations -----------------------------------------------------------------------------
 
@@ -112,15 +212,26 @@ class RegistryWorkflow:
     async def create_location(
         self, location: Location, tags: list[TagListEntry] | None = None
     ) -> None:
+        # Checked from where the location will be used: on its first agent, if it has any.
+        agent = location.AgentArns[0] if location.AgentArns else None
         try:
             await workflow.execute_activity(
-                "CheckLocation", location, start_to_close_timeout=timedelta(seconds=60)
+                "CheckLocation",
+                location,
+                task_queue=agent_task_queue(agent) if agent else workflow.info().task_queue,
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_start_timeout=AGENT_ANSWER if agent else None,
             )
         except ActivityError as error:
             cause = error.cause
-            raise _invalid(
-                cause.message if isinstance(cause, ApplicationError) else str(error)
-            ) from None
+            if isinstance(cause, ApplicationError):
+                raise invalid_request(cause.message) from None
+            if agent and isinstance(cause, ActivityTimeout):
+                raise invalid_request(
+                    f"AgentArns: agent {agent} did not answer within "
+                    f"{AGENT_ANSWER.seconds} s to check the location; is it ONLINE?"
+                ) from None
+            raise invalid_request(str(error)) from None
         self.state.locations[location.LocationArn] = location
         if tags:
             self.state.tags[location.LocationArn] = tags
@@ -131,7 +242,13 @@ class RegistryWorkflow:
     ) -> None:
         self._check_room()
         if location.LocationArn in self.state.locations:
-            raise _invalid(f"Location {location.LocationArn} already exists.")
+            raise invalid_request(f"Location {location.LocationArn} already exists.")
+        if len(location.AgentArns) > MAX_AGENTS_PER_LOCATION:
+            raise invalid_request(
+                f"AgentArns: a location has at most {MAX_AGENTS_PER_LOCATION} agents."
+            )
+        for agent_arn in location.AgentArns:
+            self._agent(agent_arn, "AgentArns")
 
     @workflow.update
     def delete_location(self, location_arn: str) -> None:
@@ -143,7 +260,7 @@ class RegistryWorkflow:
         self._location(location_arn)
         for task in self.state.tasks.values():
             if location_arn in (task.SourceLocationArn, task.DestinationLocationArn):
-                raise _invalid(
+                raise invalid_request(
                     f"Location {location_arn} is used by task {task.TaskArn}; "
                     "delete the task first."
                 )
@@ -151,7 +268,12 @@ class RegistryWorkflow:
     # --- tasks ---------------------------------------------------------------------------------
 
     @workflow.update
-    def create_task(self, task: Task, tags: list[TagListEntry] | None = None) -> None:
+    async def create_task(self, task: Task, tags: list[TagListEntry] | None = None) -> None:
+        if task.Schedule is not None:
+            task = task.model_copy(
+                update={"ScheduleDetails": ScheduleDetails(StatusUpdateTime=workflow.now())}
+            )
+            await self._apply_schedule(task)
         self.state.tasks[task.TaskArn] = task
         if tags:
             self.state.tags[task.TaskArn] = tags
@@ -160,19 +282,34 @@ class RegistryWorkflow:
     def _validate_create_task(self, task: Task, tags: list[TagListEntry] | None = None) -> None:
         self._check_room()
         if task.TaskArn in self.state.tasks:
-            raise _invalid(f"Task {task.TaskArn} already exists.")
+            raise invalid_request(f"Task {task.TaskArn} already exists.")
         source = self._location(task.SourceLocationArn, "SourceLocationArn")
         destination = self._location(task.DestinationLocationArn, "DestinationLocationArn")
         if source.LocationArn == destination.LocationArn:
-            raise _invalid(
+            raise invalid_request(
                 "SourceLocationArn and DestinationLocationArn are the same location; "
                 "a task copies from one location to another."
+            )
+        if (
+            source.AgentArns
+            and destination.AgentArns
+            and set(source.AgentArns) != set(destination.AgentArns)
+        ):
+            raise invalid_request(
+                "The source and destination locations use different agents: a task runs on "
+                "one set of agents, which must reach both. Give both locations the same "
+                "AgentArns, or leave AgentArns out of the one they all reach."
             )
         _check_not_nested(source, destination)
 
     @workflow.update
-    def update_task(self, update: TaskUpdate) -> None:
-        self.state.tasks[update.TaskArn] = self._updated(update)
+    async def update_task(self, update: TaskUpdate) -> None:
+        before = self._task(update.TaskArn)
+        task = self._updated(update)
+        if task.Schedule != before.Schedule:
+            await self._apply_schedule(task)
+            self.state.failures.pop(task.TaskArn, None)
+        self.state.tasks[update.TaskArn] = task
 
     @update_task.validator
     def _validate_update_task(self, update: TaskUpdate) -> None:
@@ -189,27 +326,61 @@ class RegistryWorkflow:
             try:
                 changes["Options"] = resolve_options(task.Options, update.Options)
             except ValueError as error:
-                raise _invalid(str(error)) from None
+                raise invalid_request(str(error)) from None
         if update.Includes is not None:
             changes["Includes"] = update.Includes
         if update.Excludes is not None:
             changes["Excludes"] = update.Excludes
+        if update.BandwidthTimetable is not None:
+            changes["BandwidthTimetable"] = update.BandwidthTimetable or None
+        if update.Schedule is not None:
+            changes.update(self._rescheduled(task, update.Schedule))
         return task.model_copy(update=changes)
 
+    def _rescheduled(self, task: Task, schedule: TaskSchedule) -> dict[str, object]:
+        """UpdateTask's Schedule: an empty expression removes it; a change of Status by the
+        user is noted in ScheduleDetails."""
+        if not schedule.ScheduleExpression:
+            return {"Schedule": None, "ScheduleDetails": None}
+        details = task.ScheduleDetails
+        if task.Schedule is None or task.Schedule.Status != schedule.Status or details is None:
+            details = ScheduleDetails(
+                StatusUpdateTime=workflow.now(),
+                DisabledBy="USER" if schedule.Status == "DISABLED" else None,
+            )
+        return {"Schedule": schedule, "ScheduleDetails": details}
+
+    async def _apply_schedule(self, task: Task) -> None:
+        """Create, change, pause or delete the task's Temporal Schedule to match the task."""
+        note = task.ScheduleDetails.DisabledReason if task.ScheduleDetails else None
+        try:
+            await workflow.execute_activity(
+                "ApplySchedule",
+                args=[task.TaskArn, task.Schedule, note or ""],
+                start_to_close_timeout=timedelta(seconds=30),
+            )
+        except ActivityError as error:
+            raise ApplicationError(
+                f"The schedule of task {task.TaskArn} could not be set: {error.cause or error}",
+                type=INTERNAL,
+            ) from None
+
     @workflow.update
-    def delete_task(self, task_arn: str) -> None:
-        del self.state.tasks[task_arn]
-        self.state.queues.pop(task_arn, None)
+    async def delete_task(self, task_arn: str) -> None:
+        task = self.state.tasks.pop(task_arn)
         self.state.tags.pop(task_arn, None)
+        self.state.failures.pop(task_arn, None)
+        if task.Schedule is not None:
+            await self._apply_schedule(task.model_copy(update={"Schedule": None}))
 
     @delete_task.validator
     def _validate_delete_task(self, task_arn: str) -> None:
         self._task(task_arn)
-        queue = self.state.queues.get(task_arn)
-        if queue and (queue.running or queue.waiting):
-            raise _invalid(
-                f"Task {task_arn} has an execution running or queued "
-                f"({queue.running or queue.waiting[0]}); cancel it or wait for it to end first."
+        current, status = self.state.executions.of_task(task_arn)
+        if current:
+            raise invalid_request(
+                f"Task {task_arn} has an execution {status.lower()} ({current}); cancel it or "
+                "wait for it to end first."
             )
 
     # --- tags ----------------------------------------------------------------------------------
@@ -228,15 +399,17 @@ class RegistryWorkflow:
 
     def _tagged(self, tagging: Tagging) -> list[TagListEntry]:
         arn = tagging.ResourceArn
-        if arn not in self.state.locations and arn not in self.state.tasks:
-            raise _invalid(
-                f"ResourceArn: {arn} is not a location or task of Ferry (the tags of a task "
-                "execution are given when it starts)."
+        if not any(
+            arn in kind for kind in (self.state.agents, self.state.locations, self.state.tasks)
+        ):
+            raise invalid_request(
+                f"ResourceArn: {arn} is not an agent, location or task of Ferry (the tags of a "
+                "task execution are given when it starts)."
             )
         try:
             tags = merged(self.state.tags.get(arn, []), tagging.Tags)
         except ValueError as error:
-            raise _invalid(str(error)) from None
+            raise invalid_request(str(error)) from None
         return [tag for tag in tags if tag.Key not in tagging.Keys]
 
     # --- executions ----------------------------------------------------------------------------
@@ -245,14 +418,14 @@ class RegistryWorkflow:
     async def start_task_execution(self, start: ExecutionStart) -> str:
         """Starts the execution workflow; returns QUEUED or LAUNCHING."""
         execution = self._execution_input(start)
-        queue = self.state.queues.setdefault(start.TaskArn, TaskQueue())
-        if queue.running is not None:
-            await self._reconcile()  # is it really still running?
-        execution.queued = queue.running is not None
-        if execution.queued:
-            queue.waiting.append(start.TaskExecutionArn)
-        else:
-            queue.running = start.TaskExecutionArn
+        queue = self.state.executions
+        admission = Admission(
+            TaskExecutionArn=start.TaskExecutionArn, holds=[start.TaskArn, *execution.AgentArns]
+        )
+        if not queue.can_start(admission.holds, queue.waiting):
+            await self._reconcile()  # is what it waits for really still there?
+        execution.queued = not queue.can_start(admission.holds, queue.waiting)
+        (queue.waiting if execution.queued else queue.running).append(admission)
         status = "QUEUED" if execution.queued else "LAUNCHING"
         try:
             await workflow.start_child_workflow(
@@ -266,11 +439,8 @@ class RegistryWorkflow:
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             )
         except Exception as error:
-            # Not started: the task must not stay busy with it.
-            if execution.queued:
-                queue.waiting.remove(start.TaskExecutionArn)
-            else:
-                queue.running = None
+            # Not started: nothing may wait for it.
+            await self._finished(start.TaskExecutionArn)
             raise ApplicationError(
                 f"Task execution {start.TaskExecutionArn} could not be started: {error}",
                 type=INTERNAL,
@@ -280,25 +450,32 @@ class RegistryWorkflow:
     @start_task_execution.validator
     def _validate_start_task_execution(self, start: ExecutionStart) -> None:
         execution = self._execution_input(start)
-        queue = self.state.queues.get(start.TaskArn)
-        if queue and queue.running and execution.Options.TaskQueueing == "DISABLED":
-            raise _invalid(
-                f"Task {start.TaskArn} is already running ({queue.running}) and its "
-                "TaskQueueing option is DISABLED, so this execution would not be queued. "
-                "Wait for the running execution to end, or set TaskQueueing=ENABLED."
-            )
+        if execution.Options.TaskQueueing == "DISABLED":
+            blocker = self.state.executions.blocker([start.TaskArn, *execution.AgentArns])
+            if blocker:
+                raise invalid_request(
+                    f"Task execution {blocker} is running or queued on the same task or agent "
+                    f"as task {start.TaskArn}, whose TaskQueueing option is DISABLED, so this "
+                    "execution would not be queued. Wait for it to end, or set "
+                    "TaskQueueing=ENABLED."
+                )
 
     def _execution_input(self, start: ExecutionStart) -> ExecutionInput:
         task = self._task(start.TaskArn)
         try:
             options = resolve_options(task.Options, start.OverrideOptions)
         except ValueError as error:
-            raise _invalid(str(error).replace("Options.", "OverrideOptions.")) from None
+            raise invalid_request(str(error).replace("Options.", "OverrideOptions.")) from None
+        source = self._location(task.SourceLocationArn)
+        destination = self._location(task.DestinationLocationArn)
         return ExecutionInput(
             TaskExecutionArn=start.TaskExecutionArn,
             TaskArn=task.TaskArn,
-            Source=self._location(task.SourceLocationArn),
-            Destination=self._location(task.DestinationLocationArn),
+            Source=source,
+            Destination=destination,
+            AgentArns=list(source.AgentArns or destination.AgentArns),
+            BandwidthTimetable=task.BandwidthTimetable,
+            DryRun=start.DryRun,
             Options=options,
             Includes=task.Includes if start.Includes is None else start.Includes,
             Excludes=task.Excludes if start.Excludes is None else start.Excludes,
@@ -306,47 +483,79 @@ class RegistryWorkflow:
         )
 
     @workflow.signal
-    async def execution_finished(self, execution_arn: str) -> None:
+    async def execution_finished(
+        self, execution_arn: str, status: str = "", code: str = "", detail: str = ""
+    ) -> None:
         await self._finished(execution_arn)
+        await self._count_failure(task_arn_of(execution_arn), status, code, detail)
+
+    async def _count_failure(self, task_arn: str, status: str, code: str, detail: str) -> None:
+        """A scheduled task whose executions keep failing with the same error has its schedule
+        disabled, as DataSync does (DisabledBy SERVICE)."""
+        task = self.state.tasks.get(task_arn)
+        if task is None or not status or code == ErrorCode.CANCELLED:
+            return
+        if status == "SUCCESS":
+            self.state.failures.pop(task_arn, None)
+            return
+        streak = self.state.failures.get(task_arn)
+        count = streak.count + 1 if streak and streak.ErrorCode == code else 1
+        self.state.failures[task_arn] = FailureStreak(ErrorCode=code, count=count)
+        schedule = task.Schedule
+        if schedule is None or schedule.Status != "ENABLED" or count < schedule.failure_limit:
+            return
+        reason = (
+            f"{count} executions in a row failed with {code}: {detail[:400]}. Fix the cause, "
+            "then enable the schedule again with UpdateTask."
+        )
+        disabled = task.model_copy(
+            update={
+                "Schedule": schedule.model_copy(update={"Status": "DISABLED"}),
+                "ScheduleDetails": ScheduleDetails(
+                    StatusUpdateTime=workflow.now(), DisabledReason=reason, DisabledBy="SERVICE"
+                ),
+            }
+        )
+        self.state.tasks[task_arn] = disabled
+        self.state.failures.pop(task_arn, None)
+        try:
+            await self._apply_schedule(disabled)
+        except ApplicationError:
+            workflow.logger.error("the schedule of %s could not be paused", task_arn)
 
     async def _finished(self, execution_arn: str) -> None:
-        task_arn = task_arn_of(execution_arn)
-        queue = self.state.queues.get(task_arn)
-        if queue is None:
-            return
-        if execution_arn in queue.waiting:
-            queue.waiting.remove(execution_arn)
-            return
-        if queue.running != execution_arn:
-            return
-        queue.running = None
-        while queue.waiting and queue.running is None:
-            following = queue.waiting.pop(0)
-            queue.running = following
+        for following in self.state.executions.finished(execution_arn):
             try:
                 await workflow.get_external_workflow_handle(execution_id(following)).signal("grant")
-            except Exception:  # it ended while it waited: on to the next one
-                queue.running = None
+            except Exception:  # it ended while it waited: its place goes to the next
+                await self._finished(following)
 
     # --- helpers -------------------------------------------------------------------------------
 
     def _check_room(self) -> None:
-        if len(self.state.locations) + len(self.state.tasks) >= MAX_RESOURCES:
-            raise _invalid(
-                f"Ferry holds {MAX_RESOURCES} locations and tasks, its limit; "
+        held = len(self.state.agents) + len(self.state.locations) + len(self.state.tasks)
+        if held >= MAX_RESOURCES:
+            raise invalid_request(
+                f"Ferry holds {MAX_RESOURCES} agents, locations and tasks, its limit; "
                 "delete ones you no longer use."
             )
+
+    def _agent(self, arn: str, field: str = "AgentArn") -> Agent:
+        agent = self.state.agents.get(arn)
+        if agent is None:
+            raise invalid_request(f"{field}: agent {arn} does not exist.")
+        return agent
 
     def _location(self, arn: str, field: str = "LocationArn") -> Location:
         location = self.state.locations.get(arn)
         if location is None:
-            raise _invalid(f"{field}: location {arn} does not exist.")
+            raise invalid_request(f"{field}: location {arn} does not exist.")
         return location
 
     def _task(self, arn: str) -> Task:
         task = self.state.tasks.get(arn)
         if task is None:
-            raise _invalid(f"TaskArn: task {arn} does not exist.")
+            raise invalid_request(f"TaskArn: task {arn} does not exist.")
         return task
 
 
@@ -354,7 +563,7 @@ def _check_not_nested(source: Location, destination: Location) -> None:
     """Copying a local folder into itself (or its parent into it) never ends."""
     a, b = source.Path.rstrip("/") + "/", destination.Path.rstrip("/") + "/"
     if a.startswith(b) or b.startswith(a):
-        raise _invalid(
+        raise invalid_request(
             f"The source ({source.Path}) and destination ({destination.Path}) folders are "
             "inside one another; choose folders that do not contain each other."
         )
