@@ -10,11 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from activities.bandwidth import RateLimiter
-from activities.execution_log import ExecutionLog
+from activities.events import Events, report_step
 from activities.pool import Control, Stopped
 from activities.staging import ResultLog, StagingStore, read_rows
 from activities.storage.base import describe_error
 from models.execution import ISSUES_PER_BATCH, BatchRef, BatchResult, Counters, FileIssue
+from models.reports import Category
 
 log = logging.getLogger("ferry.transfer")
 
@@ -47,7 +48,17 @@ class BatchRun:
         self.arn = ref.execution_arn
         self.control = control
         self.limiter = limiter
-        self.log = ExecutionLog(store.root, ref.execution_arn, ref.options.LogLevel)
+        report = (
+            store.open_results(
+                ref.execution_id,
+                report_step(("verified-" if of_results else "") + ref.step),
+                ref.index,
+                checkpoint.get("report_offset", 0),
+            )
+            if ref.report
+            else None
+        )
+        self.events = Events(store.root, ref.execution_arn, ref.options.LogLevel, report)
         where = store.result_path if of_results else store.batch_path
         self.rows: list[Any] = list(read_rows(where(ref.execution_id, ref.step, ref.index)))
         if reverse:
@@ -79,6 +90,8 @@ class BatchRun:
         finally:
             if self.results is not None:
                 self.results.close()
+            if self.events.report is not None:
+                self.events.report.close()
         return BatchResult(counters=self.counters, issues=self.issues)
 
     def tick(self) -> None:
@@ -115,6 +128,7 @@ class BatchRun:
                 "failed": failed,
                 "tries": self.tries + 1 if failed else self.tries,
                 "offset": self.results.offset() if self.results else 0,
+                "report_offset": self.events.report.offset() if self.events.report else 0,
                 "counters": self.counters.model_dump(),
                 "issues": [issue.model_dump() for issue in self.issues],
                 "partial_bytes": self.partial_bytes,
@@ -134,4 +148,13 @@ class BatchRun:
         if len(self.issues) < ISSUES_PER_BATCH:
             self.issues.append(FileIssue(path=path, kind=kind, detail=detail))
         log.error("%s: /%s: %s: %s", self.arn, path, kind, detail)
-        self.log.error(path, kind, detail)
+        category: Category = (
+            "Verified"
+            if verify
+            else "Deleted"
+            if kind == "delete"
+            else "Skipped"
+            if kind == "read"
+            else "Transferred"
+        )
+        self.events.record(category, path, failed=True, ErrorCode=kind, ErrorDetail=detail)

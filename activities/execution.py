@@ -11,14 +11,16 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.execution_log import ExecutionLog
+from activities.events import Events, report_step
 from activities.pool import Control, WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH, plan
+from activities.reports import write_report
 from activities.staging import StagingStore
 from activities.storage import open_storage
 from activities.storage.base import FILE, StorageError, describe_error, is_transient
@@ -33,6 +35,7 @@ from models.execution import (
     PlanSummary,
     VerifyPlan,
 )
+from models.reports import ReportResult
 
 log = logging.getLogger("ferry.execution")
 
@@ -143,7 +146,7 @@ class ExecutionActivities:
         for step in TRANSFER_STEPS:
             self.store.clear(execution_id, step)
         with storage_failures("PREPARING"):
-            summary, stale = plan(
+            summary, stale, problems = plan(
                 self.store,
                 self.pool,
                 execution,
@@ -156,11 +159,12 @@ class ExecutionActivities:
             for path in stale:  # temporary files of an attempt that crashed
                 with contextlib.suppress(OSError):
                     destination.remove(path, FILE)
-        execution_log = ExecutionLog(
-            self.store.root, execution.TaskExecutionArn, execution.Options.LogLevel
-        )
-        for issue in summary.issues:
-            execution_log.error(issue.path, issue.kind, issue.detail)
+        with self._events(execution, "prepare") as events:
+            for problem in problems:  # unreadable: skipped
+                events.record(
+                    "Skipped", problem.path, failed=True, ErrorCode=problem.kind,
+                    ErrorDetail=problem.detail,
+                )  # fmt: skip
         log.info(
             "%s: prepared %d files (%d bytes) to transfer, %d to delete",
             execution.TaskExecutionArn,
@@ -179,8 +183,8 @@ class ExecutionActivities:
     @activity.defn(name="PrepareVerification")
     def prepare_verification(self, execution: ExecutionInput) -> VerifyPlan:
         self.store.clear(execution.execution_id, "verify")
-        with storage_failures("VERIFYING"):
-            return prepare_verification(self.store, self.pool, execution, _Pulse())
+        with storage_failures("VERIFYING"), self._events(execution, "verify-prepare") as events:
+            return prepare_verification(self.store, self.pool, execution, _Pulse(), events)
 
     @activity.defn(name="VerifyBatch")
     def verify_batch(self, ref: BatchRef) -> BatchResult:
@@ -189,6 +193,38 @@ class ExecutionActivities:
     @activity.defn(name="VerifyTransferred")
     def verify_transferred(self, ref: BatchRef) -> BatchResult:
         return self._batch(verify_transferred, ref, "VERIFYING")
+
+    @activity.defn(name="WriteTaskReport")
+    def write_task_report(self, execution: ExecutionInput, summary: dict[str, Any]) -> ReportResult:
+        """The task report, into the location the task names; its failure fails only the
+        report (ReportResult), never the execution."""
+        try:
+            where = write_report(self.store, execution, summary)
+        except (OSError, StorageError) as error:
+            detail = describe_error(error) if isinstance(error, OSError) else str(error)
+            return ReportResult(
+                Status="ERROR",
+                ErrorCode=ErrorCode.STORAGE_ERROR,
+                ErrorDetail=f"The task report could not be written: {detail}",
+            )
+        log.info("%s: task report in %s", execution.TaskExecutionArn, where)
+        return ReportResult(Status="SUCCESS")
+
+    @contextlib.contextmanager
+    def _events(self, execution: ExecutionInput, step: str) -> Iterator[Events]:
+        """Events of an activity that runs once per execution (a retry starts it over)."""
+        report = (
+            self.store.open_results(execution.execution_id, report_step(step), 0, 0)
+            if execution.detailed_report
+            else None
+        )
+        try:
+            yield Events(
+                self.store.root, execution.TaskExecutionArn, execution.Options.LogLevel, report
+            )
+        finally:
+            if report is not None:
+                report.close()
 
     @activity.defn(name="CleanUpExecution")
     def clean_up(self, execution_id: str) -> None:

@@ -14,13 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from activities.listing import FolderWalk, Sides
+from activities.manifest import ManifestWalk
 from activities.metadata import compare
 from activities.pool import WorkPool
 from activities.staging import StagingStore
 from activities.storage import open_storage
 from activities.storage.base import DIR, FILE, SOCKET, SPECIAL_KINDS, Entry, MetadataPolicy
 from activities.storage.base import SYMLINK as SYMLINK_KIND
-from models.execution import ISSUES_PER_BATCH, TRANSFER_STEPS, ExecutionInput, PlanSummary
+from models.execution import (
+    ISSUES_PER_BATCH,
+    TRANSFER_STEPS,
+    ExecutionInput,
+    FileIssue,
+    PlanSummary,
+)
 from models.options import Options
 
 FILES_PER_BATCH = 1000
@@ -247,9 +254,10 @@ def plan(
     *,
     files_per_batch: int = FILES_PER_BATCH,
     bytes_per_batch: int = BYTES_PER_BATCH,
-) -> tuple[PlanSummary, list[str]]:
+) -> tuple[PlanSummary, list[str], list[FileIssue]]:
     """List both sides (only the source with TransferMode=ALL, unless OverwriteMode=NEVER) and
-    write the plan; returns it with the temporary files earlier attempts left behind."""
+    write the plan; returns it with the temporary files earlier attempts left behind and every
+    path that could not be listed or read."""
     options = execution.Options
     # ALL skips listing the destination; NEVER must know what is there to leave it alone.
     listed = options.TransferMode == "CHANGED" or options.OverwriteMode == "NEVER"
@@ -263,7 +271,11 @@ def plan(
         destination_only_subtrees=options.PreserveDeletedFiles == "REMOVE",
         report_equal_files=False,
     )
-    walk = FolderWalk(pool, sides, beat)
+    walk: FolderWalk | ManifestWalk = (
+        ManifestWalk(execution, beat, listed=listed)
+        if execution.ManifestConfig is not None
+        else FolderWalk(pool, sides, beat)
+    )
     resolution = max(
         open_storage(execution.Source).capabilities.time_resolution_ns,
         open_storage(execution.Destination).capabilities.time_resolution_ns,
@@ -288,4 +300,4 @@ def plan(
     summary.destination_entries = destinations + walk.equal
     summary.issue_count = len(walk.issues)
     summary.issues = walk.issues[:ISSUES_PER_BATCH]
-    return summary, walk.stale_temps
+    return summary, walk.stale_temps, walk.issues

@@ -29,6 +29,22 @@ class StagingStore:
     def result_path(self, execution_id: str, step: str, index: int) -> str:
         return os.path.join(self._dir(execution_id), "results", f"{step}-{index:06d}.jsonl")
 
+    def batch_files(self, execution_id: str, step: str) -> list[str]:
+        """A step's batches, in order."""
+        folder = self._dir(execution_id)
+        names = sorted(
+            name
+            for name in os.listdir(folder)
+            if name.startswith(step + "-") and name.endswith(".jsonl")
+        )
+        return [os.path.join(folder, name) for name in names]
+
+    def result_files(self, execution_id: str, prefix: str) -> list[str]:
+        """The result logs whose step starts with `prefix`, in order."""
+        folder = os.path.join(self._dir(execution_id), "results")
+        names = sorted(name for name in os.listdir(folder) if name.startswith(prefix))
+        return [os.path.join(folder, name) for name in names]
+
     def control_dir(self, execution_id: str) -> str:
         """Checkpoint and stop files between batches and the activities waiting for them."""
         return os.path.join(self._dir(execution_id), "control")
@@ -116,7 +132,7 @@ class ResultLog:
         self._file.truncate(offset)
         self._file.seek(offset)
 
-    def append(self, row: list[Any]) -> None:
+    def append(self, row: list[Any] | dict[str, Any]) -> None:
         self._file.write(_encode(row))
         self._file.write("\n")
 

@@ -14,6 +14,7 @@ import xxhash
 
 from activities.bandwidth import RateLimiter
 from activities.batches import BatchRun
+from activities.events import metadata
 from activities.pool import Control, Stopped
 from activities.preparing import COPY, MAKE_SYMLINK, SET_METADATA
 from activities.staging import StagingStore
@@ -118,6 +119,7 @@ class BatchTransfer:
             if action == SET_METADATA:
                 self.destination.set_metadata(entry.path, entry, self.policy)
                 self.run.record([WROTE_METADATA, *entry.row()])
+                self._transferred(entry, "METADATA_ONLY")
             else:
                 make = (
                     self.destination.make_symlink
@@ -125,9 +127,10 @@ class BatchTransfer:
                     else self.destination.make_special
                 )
                 if not make(entry.path, entry, self.policy, exclusive=exclusive):
-                    counters.FilesSkipped += 1  # OverwriteMode=NEVER: it appeared meanwhile
+                    self._skipped(entry.path)  # OverwriteMode=NEVER: it appeared meanwhile
                     return
                 self.run.record([WROTE_OTHER, *entry.row()])
+                self._transferred(entry, "CONTENT_AND_METADATA")
             counters.FilesTransferred += 1
         except Exception as error:
             self._problem(entry.path, "write", error)
@@ -192,7 +195,7 @@ class BatchTransfer:
         self.run.partial_bytes = 0
         counters = self.run.counters
         if not committed:
-            counters.FilesSkipped += 1  # OverwriteMode=NEVER and the file appeared meanwhile
+            self._skipped(path)  # OverwriteMode=NEVER and the file appeared meanwhile
             return
         if torn:
             log.warning("%s: /%s changed while it was being copied", self.run.arn, path)
@@ -200,7 +203,22 @@ class BatchTransfer:
         counters.BytesTransferred += copied
         counters.BytesWritten += copied
         self.run.record([WROTE_FILE, *written.row(), digest, torn])
-        self.run.log.transferred(path, copied, digest)
+        self._transferred(written, "CONTENT_AND_METADATA", SrcChecksum=digest)
+
+    def _transferred(self, entry: Entry, transfer_type: str, **fields: Any) -> None:
+        self.run.events.record(
+            "Transferred",
+            entry.path,
+            TransferType=transfer_type,
+            SrcMetadata=metadata(entry),
+            **fields,
+        )
+
+    def _skipped(self, path: str) -> None:
+        self.run.counters.FilesSkipped += 1
+        self.run.events.record(
+            "Skipped", path, Reason="exists at the destination, and OverwriteMode is NEVER"
+        )
 
     def _unreadable(self, path: str, error: BaseException) -> None:
         if not is_transient(error):
@@ -237,10 +255,11 @@ class BatchTransfer:
             self._problem(path, "write", error)
             return
         if not linked:
-            self.run.counters.FilesSkipped += 1
+            self._skipped(path)
             return
         self.run.counters.FilesTransferred += 1
         self.run.record([WROTE_LINK, path, first])
+        self.run.events.record("Transferred", path, TransferType="HARD_LINK", LinkTo="/" + first)
 
     def _removal_row(self, row: list[Any]) -> None:
         path, kind = row
@@ -263,7 +282,7 @@ class BatchTransfer:
             self._problem(path, "delete", error)
             return
         self.run.counters.FilesDeleted += 1
-        self.run.log.deleted(path)
+        self.run.events.record("Deleted", path)
 
     def _directory_row(self, row: list[Any]) -> None:
         changed, entry = bool(row[0]), Entry.from_row(row[1:])
@@ -276,3 +295,4 @@ class BatchTransfer:
         if changed:
             self.run.counters.FilesTransferred += 1
             self.run.record([WROTE_DIRECTORY, *entry.row()])
+            self._transferred(entry, "METADATA_ONLY")

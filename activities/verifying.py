@@ -16,7 +16,9 @@ from typing import Any
 import xxhash
 
 from activities.batches import BatchRun
+from activities.events import Events
 from activities.listing import FolderWalk, Sides
+from activities.manifest import ManifestWalk
 from activities.metadata import compare
 from activities.pool import Control, Stopped, WorkPool
 from activities.preparing import is_below
@@ -64,6 +66,7 @@ def prepare_verification(
     pool: WorkPool,
     execution: ExecutionInput,
     beat: Callable[[], None],
+    events: Events,
 ) -> VerifyPlan:
     """POINT_IN_TIME_CONSISTENT: compare both sides' listings now; files whose metadata matches
     go into `verify` batches for their contents. With OverwriteMode=NEVER, only presence is
@@ -98,8 +101,13 @@ def prepare_verification(
         if len(plan.issues) < ISSUES_PER_BATCH:
             plan.issues.append(FileIssue(path=path, kind=kind, detail=detail))
         log.error("%s: /%s: %s: %s", execution.TaskExecutionArn, path, kind, detail)
+        events.record("Verified", path, failed=True, ErrorCode=kind, ErrorDetail=detail)
 
-    walk = FolderWalk(pool, sides, beat, equal_file)
+    walk: FolderWalk | ManifestWalk = (
+        ManifestWalk(execution, beat)  # the listed paths only
+        if execution.ManifestConfig is not None
+        else FolderWalk(pool, sides, beat, equal_file)
+    )
     resolution = max(
         open_storage(execution.Source).capabilities.time_resolution_ns,
         open_storage(execution.Destination).capabilities.time_resolution_ns,
@@ -138,8 +146,9 @@ def prepare_verification(
     if not never:
         # Equal pairs other than files (links, devices) need no further reading.
         plan.counters.FilesVerified += walk.equal - equal_files
-    for problem in walk.issues:
-        issue(problem.path, "read", problem.detail)
+    if execution.ManifestConfig is None:  # a manifest's problems were PREPARING's to report
+        for problem in walk.issues:
+            issue(problem.path, "read", problem.detail)
     plan.batches = batches.close()
     return plan
 
@@ -168,7 +177,7 @@ def verify_batch(
             run.fail(path, "checksum", _checksums(expected, actual), verify=True)
         else:
             run.counters.FilesVerified += 1
-            run.log.verified(path, expected)
+            run.events.record("Verified", path, SrcChecksum=expected, DstChecksum=actual)
 
     try:
         return run.run(handle)
@@ -195,8 +204,10 @@ def verify_transferred(
                 run.fail(path, "metadata", f"not a hard link of /{first}", verify=True)
             else:
                 run.counters.FilesVerified += 1
+                run.events.record("Verified", path, LinkTo="/" + first)
             return
         written = Entry.from_row(rest[:13])
+        sums: dict[str, str] = {}
         actual = destination.stat(written.path)
         if actual is None:
             run.fail(written.path, "added", "written, but not at the destination", verify=True)
@@ -219,8 +230,9 @@ def verify_transferred(
             if digest != expected:
                 run.fail(written.path, "checksum", _checksums(expected, digest), verify=True)
                 return
+            sums = {"SrcChecksum": expected, "DstChecksum": digest}
         run.counters.FilesVerified += 1
-        run.log.verified(written.path, expected if kind == WROTE_FILE else None)
+        run.events.record("Verified", written.path, **sums)
 
     try:
         return run.run(handle)

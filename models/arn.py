@@ -23,6 +23,11 @@ def arn_prefix(region: str, account: str) -> str:
     return f"arn:aws:datasync:{region}:{account}:"
 
 
+def resource_id(arn: str) -> str:
+    """The id at the end of an ARN: `task-...`, `loc-...`, `agent-...`."""
+    return arn.rpartition("/")[2]
+
+
 def execution_id(task_execution_arn: str) -> str:
     """The `exec-...` id, which is also the execution's Temporal workflow id."""
     return task_execution_arn.rpartition("/execution/")[2]

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from models import manifests, reports
 from models.arn import execution_id
 from models.filters import FilterRule
 from models.locations import Location
@@ -54,12 +55,21 @@ class ExecutionInput(_Model):
     AgentArns: list[str] = []
     BandwidthTimetable: str | None = None  # the task's; sets BytesPerSecond as the clock turns
     DryRun: bool = False  # beyond DataSync: LAUNCHING and PREPARING only, nothing written
+    TaskReportConfig: reports.TaskReportConfig | None = None
+    ReportLocation: Location | None = None  # where the report goes (Destination.Location)
+    ManifestConfig: manifests.ManifestConfig | None = None
+    ManifestLocation: Location | None = None  # where the manifest is (Source.Location)
     queued: bool = False
     max_parallel_batches: int = 8
 
     @property
     def execution_id(self) -> str:
         return execution_id(self.TaskExecutionArn)
+
+    @property
+    def detailed_report(self) -> bool:
+        """A STANDARD task report: every path's fate is kept for it."""
+        return self.TaskReportConfig is not None and self.TaskReportConfig.detailed
 
 
 class FileIssue(_Model):
@@ -107,6 +117,7 @@ class BatchRef(_Model):
     # This batch's share of the execution's bandwidth limit when it starts (-1: none); the
     # batch asks the execution for its share again every second while it runs.
     bytes_per_second: int = -1
+    report: bool = False  # keep a row per path for a STANDARD task report
 
     @property
     def execution_id(self) -> str:
@@ -162,6 +173,7 @@ class ExecutionState(_Model):
     next_batch: int = 0
     transfer_issues: list[FileIssue] = []
     verify_issues: list[FileIssue] = []
+    report: reports.ReportResult | None = None
 
 
 def describe(
@@ -205,6 +217,13 @@ def describe(
     }
     if execution.DryRun:
         response["DryRun"] = True
+    if execution.ManifestConfig is not None:
+        response["ManifestConfig"] = execution.ManifestConfig.model_dump(exclude_none=True)
+    if execution.TaskReportConfig is not None:
+        response["TaskReportConfig"] = execution.TaskReportConfig.model_dump(exclude_none=True)
+        response["ReportResult"] = (state.report or reports.ReportResult()).model_dump(
+            exclude_none=True
+        )
     if state.LaunchTime:
         response["LaunchTime"] = state.LaunchTime
     if end:

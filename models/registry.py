@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from models import options
+from models import manifests, options, reports
 from models.agents import Activation, Agent
 from models.filters import FilterRule
 from models.locations import Location
@@ -111,6 +111,8 @@ class TaskUpdate(_Model):
     Excludes: list[FilterRule] | None = None
     Schedule: TaskSchedule | None = None
     BandwidthTimetable: str | None = None
+    TaskReportConfig: reports.TaskReportConfig | None = None
+    ManifestConfig: manifests.ManifestConfig | None = None
 
 
 class ExecutionStart(_Model):
@@ -123,6 +125,8 @@ class ExecutionStart(_Model):
     Excludes: list[FilterRule] | None = None
     Tags: list[TagListEntry] = []
     DryRun: bool = False
+    TaskReportConfig: reports.TaskReportConfig | None = None
+    ManifestConfig: manifests.ManifestConfig | None = None
 
 
 class AgentUpdate(_Model):

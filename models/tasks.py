@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from models import schedules
+from models import manifests, reports, schedules
 from models.filters import FilterRule
 from models.options import Options
 
@@ -28,6 +28,8 @@ class Task(BaseModel):
     ScheduleDetails: schedules.ScheduleDetails | None = None
     # Beyond DataSync: BytesPerSecond by time of day and weekday (models/timetable.py).
     BandwidthTimetable: str | None = None
+    TaskReportConfig: reports.TaskReportConfig | None = None
+    ManifestConfig: manifests.ManifestConfig | None = None
 
     def describe(self, current_execution_arn: str | None, status: str) -> dict[str, Any]:
         """`status`: AVAILABLE, QUEUED or RUNNING, as its executions stand."""
@@ -50,6 +52,10 @@ class Task(BaseModel):
             response["Schedule"] = self.Schedule.model_dump(exclude_none=True)
         if self.ScheduleDetails is not None:
             response["ScheduleDetails"] = self.ScheduleDetails.model_dump(exclude_none=True)
+        if self.ManifestConfig is not None:
+            response["ManifestConfig"] = self.ManifestConfig.model_dump(exclude_none=True)
+        if self.TaskReportConfig is not None:
+            response["TaskReportConfig"] = self.TaskReportConfig.model_dump(exclude_none=True)
         if self.BandwidthTimetable is not None:
             response["BandwidthTimetable"] = self.BandwidthTimetable
         if current_execution_arn:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from temporalio.common import SearchAttributeKey
 
+from models.arn import resource_id
+
 TASK_QUEUE = "ferry"
 REGISTRY_WORKFLOW_ID = "ferry-registry"
 REGISTRY_WORKFLOW = "Registry"
@@ -23,9 +25,9 @@ TAGS_MEMO = "Tags"  # an execution's tags, given by StartTaskExecution
 
 def agent_task_queue(agent_arn: str) -> str:
     """The task queue an agent polls: the activities that touch its locations run there."""
-    return "ferry-" + agent_arn.rpartition("/")[2]
+    return "ferry-" + resource_id(agent_arn)
 
 
 def schedule_id(task_arn: str) -> str:
     """A task's Temporal Schedule is named after it: `task-0123456789abcdef0`."""
-    return task_arn.rpartition("/")[2]
+    return resource_id(task_arn)

@@ -247,7 +247,7 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from activities.execution_log import log_path
+    from activities.events import log_path
     from starter.dev import data_dir
 
     staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")

@@ -230,6 +230,8 @@ class Ferry:
             CloudWatchLogGroupArn=req.CloudWatchLogGroupArn,
             Schedule=schedule,
             BandwidthTimetable=req.BandwidthTimetable,
+            TaskReportConfig=req.TaskReportConfig,
+            ManifestConfig=req.ManifestConfig,
         )
         await self._update("create_task", task, req.Tags)
         return {"TaskArn": arn}
@@ -279,6 +281,8 @@ class Ferry:
             Excludes=req.Excludes,
             Schedule=req.Schedule,
             BandwidthTimetable=req.BandwidthTimetable,
+            TaskReportConfig=req.TaskReportConfig,
+            ManifestConfig=req.ManifestConfig,
         )
         await self._update("update_task", update)
         return {}
@@ -302,6 +306,8 @@ class Ferry:
             Excludes=req.Excludes,
             Tags=req.Tags,
             DryRun=bool(req.DryRun),
+            TaskReportConfig=req.TaskReportConfig,
+            ManifestConfig=req.ManifestConfig,
         )
         await self._update("start_task_execution", start)
         return {"TaskExecutionArn": arn}

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models import options
+from models import manifests, options, reports
 from models.agents import ACTIVATION_KEY
 from models.arn import AGENT_ARN, LOCATION_ARN, TASK_ARN, TASK_EXECUTION_ARN
 from models.errors import InvalidRequestException
@@ -132,6 +132,8 @@ class CreateTaskRequest(Request):
     CloudWatchLogGroupArn: LogGroupArnValue | None = None
     Schedule: TaskSchedule | None = None
     BandwidthTimetable: TimetableValue | None = None
+    TaskReportConfig: reports.TaskReportConfig | None = None
+    ManifestConfig: manifests.ManifestConfig | None = None
     Tags: TagList = []
     TaskMode: Literal["BASIC"] | None = None
 
@@ -155,6 +157,8 @@ class UpdateTaskRequest(Request):
     CloudWatchLogGroupArn: LogGroupArnValue | None = None
     Schedule: TaskSchedule | None = None
     BandwidthTimetable: Annotated[str, Field(max_length=4096)] | None = None
+    TaskReportConfig: reports.TaskReportConfig | None = None
+    ManifestConfig: manifests.ManifestConfig | None = None
 
 
 class StartTaskExecutionRequest(Request):
@@ -163,6 +167,8 @@ class StartTaskExecutionRequest(Request):
     Includes: FilterListValue | None = None
     Excludes: FilterListValue | None = None
     Tags: TagList = []
+    TaskReportConfig: reports.TaskReportConfig | None = None
+    ManifestConfig: manifests.ManifestConfig | None = None
     # Beyond DataSync: LAUNCHING and PREPARING only; the estimates say what a run would do.
     DryRun: bool | None = None
 

@@ -56,10 +56,11 @@ async def test_log_levels_write_json_lines_that_ferry_logs_shows(
         ("FAILED", "/secret.txt"),
     } <= events
     transferred = next(line for line in lines if line["Path"] == "/a.txt")
-    assert transferred["Bytes"] == 5 and len(str(transferred["Checksum"])) == 32
+    assert transferred["SrcMetadata"]["ContentSize"] == 5  # type: ignore[index]
+    assert len(str(transferred["SrcChecksum"])) == 32
     failed = next(line for line in lines if line["Event"] == "FAILED")
-    assert failed["Level"] == "ERROR" and failed["Kind"] == "read"
-    assert "ermission denied" in str(failed["Detail"])
+    assert failed["Level"] == "ERROR" and failed["ErrorCode"] == "read"
+    assert "ermission denied" in str(failed["ErrorDetail"])
     # The same lines are in the worker's log, for a log shipper.
     worker_log = stack.log_path(0).read_text()
     assert f'"TaskExecutionArn": "{result["TaskExecutionArn"]}"' in worker_log

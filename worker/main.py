@@ -63,6 +63,7 @@ def build_worker(
         activities.prepare_verification,
         activities.verify_batch,
         activities.verify_transferred,
+        activities.write_task_report,
         activities.clean_up,
         registry.check_location,
     ]

@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         describe,
     )
     from models.options import Options, resolve_options
+    from models.reports import ReportResult
     from models.temporal import (
         DESCRIPTION_MEMO,
         EXECUTION_STATUS,
@@ -356,6 +357,7 @@ class TaskExecutionWorkflow:
             destination=self.execution.Destination,
             options=self.execution.Options,
             bytes_per_second=self.bandwidth_share() if stage.limited else -1,
+            report=self.execution.detailed_report,
         )
         return workflow.start_activity(
             stage.activity,
@@ -427,6 +429,19 @@ class TaskExecutionWorkflow:
             )
         return code, " ".join(parts) or None
 
+    async def _write_report(self) -> ReportResult:
+        try:
+            return await workflow.execute_activity(
+                "WriteTaskReport",
+                args=[self.execution, self.describe()],
+                result_type=ReportResult,
+                task_queue=self._queue(0),
+                start_to_close_timeout=timedelta(hours=1),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as error:
+            return _report_failed(error)
+
     def _cancelling(self) -> None:
         if self._cancelled_in is None:
             self._cancelled_in = self.state.Status
@@ -446,6 +461,9 @@ class TaskExecutionWorkflow:
                 s.VerifyStatus, s.VerifyDuration = "ERROR", elapsed
         s.ErrorCode, s.ErrorDetail = code, detail
         s.EndTime = workflow.now()
+        if self.execution.TaskReportConfig is not None:
+            s.Status = status  # as the report's summary says it
+            s.report = await self._write_report()
         self._set_status(status)
         try:
             await workflow.execute_activity(
@@ -464,6 +482,16 @@ class TaskExecutionWorkflow:
             "execution_finished",
             args=[self.execution.TaskExecutionArn, status, code or "", detail or ""],
         )
+
+
+def _report_failed(error: ActivityError) -> ReportResult:
+    cause = error.cause
+    detail = cause.message if isinstance(cause, ApplicationError) else str(cause or error)
+    return ReportResult(
+        Status="ERROR",
+        ErrorCode=ErrorCode.INTERNAL_ERROR,
+        ErrorDetail=f"The task report could not be written: {detail}",
+    )
 
 
 def _summary(headline: str, count: int, issues: list[FileIssue]) -> str:

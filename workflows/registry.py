@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import INTERNAL, ErrorCode, invalid_request
     from models.execution import ExecutionInput
     from models.locations import Location
+    from models.manifests import ManifestConfig
     from models.options import resolve_options
     from models.registry import (
         MAX_AGENTS_PER_LOCATION,
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         Tagging,
         TaskUpdate,
     )
+    from models.reports import TaskReportConfig
     from models.schedules import ScheduleDetails, TaskSchedule
     from models.tags import TagListEntry, merged
     from models.tasks import Task
@@ -259,7 +261,11 @@ class RegistryWorkflow:
     def _validate_delete_location(self, location_arn: str) -> None:
         self._location(location_arn)
         for task in self.state.tasks.values():
-            if location_arn in (task.SourceLocationArn, task.DestinationLocationArn):
+            report = task.TaskReportConfig and task.TaskReportConfig.Destination.Location
+            manifest = task.ManifestConfig and task.ManifestConfig.Source.Location
+            used = {task.SourceLocationArn, task.DestinationLocationArn}
+            used.update(x.LocationArn for x in (report, manifest) if x)
+            if location_arn in used:
                 raise invalid_request(
                     f"Location {location_arn} is used by task {task.TaskArn}; "
                     "delete the task first."
@@ -301,6 +307,8 @@ class RegistryWorkflow:
                 "AgentArns, or leave AgentArns out of the one they all reach."
             )
         _check_not_nested(source, destination)
+        self._report_location(task.TaskReportConfig)
+        self._manifest_location(task.ManifestConfig)
 
     @workflow.update
     async def update_task(self, update: TaskUpdate) -> None:
@@ -335,7 +343,41 @@ class RegistryWorkflow:
             changes["BandwidthTimetable"] = update.BandwidthTimetable or None
         if update.Schedule is not None:
             changes.update(self._rescheduled(task, update.Schedule))
+        if update.TaskReportConfig is not None:
+            self._report_location(update.TaskReportConfig)
+            changes["TaskReportConfig"] = update.TaskReportConfig
+        if update.ManifestConfig is not None:
+            self._manifest_location(update.ManifestConfig)
+            changes["ManifestConfig"] = update.ManifestConfig
         return task.model_copy(update=changes)
+
+    def _manifest_location(self, config: ManifestConfig | None) -> Location | None:
+        """The location a manifest is read from."""
+        if config is None:
+            return None
+        source = config.Source.Location
+        if source is None:
+            raise invalid_request(
+                "ManifestConfig.Source.S3: Ferry reads manifests from a location; give "
+                "ManifestConfig.Source.Location with a LocationArn and a ManifestObjectPath "
+                "instead."
+            )
+        return self._location(source.LocationArn, "ManifestConfig.Source.Location.LocationArn")
+
+    def _report_location(self, config: TaskReportConfig | None) -> Location | None:
+        """The location a task report goes to."""
+        if config is None:
+            return None
+        destination = config.Destination.Location
+        if destination is None:
+            raise invalid_request(
+                "TaskReportConfig.Destination.S3: Ferry writes task reports to a location; "
+                "give TaskReportConfig.Destination.Location with a LocationArn (and an optional "
+                "Subdirectory) instead."
+            )
+        return self._location(
+            destination.LocationArn, "TaskReportConfig.Destination.Location.LocationArn"
+        )
 
     def _rescheduled(self, task: Task, schedule: TaskSchedule) -> dict[str, object]:
         """UpdateTask's Schedule: an empty expression removes it; a change of Status by the
@@ -468,6 +510,8 @@ class RegistryWorkflow:
             raise invalid_request(str(error).replace("Options.", "OverrideOptions.")) from None
         source = self._location(task.SourceLocationArn)
         destination = self._location(task.DestinationLocationArn)
+        report = start.TaskReportConfig or task.TaskReportConfig
+        manifest = start.ManifestConfig or task.ManifestConfig
         return ExecutionInput(
             TaskExecutionArn=start.TaskExecutionArn,
             TaskArn=task.TaskArn,
@@ -476,6 +520,10 @@ class RegistryWorkflow:
             AgentArns=list(source.AgentArns or destination.AgentArns),
             BandwidthTimetable=task.BandwidthTimetable,
             DryRun=start.DryRun,
+            TaskReportConfig=report,
+            ReportLocation=self._report_location(report),
+            ManifestConfig=manifest,
+            ManifestLocation=self._manifest_location(manifest),
             Options=options,
             Includes=task.Includes if start.Includes is None else start.Includes,
             Excludes=task.Excludes if start.Excludes is None else start.Excludes,

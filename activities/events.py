@@ -1,0 +1,102 @@
+"""What happened to each path of an execution, said twice: as LogLevel asks, in structured log
+lines, and, when the task wants a STANDARD task report, as rows the report is made from.
+
+LogLevel OFF says nothing; BASIC says what failed (not transferred, deleted or verified);
+TRANSFER also what was transferred, deleted, verified and skipped. Each line is one JSON object
+with the execution's ARN: it goes to the worker's log, where a log shipper can take it, and is
+appended to `logs/<execution id>.jsonl` in the staging store, which `ferry logs` reads. (A batch
+retried from its checkpoint may log the rows since that checkpoint twice; its report rows are
+cut back to the checkpoint, so the report has each path once.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from activities.staging import ResultLog
+from activities.storage.base import KIND_NAMES, Entry
+from models.arn import execution_id
+from models.reports import Category
+
+log = logging.getLogger("ferry.events")
+
+LEVELS = {"OFF": 0, "BASIC": 1, "TRANSFER": 2}
+
+
+def log_path(staging_root: str, execution_arn: str) -> str:
+    return os.path.join(staging_root, "logs", execution_id(execution_arn) + ".jsonl")
+
+
+REPORT_PREFIX = "report-"
+
+
+def report_step(step: str) -> str:
+    """The name under which a step's report rows are kept in the staging store."""
+    return REPORT_PREFIX + step
+
+
+def metadata(entry: Entry) -> dict[str, Any]:
+    """An entry's metadata as a report shows it."""
+    return {
+        "Type": KIND_NAMES.get(entry.kind, entry.kind),
+        "ContentSize": entry.size,
+        "Mtime": _time(entry.mtime_ns),
+        "Atime": _time(entry.atime_ns),
+        "Uid": entry.uid,
+        "Gid": entry.gid,
+        "Mode": f"{entry.mode:04o}",
+    }
+
+
+def _time(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="microseconds")
+
+
+class Events:
+    def __init__(
+        self,
+        staging_root: str,
+        execution_arn: str,
+        level: str | None,
+        report: ResultLog | None = None,
+    ) -> None:
+        self.arn = execution_arn
+        self.level = LEVELS.get(level or "OFF", 0)
+        self.path = log_path(staging_root, execution_arn)
+        self.report = report
+
+    def record(self, category: Category, path: str, *, failed: bool = False, **fields: Any) -> None:
+        """`path` (relative to the location) was transferred, verified, deleted or skipped, or
+        failed to be; `fields` say how (ErrorCode and ErrorDetail when it failed)."""
+        shown = "/" + path
+        status = "FAILED" if failed else "SUCCESS"
+        if self.report is not None:
+            self.report.append(
+                {"Category": category, "RelativePath": shown, "Status": status, **fields}
+            )
+        if self.level < (1 if failed else 2):
+            return
+        line = json.dumps(
+            {
+                "Time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "Level": "ERROR" if failed else "INFO",
+                "TaskExecutionArn": self.arn,
+                "Event": "FAILED" if failed else category.upper(),
+                "Category": category,
+                "Path": shown,
+                **fields,
+            },
+            ensure_ascii=False,
+        )
+        log.info("%s", line)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        # One write per line on an O_APPEND descriptor: lines from several processes don't mix.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
