@@ -312,7 +312,7 @@ def print_report(results: dict[str, Any]) -> None:
                 label = (
                     f"{name} ({data['files']} files, {data['bytes'] / 2**20:.0f} MiB): {scenario}"
                 )
-                line(label, data[scenario], data["files"], data["bytes"])
+                line(label, data[scenario + "_all"], data["files"], data["bytes"])
     if "huge" in results:
         huge = results["huge"]
         print(
@@ -334,11 +334,11 @@ def main() -> None:
     if shutil.which("rsync") is None:
         raise SystemExit("rsync is not installed (apt-get install rsync)")
     results = asyncio.run(measure(args))
-    print_report(results)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"local-{stamp}.json").write_text(json.dumps(results, indent=2))
+    (out / f"local-{stamp}.json").write_text(json.dumps(results, indent=2))  # before any print
+    print_report(results)
 
 
 if __name__ == "__main__":
