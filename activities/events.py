@@ -69,6 +69,11 @@ class Events:
         self.path = log_path(staging_root, execution_arn)
         self.report = report
 
+    @property
+    def keeps_successes(self) -> bool:
+        """Whether successes are recorded at all (worth describing them)."""
+        return self.report is not None or self.level >= LEVELS["TRANSFER"]
+
     def record(self, category: Category, path: str, *, failed: bool = False, **fields: Any) -> None:
         """`path` (relative to the location) was transferred, verified, deleted or skipped, or
         failed to be; `fields` say how (ErrorCode and ErrorDetail when it failed)."""

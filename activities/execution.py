@@ -7,10 +7,12 @@ their work to the worker's process pool and relay its progress to Temporal.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
@@ -85,21 +87,34 @@ class _Pulse:
 
 class BandwidthShare:
     """Asks a running execution what share of its bandwidth limit each batch may use (a Query:
-    nothing in its history), from an activity's thread through the worker's client."""
+    nothing in its history), from an activity's thread through the worker's client, without
+    ever waiting for the answer: the batch keeps its share until a new one has come."""
 
     def __init__(self, client: Client, loop: asyncio.AbstractEventLoop, workflow_id: str):
         self.handle = client.get_workflow_handle(workflow_id)
         self.loop = loop
+        self._asking: concurrent.futures.Future[int] | None = None
 
     def __call__(self) -> int | None:
-        """The share in bytes per second (-1: no limit), or None when the execution does not
-        answer now (the batch keeps the share it has)."""
-        query = self.handle.query("bandwidth_share", result_type=int)
-        try:
-            return asyncio.run_coroutine_threadsafe(query, self.loop).result(timeout=5)
-        except Exception as error:  # an unanswered query only delays a change of limit
-            log.debug("bandwidth share of %s not known now: %s", self.handle.id, error)
-            return None
+        """The share that came since the last call, in bytes per second (-1: no limit), or
+        None; then asks again."""
+        answer = None
+        if self._asking is not None and self._asking.done():
+            try:
+                answer = self._asking.result()
+            except Exception as error:  # an unanswered query only delays a change of limit
+                log.debug("bandwidth share of %s not known now: %s", self.handle.id, error)
+            self._asking = None
+        if self._asking is None:
+            query = self.handle.query(
+                "bandwidth_share", result_type=int, rpc_timeout=timedelta(seconds=5)
+            )
+            self._asking = asyncio.run_coroutine_threadsafe(query, self.loop)
+        return answer
+
+    def close(self) -> None:
+        if self._asking is not None:
+            self._asking.cancel()
 
 
 class ExecutionActivities:
@@ -176,9 +191,13 @@ class ExecutionActivities:
 
     @activity.defn(name="TransferBatch")
     def transfer_batch(self, ref: BatchRef) -> BatchResult:
-        limited = ref.step == "files"
+        if ref.step != "files":  # only files move data
+            return self._batch(transfer_batch, ref, "TRANSFERRING")
         share = BandwidthShare(self.client, self.loop, activity.info().workflow_id)
-        return self._batch(transfer_batch, ref, "TRANSFERRING", share if limited else None)
+        try:
+            return self._batch(transfer_batch, ref, "TRANSFERRING", share)
+        finally:
+            share.close()
 
     @activity.defn(name="PrepareVerification")
     def prepare_verification(self, execution: ExecutionInput) -> VerifyPlan:

@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterator
 import xxhash
 
 from activities.storage import open_storage
-from activities.storage.base import DIR, Entry, Reader, Storage
+from activities.storage.base import (
+    DIR,
+    Entry,
+    Reader,
+    Storage,
+    StorageError,
+    describe_error,
+)
 from models.execution import ExecutionInput, FileIssue
 from models.filters import PathFilter, Scope
 
@@ -41,13 +48,24 @@ def manifest_paths(execution: ExecutionInput) -> Iterator[tuple[int, str]]:
     assert execution.ManifestConfig is not None and execution.ManifestLocation is not None
     source = execution.ManifestConfig.Source.Location
     assert source is not None
+    field = f"ManifestConfig.Source.Location.ManifestObjectPath {source.ManifestObjectPath}"
     storage = open_storage(execution.ManifestLocation)
-    reader = storage.open_read(source.ManifestObjectPath.lstrip("/"))
+    try:
+        reader = storage.open_read(source.ManifestObjectPath.lstrip("/"))
+    except OSError as error:
+        storage.close()
+        raise StorageError(f"{field}: {describe_error(error)}") from error
+    number = 0
     try:
         text = io.TextIOWrapper(io.BufferedReader(_RawReader(reader)), encoding="utf-8", newline="")
         for number, row in enumerate(csv.reader(text), start=1):
-            if row and row[0].strip():
+            if row and row[0]:
                 yield number, row[0]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise StorageError(
+            f"{field}: line {number + 1} is not UTF-8 CSV ({error}); a manifest has one path "
+            "relative to the source location on each line."
+        ) from error
     finally:
         storage.close_reader(reader)
         storage.close()
@@ -88,7 +106,7 @@ class ManifestWalk:
         try:
             for number, given in manifest_paths(self.execution):
                 self.beat()
-                path = given.strip().strip("/")
+                path = given.lstrip("/")  # names may begin or end with spaces
                 if any(part in ("", ".", "..") for part in path.split("/")):
                     self._issue(given, "manifest", f"line {number} is not a relative path")
                     continue
@@ -106,14 +124,20 @@ class ManifestWalk:
     def _pair(
         self, source: Storage, destination: Storage, path: str
     ) -> tuple[Entry, Entry | None] | None:
-        found = source.stat(path)
+        try:
+            found = source.stat(path)
+            there = destination.stat(path) if self.listed and found is not None else None
+        except (OSError, ValueError) as error:
+            detail = describe_error(error) if isinstance(error, OSError) else str(error)
+            self._issue(path, "read", detail)
+            return None
         if found is None:
             self._issue(path, "missing", "listed in the manifest but not in the source location")
             return None
         if found.kind == DIR:
             self._issue(path, "manifest", "is a folder; a manifest lists files")
             return None
-        return found, destination.stat(path) if self.listed else None
+        return found, there
 
     def _issue(self, path: str, kind: str, detail: str) -> None:
         self.issues.append(FileIssue(path=path, kind=kind, detail=detail))

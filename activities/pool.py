@@ -167,10 +167,8 @@ class WorkPool:
         Temporal cancels or the worker shuts down."""
         control.reset()
         latest = checkpoint
-        shared = share() if share is not None else None
-        if shared is not None:
-            control.set_rate(shared)
-        asked = time.monotonic()
+        shared: int | None = None
+        asked = 0.0
         # A cancel must reach the pool process, not interrupt this relay.
         with activity.shield_thread_cancel_exception():
             future = self.submit(function, *args, checkpoint, control)

@@ -48,7 +48,8 @@ def write_report(store: StagingStore, execution: ExecutionInput, summary: dict[s
             storage,
             f"{folder.format(kind='Summary-Reports')}/{run}.summary-v1.json",
             {
-                **summary,
+                # Its own outcome is not known while it is written.
+                **{key: value for key, value in summary.items() if key != "ReportResult"},
                 "TaskArn": execution.TaskArn,
                 "AccountId": execution.TaskArn.split(":")[4],
                 "SourceLocation": _location(execution.Source),

@@ -34,7 +34,7 @@ class StagingStore:
         folder = self._dir(execution_id)
         names = sorted(
             name
-            for name in os.listdir(folder)
+            for name in _names(folder)
             if name.startswith(step + "-") and name.endswith(".jsonl")
         )
         return [os.path.join(folder, name) for name in names]
@@ -42,7 +42,7 @@ class StagingStore:
     def result_files(self, execution_id: str, prefix: str) -> list[str]:
         """The result logs whose step starts with `prefix`, in order."""
         folder = os.path.join(self._dir(execution_id), "results")
-        names = sorted(name for name in os.listdir(folder) if name.startswith(prefix))
+        names = sorted(name for name in _names(folder) if name.startswith(prefix))
         return [os.path.join(folder, name) for name in names]
 
     def control_dir(self, execution_id: str) -> str:
@@ -142,6 +142,14 @@ class ResultLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _names(folder: str) -> list[str]:
+    """A folder's names; none if it was never made (an execution that ended in LAUNCHING)."""
+    try:
+        return os.listdir(folder)
+    except FileNotFoundError:
+        return []
 
 
 def read_rows(path: str) -> Iterator[Any]:

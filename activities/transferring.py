@@ -206,6 +206,8 @@ class BatchTransfer:
         self._transferred(written, "CONTENT_AND_METADATA", SrcChecksum=digest)
 
     def _transferred(self, entry: Entry, transfer_type: str, **fields: Any) -> None:
+        if not self.run.events.keeps_successes:
+            return
         self.run.events.record(
             "Transferred",
             entry.path,

@@ -3,7 +3,9 @@ execution of each task runs or waits."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from models import manifests, options, reports
 from models.agents import Activation, Agent
@@ -58,9 +60,6 @@ class ExecutionQueue(_Model):
                     return admission.TaskExecutionArn, status
         return None, "AVAILABLE"
 
-    def uses(self, arn: str) -> bool:
-        return any(arn in admission.holds for admission in (*self.running, *self.waiting))
-
     def arns(self) -> list[str]:
         return [admission.TaskExecutionArn for admission in (*self.running, *self.waiting)]
 
@@ -89,6 +88,24 @@ class FailureStreak(_Model):
 
 
 class RegistryState(_Model):
+    @model_validator(mode="before")
+    @classmethod
+    def _from_per_task_queues(cls, data: Any) -> Any:
+        """A registry saved before agents kept a queue per task ("queues"): its running and
+        waiting executions become admissions holding their task."""
+        if isinstance(data, dict) and "queues" in data:
+            data = dict(data)
+            running, waiting = [], []
+            for task_arn, queue in data.pop("queues").items():
+                if queue.get("running"):
+                    running.append({"TaskExecutionArn": queue["running"], "holds": [task_arn]})
+                waiting += [
+                    {"TaskExecutionArn": arn, "holds": [task_arn]}
+                    for arn in queue.get("waiting", [])
+                ]
+            data.setdefault("executions", {"running": running, "waiting": waiting})
+        return data
+
     agents: dict[str, Agent] = {}
     activations: dict[str, Activation] = {}  # by activation key
     locations: dict[str, Location] = {}

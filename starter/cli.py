@@ -248,8 +248,14 @@ async def _worker(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     from activities.events import log_path
+    from models.arn import TASK_EXECUTION_ARN
     from starter.dev import data_dir
 
+    if not TASK_EXECUTION_ARN.match(args.task_execution_arn):
+        raise InvalidRequestException(
+            f"--task-execution-arn: {args.task_execution_arn!r} is not a task execution ARN "
+            "(arn:aws:datasync:REGION:ACCOUNT:task/task-ID/execution/exec-ID)."
+        )
     staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
     path = log_path(staging, args.task_execution_arn)
     try:

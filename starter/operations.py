@@ -548,7 +548,10 @@ def method_name(operation: str) -> str:
 
 
 def _version() -> str:
-    return importlib.metadata.version("ferry")
+    try:
+        return importlib.metadata.version("ferry")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
+        return "unknown"
 
 
 def _now() -> datetime:

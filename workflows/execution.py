@@ -14,7 +14,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from models.errors import ERROR_CODES, ErrorCode, invalid_request
@@ -46,6 +47,7 @@ HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4000
 # Under a bandwidth limit, batches share it; a few at once keep it in use while one of them is
 # between files or between batches.
 LIMITED_PARALLEL = 2
+AGENT_PICKUP = timedelta(minutes=10)
 ISSUES_KEPT = 50
 ISSUES_SHOWN = 10
 
@@ -125,6 +127,13 @@ class TaskExecutionWorkflow:
             cause = error.cause
             if isinstance(cause, ApplicationError) and cause.type in ERROR_CODES:
                 code, detail = cause.type, cause.message
+            elif isinstance(cause, ActivityTimeout) and cause.type == TimeoutType.SCHEDULE_TO_START:
+                code = ErrorCode.AGENT_OFFLINE
+                detail = (
+                    f"No agent of {', '.join(self.state.agents_online)} took the execution's "
+                    f"{error.activity_type} for {AGENT_PICKUP.seconds // 60} minutes: the agent "
+                    "is OFFLINE. Start it again, then start the execution again."
+                )
             elif isinstance(cause, ApplicationError):
                 code, detail = ErrorCode.INTERNAL_ERROR, f"{cause.type}: {cause.message}"
             else:
@@ -198,7 +207,7 @@ class TaskExecutionWorkflow:
 
     @workflow.signal
     def grant(self) -> None:
-        """From the registry: no other execution of this task is running any more."""
+        """From the registry: no execution holds this one's task or agents any more."""
         self.granted = True
 
     # --- phases --------------------------------------------------------------------------------
@@ -222,14 +231,14 @@ class TaskExecutionWorkflow:
                     retry_policy=_RETRY,
                 )
             await workflow.execute_activity(
-                "LaunchExecution", self.execution, task_queue=self._queue(0), **_LAUNCH
+                "LaunchExecution", self.execution, **self._on(0), **_LAUNCH
             )
             self._begin("PREPARING")
             s.plan = await workflow.execute_activity(
                 "PrepareTransfer",
                 self.execution,
                 result_type=PlanSummary,
-                task_queue=self._queue(0),
+                **self._on(0),
                 **_LONG,
             )
             s.PrepareStatus = "ERROR" if s.plan.issue_count else "SUCCESS"
@@ -276,7 +285,7 @@ class TaskExecutionWorkflow:
                     "PrepareVerification",
                     self.execution,
                     result_type=VerifyPlan,
-                    task_queue=self._queue(0),
+                    **self._on(0),
                     **_LONG,
                 )
                 s.counters.add(s.verify_plan.counters)
@@ -364,21 +373,27 @@ class TaskExecutionWorkflow:
             ref,
             result_type=BatchResult,
             activity_id=f"{stage.key}-{index}",
-            task_queue=self._queue(index),
+            **self._on(index),
             **_BATCH,
         )
 
-    def _queue(self, index: int) -> str:
+    def _on(self, index: int) -> dict[str, Any]:
         """Where the `index`th activity runs: spread over the execution's agents that were
-        online at launch, else the workflow's own queue (the ordinary workers)."""
+        online at launch, else the workflow's own queue (the ordinary workers). An agent that
+        takes nothing for AGENT_PICKUP is taken for gone: the execution fails, naming it."""
         agents = self.state.agents_online
         if not agents:
-            return workflow.info().task_queue
-        return agent_task_queue(agents[index % len(agents)])
+            return {"task_queue": workflow.info().task_queue}
+        return {
+            "task_queue": agent_task_queue(agents[index % len(agents)]),
+            "schedule_to_start_timeout": AGENT_PICKUP,
+        }
 
     def _parallel(self, stage: _Stage) -> int:
         if stage.limited and (self.state.BytesPerSecond or -1) > 0:
-            return min(stage.parallel, LIMITED_PARALLEL)
+            # Executions started before batches shared the limit ran one batch at a time.
+            shared = workflow.patched("bandwidth-shared-by-batches")
+            return min(stage.parallel, LIMITED_PARALLEL if shared else 1)
         return stage.parallel
 
     def _history_is_long(self) -> bool:
@@ -435,7 +450,7 @@ class TaskExecutionWorkflow:
                 "WriteTaskReport",
                 args=[self.execution, self.describe()],
                 result_type=ReportResult,
-                task_queue=self._queue(0),
+                **self._on(0),
                 start_to_close_timeout=timedelta(hours=1),
                 retry_policy=RetryPolicy(maximum_attempts=3),
             )
@@ -476,7 +491,7 @@ class TaskExecutionWorkflow:
             workflow.logger.warning(
                 "staging files of %s were not removed", self.execution.TaskExecutionArn
             )
-        # Frees the task for its next queued execution.
+        # Frees the task and its agents for the next queued executions.
         registry = workflow.get_external_workflow_handle(REGISTRY_WORKFLOW_ID)
         await registry.signal(
             "execution_finished",

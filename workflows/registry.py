@@ -1,5 +1,5 @@
-"""The registry: Ferry's locations and tasks, durable in Temporal, and the per-task queue that
-lets one execution of a task run at a time.
+"""The registry: Ferry's agents, locations and tasks, durable in Temporal, and the queue that
+lets one execution at a time run per task and per agent.
 
 A long-lived entity workflow: Updates (with validators, so that a rejected request leaves no
 trace in its history) create, change and delete; Queries describe and list. It continues as new
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import TypedSearchAttributes
+from temporalio.common import RetryPolicy, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 2000
 RECONCILE_EVERY = timedelta(minutes=2)
 AGENT_ANSWER = timedelta(seconds=20)
+_FEW_TRIES = RetryPolicy(maximum_attempts=3)
 
 
 @workflow.defn(name=REGISTRY_WORKFLOW)
@@ -58,6 +59,8 @@ class RegistryWorkflow:
     @workflow.init
     def __init__(self, state: RegistryState | None = None) -> None:
         self.state = state or RegistryState()
+        # Executions whose child workflow is being started: not yet there to be found.
+        self._starting: set[str] = set()
 
     @workflow.run
     async def run(self, state: RegistryState | None = None) -> None:
@@ -81,12 +84,13 @@ class RegistryWorkflow:
 
     async def _reconcile(self) -> None:
         """Free the places of executions that ended without saying so (terminated by hand)."""
-        known = self.state.executions.arns()
+        known = [arn for arn in self.state.executions.arns() if arn not in self._starting]
         still_open = await workflow.execute_activity(
             "OpenExecutions",
             [execution_id(arn) for arn in known],
             result_type=list[str],
             start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=_FEW_TRIES,
         )
         for arn in known:
             if execution_id(arn) not in still_open:
@@ -307,8 +311,8 @@ class RegistryWorkflow:
                 "AgentArns, or leave AgentArns out of the one they all reach."
             )
         _check_not_nested(source, destination)
-        self._report_location(task.TaskReportConfig)
-        self._manifest_location(task.ManifestConfig)
+        self._report_location(task, task.TaskReportConfig)
+        self._manifest_location(task, task.ManifestConfig)
 
     @workflow.update
     async def update_task(self, update: TaskUpdate) -> None:
@@ -344,14 +348,14 @@ class RegistryWorkflow:
         if update.Schedule is not None:
             changes.update(self._rescheduled(task, update.Schedule))
         if update.TaskReportConfig is not None:
-            self._report_location(update.TaskReportConfig)
+            self._report_location(task, update.TaskReportConfig)
             changes["TaskReportConfig"] = update.TaskReportConfig
         if update.ManifestConfig is not None:
-            self._manifest_location(update.ManifestConfig)
+            self._manifest_location(task, update.ManifestConfig)
             changes["ManifestConfig"] = update.ManifestConfig
         return task.model_copy(update=changes)
 
-    def _manifest_location(self, config: ManifestConfig | None) -> Location | None:
+    def _manifest_location(self, task: Task, config: ManifestConfig | None) -> Location | None:
         """The location a manifest is read from."""
         if config is None:
             return None
@@ -362,9 +366,24 @@ class RegistryWorkflow:
                 "ManifestConfig.Source.Location with a LocationArn and a ManifestObjectPath "
                 "instead."
             )
-        return self._location(source.LocationArn, "ManifestConfig.Source.Location.LocationArn")
+        field = "ManifestConfig.Source.Location.LocationArn"
+        return self._same_agents(task, self._location(source.LocationArn, field), field)
 
-    def _report_location(self, config: TaskReportConfig | None) -> Location | None:
+    def _same_agents(self, task: Task, location: Location, field: str) -> Location:
+        """A report or manifest location is used where the task runs: on its agents."""
+        source = self._location(task.SourceLocationArn)
+        destination = self._location(task.DestinationLocationArn)
+        agents = set(source.AgentArns or destination.AgentArns)
+        if set(location.AgentArns) != agents:
+            raise invalid_request(
+                f"{field}: location {location.LocationArn} is reached by "
+                f"{', '.join(location.AgentArns) or 'the ordinary workers'}, but the task runs "
+                f"on {', '.join(sorted(agents)) or 'the ordinary workers'}; use a location "
+                "with the task's agents."
+            )
+        return location
+
+    def _report_location(self, task: Task, config: TaskReportConfig | None) -> Location | None:
         """The location a task report goes to."""
         if config is None:
             return None
@@ -375,9 +394,8 @@ class RegistryWorkflow:
                 "give TaskReportConfig.Destination.Location with a LocationArn (and an optional "
                 "Subdirectory) instead."
             )
-        return self._location(
-            destination.LocationArn, "TaskReportConfig.Destination.Location.LocationArn"
-        )
+        field = "TaskReportConfig.Destination.Location.LocationArn"
+        return self._same_agents(task, self._location(destination.LocationArn, field), field)
 
     def _rescheduled(self, task: Task, schedule: TaskSchedule) -> dict[str, object]:
         """UpdateTask's Schedule: an empty expression removes it; a change of Status by the
@@ -400,6 +418,7 @@ class RegistryWorkflow:
                 "ApplySchedule",
                 args=[task.TaskArn, task.Schedule, note or ""],
                 start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=_FEW_TRIES,
             )
         except ActivityError as error:
             raise ApplicationError(
@@ -409,11 +428,12 @@ class RegistryWorkflow:
 
     @workflow.update
     async def delete_task(self, task_arn: str) -> None:
-        task = self.state.tasks.pop(task_arn)
+        task = self.state.tasks[task_arn]
+        if task.Schedule is not None:  # first, so that a failure leaves the task as it was
+            await self._apply_schedule(task.model_copy(update={"Schedule": None}))
+        del self.state.tasks[task_arn]
         self.state.tags.pop(task_arn, None)
         self.state.failures.pop(task_arn, None)
-        if task.Schedule is not None:
-            await self._apply_schedule(task.model_copy(update={"Schedule": None}))
 
     @delete_task.validator
     def _validate_delete_task(self, task_arn: str) -> None:
@@ -469,6 +489,7 @@ class RegistryWorkflow:
         execution.queued = not queue.can_start(admission.holds, queue.waiting)
         (queue.waiting if execution.queued else queue.running).append(admission)
         status = "QUEUED" if execution.queued else "LAUNCHING"
+        self._starting.add(start.TaskExecutionArn)
         try:
             await workflow.start_child_workflow(
                 TaskExecutionWorkflow.run,
@@ -487,6 +508,8 @@ class RegistryWorkflow:
                 f"Task execution {start.TaskExecutionArn} could not be started: {error}",
                 type=INTERNAL,
             ) from None
+        finally:
+            self._starting.discard(start.TaskExecutionArn)
         return status
 
     @start_task_execution.validator
@@ -521,9 +544,9 @@ class RegistryWorkflow:
             BandwidthTimetable=task.BandwidthTimetable,
             DryRun=start.DryRun,
             TaskReportConfig=report,
-            ReportLocation=self._report_location(report),
+            ReportLocation=self._report_location(task, report),
             ManifestConfig=manifest,
-            ManifestLocation=self._manifest_location(manifest),
+            ManifestLocation=self._manifest_location(task, manifest),
             Options=options,
             Includes=task.Includes if start.Includes is None else start.Includes,
             Excludes=task.Excludes if start.Excludes is None else start.Excludes,
@@ -608,7 +631,10 @@ class RegistryWorkflow:
 
 
 def _check_not_nested(source: Location, destination: Location) -> None:
-    """Copying a local folder into itself (or its parent into it) never ends."""
+    """Copying a local folder into itself (or its parent into it) never ends. (Folders seen
+    by different agents, or by agents and the ordinary workers, are on different hosts.)"""
+    if set(source.AgentArns) != set(destination.AgentArns):
+        return
     a, b = source.Path.rstrip("/") + "/", destination.Path.rstrip("/") + "/"
     if a.startswith(b) or b.startswith(a):
         raise invalid_request(

@@ -21,6 +21,7 @@ class ScheduledStartWorkflow:
             "StartScheduledExecution",
             task_arn,
             result_type=str,
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=RetryPolicy(maximum_attempts=5),
+            # Once: a retry after a timeout could start a second execution.
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(maximum_attempts=1),
         )
