@@ -26,7 +26,9 @@ from models.errors import DataSyncError, InvalidRequestException
 from starter.requests import SHAPES
 from starter.shorthand import ShorthandError, parse_value
 
-PROCESSES_HELP = "processes for listing and batches (FERRY_PROCESSES, default 2 per core)"
+PROCESSES_HELP = (
+    "processes for listing and batches (FERRY_PROCESSES, default 1 per core, at least 2)"
+)
 EXIT_FAILED = 1
 EXIT_SYNTAX = 252
 EXIT_REJECTED = 254
