@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import INTERNAL, ErrorCode, invalid_request
     from models.execution import ExecutionInput
     from models.locations import Location
-    from models.manifests import ManifestConfig
+    from models.manifests import LocationManifestConfig, ManifestConfig
     from models.options import resolve_options
     from models.registry import (
         MAX_AGENTS_PER_LOCATION,
@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
         Tagging,
         TaskUpdate,
     )
-    from models.reports import TaskReportConfig
+    from models.reports import ReportDestinationLocation, TaskReportConfig
     from models.schedules import ScheduleDetails, TaskSchedule
     from models.tags import TagListEntry, merged
     from models.tasks import Task
@@ -359,43 +359,42 @@ class RegistryWorkflow:
         """The location a manifest is read from."""
         if config is None:
             return None
-        source = config.Source.Location
-        if source is None:
-            raise invalid_request(
-                "ManifestConfig.Source.S3: Ferry reads manifests from a location; give "
-                "ManifestConfig.Source.Location with a LocationArn and a ManifestObjectPath "
-                "instead."
-            )
-        field = "ManifestConfig.Source.Location.LocationArn"
-        return self._same_agents(task, self._location(source.LocationArn, field), field)
-
-    def _same_agents(self, task: Task, location: Location, field: str) -> Location:
-        """A report or manifest location is used where the task runs: on its agents."""
-        source = self._location(task.SourceLocationArn)
-        destination = self._location(task.DestinationLocationArn)
-        agents = set(source.AgentArns or destination.AgentArns)
-        if set(location.AgentArns) != agents:
-            raise invalid_request(
-                f"{field}: location {location.LocationArn} is reached by "
-                f"{', '.join(location.AgentArns) or 'the ordinary workers'}, but the task runs "
-                f"on {', '.join(sorted(agents)) or 'the ordinary workers'}; use a location "
-                "with the task's agents."
-            )
-        return location
+        return self._task_location(task, config.Source.Location, "ManifestConfig.Source")
 
     def _report_location(self, task: Task, config: TaskReportConfig | None) -> Location | None:
         """The location a task report goes to."""
         if config is None:
             return None
-        destination = config.Destination.Location
-        if destination is None:
+        return self._task_location(
+            task, config.Destination.Location, "TaskReportConfig.Destination"
+        )
+
+    def _task_location(
+        self,
+        task: Task,
+        chosen: LocationManifestConfig | ReportDestinationLocation | None,
+        field: str,
+    ) -> Location:
+        """A further location a task uses (`field`.Location, DataSync's `field`.S3 aside); it is
+        used where the task runs, so it must have the task's agents."""
+        if chosen is None:
             raise invalid_request(
-                "TaskReportConfig.Destination.S3: Ferry writes task reports to a location; "
-                "give TaskReportConfig.Destination.Location with a LocationArn (and an optional "
-                "Subdirectory) instead."
+                f"{field}.S3: Ferry has no S3 locations yet; give {field}.Location with the "
+                "LocationArn of a Ferry location instead."
             )
-        field = "TaskReportConfig.Destination.Location.LocationArn"
-        return self._same_agents(task, self._location(destination.LocationArn, field), field)
+        arn_field = f"{field}.Location.LocationArn"
+        location = self._location(chosen.LocationArn, arn_field)
+        source = self._location(task.SourceLocationArn)
+        destination = self._location(task.DestinationLocationArn)
+        agents = set(source.AgentArns or destination.AgentArns)
+        if set(location.AgentArns) != agents:
+            raise invalid_request(
+                f"{arn_field}: location {location.LocationArn} is reached by "
+                f"{', '.join(location.AgentArns) or 'the ordinary workers'}, but the task runs "
+                f"on {', '.join(sorted(agents)) or 'the ordinary workers'}; use a location "
+                "with the task's agents."
+            )
+        return location
 
     def _rescheduled(self, task: Task, schedule: TaskSchedule) -> dict[str, object]:
         """UpdateTask's Schedule: an empty expression removes it; a change of Status by the
