@@ -150,3 +150,11 @@ class BandwidthTimetable(BaseModel):
             if timedelta(minutes=at) > offset:
                 return start + timedelta(minutes=at)
         return start + WEEK + timedelta(minutes=self._entries[0][0])
+
+
+def check_timetable(text: str) -> str:
+    """A request field's validator: raises ValueError for a malformed timetable; an empty one
+    (UpdateTask's way to remove it) passes."""
+    if text:
+        _parse(text)
+    return text

@@ -57,7 +57,6 @@ from models.temporal import (
     TASK_ARN,
     TASK_QUEUE,
 )
-from models.timetable import BandwidthTimetable
 from starter.requests import (
     SHAPES,
     AgentArnRequest,
@@ -212,8 +211,6 @@ class Ferry:
             options = resolve_options(req.Options)
             check_filters(req.Includes, "Includes", include=True)
             check_filters(req.Excludes, "Excludes", include=False)
-            if req.BandwidthTimetable:
-                BandwidthTimetable.parse(req.BandwidthTimetable)
         except ValueError as error:
             raise InvalidRequestException(str(error)) from None
         schedule = req.Schedule if req.Schedule and req.Schedule.ScheduleExpression else None
@@ -267,11 +264,6 @@ class Ferry:
     async def update_task(self, request: dict[str, Any]) -> Response:
         req = parse(UpdateTaskRequest, request)
         self._check_filters(req.Includes, req.Excludes)
-        if req.BandwidthTimetable:
-            try:
-                BandwidthTimetable.parse(req.BandwidthTimetable)
-            except ValueError as error:
-                raise InvalidRequestException(str(error)) from None
         update = TaskUpdate(
             TaskArn=req.TaskArn,
             Name=req.Name,

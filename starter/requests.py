@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from models import manifests, options, reports
 from models.agents import ACTIVATION_KEY
@@ -17,6 +17,7 @@ from models.errors import InvalidRequestException
 from models.filters import FilterRule
 from models.schedules import TaskSchedule
 from models.tags import MAX_TAGS, TagListEntry
+from models.timetable import check_timetable
 
 AgentArnValue = Annotated[str, Field(max_length=128, pattern=AGENT_ARN.pattern)]
 LocationArnValue = Annotated[str, Field(max_length=128, pattern=LOCATION_ARN.pattern)]
@@ -42,7 +43,10 @@ LogGroupArnValue = Annotated[
         r"[0-9]{12}:log-group:([^:\*]*)(:\*)?$",
     ),
 ]
-TimetableValue = Annotated[str, Field(min_length=1, max_length=4096)]
+TimetableValue = Annotated[str, Field(max_length=4096), AfterValidator(check_timetable)]
+NewTimetableValue = Annotated[
+    str, Field(min_length=1, max_length=4096), AfterValidator(check_timetable)
+]
 MaxResultsValue = Annotated[int, Field(ge=0, le=100)]
 NextTokenValue = Annotated[str, Field(max_length=65535, pattern=r"^[a-zA-Z0-9=_-]+$")]
 OperatorValue = Literal[
@@ -131,7 +135,7 @@ class CreateTaskRequest(Request):
     Excludes: FilterListValue = []
     CloudWatchLogGroupArn: LogGroupArnValue | None = None
     Schedule: TaskSchedule | None = None
-    BandwidthTimetable: TimetableValue | None = None
+    BandwidthTimetable: NewTimetableValue | None = None
     TaskReportConfig: reports.TaskReportConfig | None = None
     ManifestConfig: manifests.ManifestConfig | None = None
     Tags: TagList = []
@@ -156,7 +160,7 @@ class UpdateTaskRequest(Request):
     Excludes: FilterListValue | None = None
     CloudWatchLogGroupArn: LogGroupArnValue | None = None
     Schedule: TaskSchedule | None = None
-    BandwidthTimetable: Annotated[str, Field(max_length=4096)] | None = None
+    BandwidthTimetable: TimetableValue | None = None  # "" removes it
     TaskReportConfig: reports.TaskReportConfig | None = None
     ManifestConfig: manifests.ManifestConfig | None = None
 
@@ -222,6 +226,10 @@ def explain(error: ValidationError, shape: type[BaseModel]) -> str:
             problems.append(f"Unknown parameter {field}; the parameters here are: {known}.")
         elif kind == "missing":
             problems.append(f"Missing required parameter {field}.")
+        elif kind == "value_error":
+            # Ferry's own checks: their messages mostly name the field already.
+            text = str(detail["ctx"]["error"])
+            problems.append(text if text.startswith(field) else f"{field}: {text}.")
         elif kind == "string_pattern_mismatch" and field.endswith("Arn"):
             form = _ARN_FORMS.get(field, "a valid ARN")
             problems.append(f"{field}: {detail['input']!r} is not {form}.")
