@@ -68,6 +68,7 @@ class Events:
         self.level = LEVELS.get(level or "OFF", 0)
         self.path = log_path(staging_root, execution_arn)
         self.report = report
+        self._folder_made = False
 
     @property
     def keeps_successes(self) -> bool:
@@ -98,7 +99,9 @@ class Events:
             ensure_ascii=False,
         )
         log.info("%s", line)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if not self._folder_made:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self._folder_made = True
         # One write per line on an O_APPEND descriptor: lines from several processes don't mix.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

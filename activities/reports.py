@@ -57,17 +57,12 @@ def write_report(store: StagingStore, execution: ExecutionInput, summary: dict[s
             },
         )
         if config.detailed:
-            detailed = folder.format(kind="Detailed-Reports")
-            for category in CATEGORIES:
-                successes = config.level(category) == "SUCCESSES_AND_ERRORS"
-                rows = _rows(store, execution, category, successes)
-                for number, chunk in enumerate(_chunks(rows), start=1):
-                    name = f"{run}.files-{category.lower()}-v1-{number:05d}.json"
-                    _write(
-                        storage,
-                        f"{detailed}/{name}",
-                        {"TaskExecutionArn": execution.TaskExecutionArn, category: chunk},
-                    )
+            lists = _DetailedLists(storage, folder.format(kind="Detailed-Reports"), execution)
+            successes = {c: config.level(c) == "SUCCESSES_AND_ERRORS" for c in CATEGORIES}
+            for category, row in _rows(store, execution):
+                if successes[category] or row["Status"] != "SUCCESS":  # FAILED or PLANNED
+                    lists.add(category, row)
+            lists.close()
     finally:
         storage.close()
     return "/" + folder.format(kind="Summary-Reports")
@@ -77,68 +72,91 @@ def _location(location: Any) -> dict[str, str]:
     return {"LocationArn": location.LocationArn, "LocationUri": location.location_uri}
 
 
-def _rows(
-    store: StagingStore, execution: ExecutionInput, category: Category, successes: bool
-) -> Iterator[dict[str, Any]]:
+def _rows(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[Category, Any]]:
+    """Every report row of the execution, in one pass over the staging store."""
     if execution.DryRun:
-        yield from _planned(store, execution, category)
+        yield from _planned(store, execution)
         return
     for path in store.result_files(execution.execution_id, REPORT_PREFIX):
         for row in read_rows(path):
-            if row["Category"] == category and (successes or row["Status"] == "FAILED"):
-                row.pop("Category")
-                yield row
+            yield row.pop("Category"), row
 
 
-def _planned(
-    store: StagingStore, execution: ExecutionInput, category: Category
-) -> Iterator[dict[str, Any]]:
+def _planned(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[Category, Any]]:
     """What a dry run's plan would do."""
-    if category == "Transferred":
-        for path in store.batch_files(execution.execution_id, "files"):
-            for row in read_rows(path):
-                entry = Entry.from_row(row[2:])
-                yield {
+    execution_id = execution.execution_id
+    for path in store.batch_files(execution_id, "files"):
+        for row in read_rows(path):
+            entry = Entry.from_row(row[2:])
+            yield (
+                "Transferred",
+                {
                     "RelativePath": "/" + entry.path,
                     "Status": "PLANNED",
                     "TransferType": "CONTENT_AND_METADATA" if row[0] == COPY else "METADATA_ONLY",
                     "SrcMetadata": metadata(entry),
-                }
-        for path in store.batch_files(execution.execution_id, "links"):
-            for link, first, _ in read_rows(path):
-                yield {
+                },
+            )
+    for path in store.batch_files(execution_id, "links"):
+        for link, first, _ in read_rows(path):
+            yield (
+                "Transferred",
+                {
                     "RelativePath": "/" + link,
                     "Status": "PLANNED",
                     "TransferType": "HARD_LINK",
                     "LinkTo": "/" + first,
-                }
-        for path in store.batch_files(execution.execution_id, "directories"):
-            for row in read_rows(path):
-                if row[0]:  # the folder itself changes (not only its mtime, after its contents)
-                    entry = Entry.from_row(row[1:])
-                    yield {
+                },
+            )
+    for path in store.batch_files(execution_id, "directories"):
+        for row in read_rows(path):
+            if row[0]:  # the folder itself changes (not only its mtime, after its contents)
+                entry = Entry.from_row(row[1:])
+                yield (
+                    "Transferred",
+                    {
                         "RelativePath": "/" + entry.path,
                         "Status": "PLANNED",
                         "TransferType": "METADATA_ONLY",
                         "SrcMetadata": metadata(entry),
-                    }
-    elif category == "Deleted":
-        for path in store.batch_files(execution.execution_id, "deletes"):
-            for row in read_rows(path):
-                yield {"RelativePath": "/" + row[0], "Status": "PLANNED"}
+                    },
+                )
+    for path in store.batch_files(execution_id, "deletes"):
+        for row in read_rows(path):
+            yield "Deleted", {"RelativePath": "/" + row[0], "Status": "PLANNED"}
 
 
-def _chunks(rows: Iterator[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """Lists of at most ENTRIES_PER_FILE rows; one empty list when there are none."""
-    chunk: list[dict[str, Any]] = []
-    written = False
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == ENTRIES_PER_FILE:
-            yield chunk
-            chunk, written = [], True
-    if chunk or not written:
-        yield chunk
+class _DetailedLists:
+    """The detailed report's files, per category, written as each fills up to
+    ENTRIES_PER_FILE paths; a category with nothing to list gets one empty file."""
+
+    def __init__(self, storage: Storage, folder: str, execution: ExecutionInput) -> None:
+        self.storage = storage
+        self.folder = folder
+        self.execution = execution
+        self.rows: dict[Category, list[Any]] = {c: [] for c in CATEGORIES}
+        self.written: dict[Category, int] = dict.fromkeys(CATEGORIES, 0)
+
+    def add(self, category: Category, row: Any) -> None:
+        self.rows[category].append(row)
+        if len(self.rows[category]) == ENTRIES_PER_FILE:
+            self._flush(category)
+
+    def close(self) -> None:
+        for category in CATEGORIES:
+            if self.rows[category] or not self.written[category]:
+                self._flush(category)
+
+    def _flush(self, category: Category) -> None:
+        self.written[category] += 1
+        run = self.execution.execution_id
+        name = f"{run}.files-{category.lower()}-v1-{self.written[category]:05d}.json"
+        document = {
+            "TaskExecutionArn": self.execution.TaskExecutionArn,
+            category: self.rows[category],
+        }
+        _write(self.storage, f"{self.folder}/{name}", document)
+        self.rows[category] = []
 
 
 def _write(storage: Storage, path: str, document: dict[str, Any]) -> None:
