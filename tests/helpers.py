@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,18 @@ from temporalio.client import WorkflowFailureError
 
 from models.arn import execution_id
 from starter.operations import Ferry
+
+
+async def until(condition: Callable[[], Any], timeout: float = 60, every: float = 0.1) -> Any:
+    """Call `condition` (plain, or returning an awaitable) until it is true; its value."""
+    async with asyncio.timeout(timeout):
+        while True:
+            value = condition()
+            if asyncio.iscoroutine(value):
+                value = await value
+            if value:
+                return value
+            await asyncio.sleep(every)
 
 
 async def create_task(ferry: Ferry, source: Path, destination: Path, **request: Any) -> str:

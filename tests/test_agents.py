@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Popen, Stack, run_cli
-from helpers import differences, start, wait, write
+from helpers import differences, start, until, wait, write
 
 from models.arn import execution_id
 from models.errors import InvalidRequestException
@@ -25,17 +25,6 @@ from starter.client import connect
 from starter.operations import Ferry
 
 KEY = re.compile(r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$")
-
-
-async def until(condition: Callable[[], Any], timeout: float = 60, every: float = 0.2) -> Any:
-    async with asyncio.timeout(timeout):
-        while True:
-            value = condition()
-            if asyncio.iscoroutine(value):
-                value = await value
-            if value:
-                return value
-            await asyncio.sleep(every)
 
 
 async def activation_key(state_dir: Path) -> str:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import Stack, run_cli
-from helpers import create_task, differences, start, wait, write
+from helpers import create_task, differences, start, until, wait, write
 
 from starter.client import connect
 from starter.operations import Ferry
@@ -35,14 +35,25 @@ def bytes_at(destination: Path) -> int:
 
 class Meter:
     """Samples the destination every 0.1 s: bytes written, and how many files were being
-    written at once (each batch writes one under a temporary name)."""
+    written at once (each batch writes one under a temporary name). Entered, it samples until
+    left, from the moment the first bytes arrive (`began`)."""
 
     def __init__(self, destination: Path) -> None:
         self.destination = destination
         self.samples: list[tuple[float, int]] = []
         self.most_at_once = 0
+        self.began = 0.0
 
-    async def run(self) -> None:
+    async def __aenter__(self) -> Meter:
+        self._sampling = asyncio.create_task(self._run())
+        await until(lambda: bytes_at(self.destination) > 0)
+        self.began = time.monotonic()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._sampling.cancel()
+
+    async def _run(self) -> None:
         while True:
             writing = [p for p in self.destination.iterdir() if p.name.startswith(".ferry-")]
             self.most_at_once = max(self.most_at_once, len(writing))
@@ -56,12 +67,6 @@ class Meter:
         while time.monotonic() < end + 0.2:
             await asyncio.sleep(0.1)
         return (self.at(end) - self.at(start)) / (end - start)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
 
 
 async def test_limit_holds_across_batches_and_changes_while_running(
@@ -79,12 +84,8 @@ async def test_limit_holds_across_batches_and_changes_while_running(
     )
 
     arn = await start(ferry, task)
-    meter = Meter(destination)
-    sampling = asyncio.create_task(meter.run())
-    try:
-        await until(lambda: bytes_at(destination) > 0)
-        began = time.monotonic()
-        first = await meter.rate(began + 2, began + 8)
+    async with Meter(destination) as meter:
+        first = await meter.rate(meter.began + 2, meter.began + 8)
         await ferry.update_task_execution(
             {"TaskExecutionArn": arn, "Options": {"BytesPerSecond": 4 * MiB}}
         )
@@ -97,8 +98,6 @@ async def test_limit_holds_across_batches_and_changes_while_running(
             {"TaskExecutionArn": arn, "Options": {"BytesPerSecond": -1}}
         )
         result = await wait(ferry, arn)
-    finally:
-        sampling.cancel()
 
     assert meter.most_at_once >= 2, "batches should have run side by side"
     assert 0.9 * 2 * MiB <= first <= 1.1 * 2 * MiB, f"{first / MiB:.2f} MiB/s under 2 MiB/s"
@@ -174,17 +173,12 @@ async def test_bandwidth_timetable_lifts_the_limit_at_its_boundary(
     assert (await ferry.describe_task({"TaskArn": task}))["BandwidthTimetable"] == timetable
 
     arn = await start(ferry, task)
-    meter = Meter(destination)
-    sampling = asyncio.create_task(meter.run())
-    try:
-        await until(lambda: bytes_at(destination) > 0)
-        began = time.monotonic()
+    async with Meter(destination) as meter:
+        began = meter.began
         until_boundary = (boundary - datetime.now(UTC)).total_seconds()
         limited = await meter.rate(began + 1, began + until_boundary - 1)
         result = await wait(ferry, arn)
         ended = time.monotonic()
-    finally:
-        sampling.cancel()
 
     assert 0.9 * MiB <= limited <= 1.1 * MiB, f"{limited / MiB:.2f} MiB/s under 1 MiB/s"
     # At the boundary the limit is lifted: the rest (tens of MiB) goes at disk speed.

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import FERRY, Stack, free_port
-from helpers import create_task, differences, start, wait, write
-from test_verify import until
+from helpers import create_task, differences, start, until, wait, write
 
 from models.arn import execution_id
 from starter.client import connect

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Stack
-from helpers import create_task, differences, digest, run, start, transfer, wait, write
+from helpers import create_task, differences, digest, run, start, transfer, until, wait, write
 from temporalio.client import WorkflowExecutionStatus
-from test_verify import SLOW, copying_big, slow_tree, until
+from test_verify import SLOW, copying_big, slow_task
 
 from models.arn import execution_id
 from models.errors import InvalidRequestException
@@ -111,10 +111,7 @@ async def test_a_missing_source_fails_in_launching(ferry: Ferry, workdir: Path) 
 async def test_cancel_stops_within_seconds_and_leaves_no_partial_file(
     ferry: Ferry, workdir: Path
 ) -> None:
-    source, destination = workdir / "source", workdir / "destination"
-    slow_tree(source, big=8 << 20)
-    destination.mkdir()
-    task = await create_task(ferry, source, destination, Options=SLOW)
+    source, destination, task = await slow_task(ferry, workdir, big=8 << 20)
 
     arn = await start(ferry, task)
     await until(lambda: copying_big(destination))
@@ -139,10 +136,7 @@ async def test_cancel_stops_within_seconds_and_leaves_no_partial_file(
 async def test_a_second_start_waits_in_queued_until_the_first_ends(
     ferry: Ferry, workdir: Path
 ) -> None:
-    source, destination = workdir / "source", workdir / "destination"
-    slow_tree(source, big=2 << 20)
-    destination.mkdir()
-    task = await create_task(ferry, source, destination, Options=SLOW)
+    _, _, task = await slow_task(ferry, workdir, big=2 << 20)
 
     first = await start(ferry, task)
     second = await start(ferry, task)
@@ -162,11 +156,9 @@ async def test_a_second_start_waits_in_queued_until_the_first_ends(
 async def test_with_task_queueing_disabled_a_second_start_is_rejected(
     ferry: Ferry, workdir: Path
 ) -> None:
-    source, destination = workdir / "source", workdir / "destination"
-    slow_tree(source, big=2 << 20)
-    destination.mkdir()
-    options = {**SLOW, "TaskQueueing": "DISABLED"}
-    task = await create_task(ferry, source, destination, Options=options)
+    source, destination, task = await slow_task(
+        ferry, workdir, big=2 << 20, TaskQueueing="DISABLED"
+    )
 
     first = await start(ferry, task)
     with pytest.raises(InvalidRequestException, match="TaskQueueing option is DISABLED"):
@@ -182,10 +174,7 @@ async def test_with_task_queueing_disabled_a_second_start_is_rejected(
 async def test_an_execution_terminated_by_hand_does_not_keep_its_task_busy(
     ferry: Ferry, workdir: Path
 ) -> None:
-    source, destination = workdir / "source", workdir / "destination"
-    slow_tree(source, big=4 << 20)
-    destination.mkdir()
-    task = await create_task(ferry, source, destination, Options=SLOW)
+    _, destination, task = await slow_task(ferry, workdir, big=4 << 20)
 
     first = await start(ferry, task)
     await until(lambda: copying_big(destination))

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Stack, run_cli
-from helpers import create_task, write
+from helpers import create_task, until, write
 
 from models.temporal import schedule_id
 from starter.dev import temporal_cli
@@ -39,12 +39,6 @@ async def executions(ferry: Ferry, task_arn: str) -> list[dict[str, Any]]:
     return listed["TaskExecutions"]
 
 
-async def until_true(check: Any, timeout: float = 60) -> None:
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.5)
-
-
 async def test_schedule_fires_and_is_driven_from_temporal(
     ferry: Ferry, stack: Stack, workdir: Path
 ) -> None:
@@ -60,7 +54,7 @@ async def test_schedule_fires_and_is_driven_from_temporal(
             listed = await executions(ferry, task)
             return sum(entry["Status"] == "SUCCESS" for entry in listed) >= 2
 
-        await until_true(two_succeeded)
+        await until(two_succeeded)
         assert (destination / "a.txt").read_text() == "scheduled"
         described = await ferry.describe_task({"TaskArn": task})
         assert described["Schedule"] == {
@@ -96,7 +90,7 @@ async def test_schedule_fires_and_is_driven_from_temporal(
         async def one_more() -> bool:
             return len(await executions(ferry, task)) == before + 1
 
-        await until_true(one_more, timeout=30)
+        await until(one_more, timeout=30)
     finally:
         # An empty expression removes the schedule.
         await ferry.update_task({"TaskArn": task, "Schedule": {"ScheduleExpression": ""}})
@@ -123,7 +117,7 @@ async def test_schedule_is_disabled_after_repeated_failures(
         described = await ferry.describe_task({"TaskArn": task})
         return described["Schedule"]["Status"] == "DISABLED"
 
-    await until_true(disabled)
+    await until(disabled)
     described = await ferry.describe_task({"TaskArn": task})
     details = described["ScheduleDetails"]
     assert details["DisabledBy"] == "SERVICE"
@@ -146,7 +140,7 @@ async def test_schedule_is_disabled_after_repeated_failures(
     async def succeeded() -> bool:
         return any(e["Status"] == "SUCCESS" for e in await executions(ferry, task))
 
-    await until_true(succeeded)
+    await until(succeeded)
     await ferry.update_task({"TaskArn": task, "Schedule": {"ScheduleExpression": ""}})
     assert (destination / "a.txt").read_text() == "back"
 

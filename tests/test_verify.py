@@ -7,12 +7,11 @@ few seconds.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
-from helpers import create_task, differences, run, start, wait, write
+from helpers import create_task, differences, run, start, until, wait, write
 
 from starter.operations import Ferry
 
@@ -25,10 +24,16 @@ def slow_tree(source: Path, big: int = 4 << 20) -> None:
     write(source / "z-big.bin", os.urandom(big))
 
 
-async def until(condition: Any, timeout: float = 30) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.05)
+async def slow_task(
+    ferry: Ferry, workdir: Path, big: int = 4 << 20, **options: Any
+) -> tuple[Path, Path, str]:
+    """A task at 1 MiB/s from a slow tree (workdir/source) to an empty folder
+    (workdir/destination)."""
+    source, destination = workdir / "source", workdir / "destination"
+    slow_tree(source, big)
+    destination.mkdir()
+    task = await create_task(ferry, source, destination, Options={**SLOW, **options})
+    return source, destination, task
 
 
 def copying_big(destination: Path) -> bool:
@@ -39,12 +44,9 @@ def copying_big(destination: Path) -> bool:
 async def test_point_in_time_consistent_catches_a_file_changed_while_copied(
     ferry: Ferry, workdir: Path
 ) -> None:
-    source, destination = workdir / "source", workdir / "destination"
-    slow_tree(source)
-    destination.mkdir()
+    source, destination, task = await slow_task(ferry, workdir)
     big = source / "z-big.bin"
     times = os.stat(big)
-    task = await create_task(ferry, source, destination, Options=SLOW)
 
     arn = await start(ferry, task)
     await until(lambda: copying_big(destination))
@@ -64,13 +66,9 @@ async def test_point_in_time_consistent_catches_a_file_changed_while_copied(
 async def test_only_files_transferred_catches_a_file_changed_while_copied(
     ferry: Ferry, workdir: Path
 ) -> None:
-    source, destination = workdir / "source", workdir / "destination"
-    slow_tree(source)
-    destination.mkdir()
+    source, destination, task = await slow_task(ferry, workdir, VerifyMode="ONLY_FILES_TRANSFERRED")
     big = source / "z-big.bin"
     times = os.stat(big)
-    options = {**SLOW, "VerifyMode": "ONLY_FILES_TRANSFERRED"}
-    task = await create_task(ferry, source, destination, Options=options)
 
     arn = await start(ferry, task)
     await until(lambda: copying_big(destination))
@@ -88,11 +86,7 @@ async def test_only_files_transferred_catches_a_file_changed_while_copied(
 async def test_point_in_time_consistent_reports_metadata_added_and_removed(
     ferry: Ferry, workdir: Path
 ) -> None:
-    source, destination = workdir / "source", workdir / "destination"
-    slow_tree(source)
-    destination.mkdir()
-    options = {**SLOW, "PreserveDeletedFiles": "REMOVE"}
-    task = await create_task(ferry, source, destination, Options=options)
+    source, destination, task = await slow_task(ferry, workdir, PreserveDeletedFiles="REMOVE")
 
     arn = await start(ferry, task)
     await until(lambda: copying_big(destination))
