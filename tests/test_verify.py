@@ -37,8 +37,11 @@ async def slow_task(
 
 
 def copying_big(destination: Path) -> bool:
-    """z-big.bin is being written (under its temporary name)."""
-    return any(p.name.startswith(".ferry-") for p in destination.iterdir())
+    """z-big.bin is being written (under its temporary name): the small files, copied first,
+    are in place (a temporary name alone may still be one of theirs)."""
+    names = {p.name for p in destination.iterdir()}
+    small = {"a-1.txt", "a-2.txt", "a-3.txt"} <= names
+    return small and any(name.startswith(".ferry-") for name in names)
 
 
 async def test_point_in_time_consistent_catches_a_file_changed_while_copied(
