@@ -114,6 +114,15 @@ def differences(source: Path, destination: Path, *, atime: bool = False) -> list
     return problems
 
 
+def empty_folder(path: Path) -> Path:
+    """A destination root made now. Its mtime is set apart from the source's: file times come from
+    the kernel's coarse clock, so a folder made within a few milliseconds of the source's last
+    write can have the very same mtime, and its metadata would then rightly not be copied."""
+    path.mkdir(parents=True)
+    os.utime(path, ns=(946_684_800 * 10**9, 946_684_800 * 10**9))  # 2000-01-01
+    return path
+
+
 def write(path: Path, data: bytes | str = b"", mode: int | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.encode() if isinstance(data, str) else data)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import Popen, Stack, run_cli
-from helpers import differences, start, until, wait, write
+from helpers import differences, empty_folder, start, until, wait, write
 
 from models.arn import execution_id
 from models.errors import InvalidRequestException
@@ -61,7 +61,7 @@ async def agent_task(
     """A task from a new folder the agents see to a new one the ordinary workers see."""
     if not source.exists():
         write(source / "data.bin", "x")
-    destination.mkdir()
+    empty_folder(destination)
     return await task_between(
         ferry,
         await local_location(ferry, source, *agents),
@@ -139,7 +139,7 @@ async def test_activation_restart_rename_and_delete(agent_stack: Stack, workdir:
     assert not (state_dir / "activation-key").exists()
     source, destination = workdir / "source", workdir / "destination"
     write(source / "a.txt", "served by the agent")
-    destination.mkdir()
+    empty_folder(destination)
     task = await task_between(
         ferry,
         await local_location(ferry, source, agent_arn),
@@ -196,7 +196,7 @@ async def test_agents_share_a_transfer_wait_for_offline_agents_and_cancel(
     source, destination = workdir / "source", workdir / "destination"
     for number in range(24):
         write(source / f"file-{number:02d}.bin", os.urandom(256 * 1024))
-    destination.mkdir()
+    empty_folder(destination)
     shared = await task_between(
         ferry,
         await local_location(ferry, source, first_arn, second_arn),

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import Stack, run_cli
-from helpers import create_task, differences, start, until, wait, write
+from helpers import create_task, differences, empty_folder, start, until, wait, write
 
 from starter.client import connect
 from starter.operations import Ferry
@@ -78,7 +78,7 @@ async def test_limit_holds_across_batches_and_changes_while_running(
     source, destination = workdir / "source", workdir / "destination"
     for number in range(8):
         write(source / f"file-{number}.bin", os.urandom(8 * MiB))
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(
         ferry, source, destination, Options={"BytesPerSecond": 2 * MiB, "VerifyMode": "NONE"}
     )
@@ -112,7 +112,7 @@ async def test_update_task_execution_rejects_what_it_cannot_change(
 ) -> None:
     source, destination = workdir / "source", workdir / "destination"
     write(source / "big.bin", os.urandom(4 * MiB))
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(ferry, source, destination, Options={"BytesPerSecond": MiB})
     arn = await start(ferry, task)
 
@@ -166,7 +166,7 @@ async def test_bandwidth_timetable_lifts_the_limit_at_its_boundary(
     source, destination = workdir / "source", workdir / "destination"
     for number in range(80):
         write(source / f"file-{number:02d}.bin", os.urandom(MiB))
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(
         ferry, source, destination, BandwidthTimetable=timetable, Options={"VerifyMode": "NONE"}
     )

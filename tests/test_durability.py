@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from conftest import FERRY, Stack, free_port
-from helpers import create_task, differences, start, until, wait, write
+from helpers import create_task, differences, empty_folder, start, until, wait, write
 
 from models.arn import execution_id
 from starter.client import connect
@@ -30,7 +30,7 @@ async def test_a_killed_worker_is_replaced_and_finished_batches_are_not_copied_a
     files = [f"file-{number:02d}.bin" for number in range(24)]
     for name in files:
         write(source / name, os.urandom(256 * 1024))
-    destination.mkdir()
+    empty_folder(destination)
     # 6 MiB at 1 MiB/s: about six seconds of TRANSFERRING, in six batches of four files.
     task = await create_task(ferry, source, destination, Options={"BytesPerSecond": 1 << 20})
 
@@ -84,7 +84,7 @@ async def test_stopping_and_restarting_ferry_dev_loses_nothing(workdir: Path) ->
     source, destination = workdir / "source", workdir / "destination"
     for number in range(12):
         write(source / f"file-{number:02d}.bin", os.urandom(512 * 1024))
-    destination.mkdir()
+    empty_folder(destination)
     process = ferry_dev()
     try:
         source_arn = cli("create-location-local", "--path", str(source))["LocationArn"]
@@ -126,7 +126,7 @@ async def test_long_executions_continue_as_new_and_keep_histories_short(
     source, destination = workdir / "source", workdir / "destination"
     for number in range(1500):
         write(source / f"d{number % 10}" / f"f{number:04d}", str(number))
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(ferry, source, destination, Options={"VerifyMode": "NONE"})
 
     arn = await start(ferry, task)

@@ -11,7 +11,18 @@ from pathlib import Path
 
 import pytest
 from conftest import Stack
-from helpers import create_task, differences, digest, run, start, transfer, until, wait, write
+from helpers import (
+    create_task,
+    differences,
+    digest,
+    empty_folder,
+    run,
+    start,
+    transfer,
+    until,
+    wait,
+    write,
+)
 from temporalio.client import WorkflowExecutionStatus
 from test_verify import SLOW, copying_big, slow_task
 
@@ -30,7 +41,7 @@ async def test_an_unreadable_file_is_skipped_named_and_fails_the_execution(
     for number in range(5):
         write(source / f"file-{number}.txt", f"readable {number}")
     write(source / "secret.txt", "nobody may read this", 0o000)
-    destination.mkdir()
+    empty_folder(destination)
 
     _, result = await transfer(ferry, source, destination, Options={"VerifyMode": "NONE"})
 
@@ -73,7 +84,7 @@ async def test_a_destination_that_disappears_fails_fast_with_a_clear_error(
     source, destination = workdir / "source", workdir / "destination"
     for number in range(8):
         write(source / f"file-{number}.bin", os.urandom(512 * 1024))
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(ferry, source, destination, Options=SLOW)
 
     arn = await start(ferry, task)
@@ -93,7 +104,7 @@ async def test_a_destination_that_disappears_fails_fast_with_a_clear_error(
 async def test_a_missing_source_fails_in_launching(ferry: Ferry, workdir: Path) -> None:
     source, destination = workdir / "source", workdir / "destination"
     source.mkdir()
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(ferry, source, destination)
     source.rmdir()
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import create_task, run, write
+from helpers import create_task, empty_folder, run, write
 
 from models.errors import InvalidRequestException
 from starter.operations import Ferry
@@ -18,7 +18,7 @@ async def test_only_the_listed_files_are_transferred_and_a_missing_one_is_report
     source, destination, lists = workdir / "source", workdir / "destination", workdir / "lists"
     for name in ("a.txt", "b.txt", "sub/c d.txt", "sub/e,f.txt", "skipped/g.txt"):
         write(source / name, name)
-    destination.mkdir()
+    empty_folder(destination)
     # RFC 4180: quoted fields, a comma inside one, CRLF line ends, a version column.
     write(
         lists / "manifest.csv",
@@ -51,7 +51,7 @@ async def test_only_the_listed_files_are_transferred_and_a_missing_one_is_report
 async def test_a_manifest_must_come_from_a_location(ferry: Ferry, workdir: Path) -> None:
     source, destination = workdir / "source", workdir / "destination"
     source.mkdir()
-    destination.mkdir()
+    empty_folder(destination)
     s3 = {"S3": {"ManifestObjectPath": "m.csv", "S3BucketArn": "arn:aws:s3:::bucket"}}
     with pytest.raises(InvalidRequestException, match=re.escape("ManifestConfig.Source.S3")):
         await create_task(ferry, source, destination, ManifestConfig={"Source": s3})

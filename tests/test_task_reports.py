@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from conftest import Stack, run_cli
-from helpers import create_task, run, snapshot, write
+from helpers import create_task, empty_folder, run, snapshot, write
 
 from models.arn import resource_id
 from models.errors import InvalidRequestException
@@ -131,7 +131,7 @@ async def test_a_summary_only_report_and_a_dry_run_report(ferry: Ferry, workdir:
 async def test_report_destinations_are_checked(ferry: Ferry, stack: Stack, workdir: Path) -> None:
     source, destination = workdir / "source", workdir / "destination"
     source.mkdir()
-    destination.mkdir()
+    empty_folder(destination)
     reports_arn, _ = await report_location(ferry, workdir)
     s3 = {"S3": {"S3BucketArn": "arn:aws:s3:::bucket"}}
     with pytest.raises(InvalidRequestException, match=re.escape("TaskReportConfig.Destination.S3")):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from conftest import Stack, run_cli
-from helpers import create_task, until, write
+from helpers import create_task, empty_folder, until, write
 
 from models.temporal import schedule_id
 from starter.dev import temporal_cli
@@ -44,7 +44,7 @@ async def test_schedule_fires_and_is_driven_from_temporal(
 ) -> None:
     source, destination = workdir / "source", workdir / "destination"
     write(source / "a.txt", "scheduled")
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(
         ferry, source, destination, Schedule={"ScheduleExpression": "rate(3 seconds)"}
     )
@@ -104,7 +104,7 @@ async def test_schedule_is_disabled_after_repeated_failures(
 ) -> None:
     source, destination = workdir / "source", workdir / "destination"
     write(source / "a.txt", "soon gone")
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(
         ferry,
         source,

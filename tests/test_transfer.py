@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from helpers import create_task, differences, run, snapshot, transfer, write
+from helpers import create_task, differences, empty_folder, run, snapshot, transfer, write
 
 from starter.operations import Ferry
 
@@ -54,7 +54,7 @@ def make_rich_tree(root: Path) -> None:
 async def test_everything_comes_across_with_its_metadata(ferry: Ferry, workdir: Path) -> None:
     source, destination = workdir / "source", workdir / "destination"
     make_rich_tree(source)
-    destination.mkdir()
+    empty_folder(destination)
     regular = [p for p in source.rglob("*") if stat.S_ISREG(os.lstat(p).st_mode)]
     atimes_before = {p: os.lstat(p).st_atime_ns for p in regular}
 
@@ -83,7 +83,7 @@ async def test_a_second_execution_with_nothing_changed_transfers_nothing(
 ) -> None:
     source, destination = workdir / "source", workdir / "destination"
     make_rich_tree(source)
-    destination.mkdir()
+    empty_folder(destination)
     task, first = await transfer(ferry, source, destination)
     assert first["Status"] == "SUCCESS"
     inodes = {p: os.lstat(p).st_ino for p in destination.rglob("*")}
@@ -102,7 +102,7 @@ async def test_changed_copies_only_what_differs(ferry: Ferry, workdir: Path) -> 
     for folder in "abc":
         for name in ("x", "y", "old"):
             write(source / folder / name, f"{folder}/{name} first version" * 50)
-    destination.mkdir()
+    empty_folder(destination)
     task, first = await transfer(ferry, source, destination)
     assert first["Status"] == "SUCCESS"
 
@@ -126,7 +126,7 @@ async def test_transfer_mode_all_copies_everything_again(ferry: Ferry, workdir: 
     source, destination = workdir / "source", workdir / "destination"
     for number in range(20):
         write(source / "f" / f"{number}.txt", "x" * number)
-    destination.mkdir()
+    empty_folder(destination)
     task, _ = await transfer(ferry, source, destination)
 
     again = await run(ferry, task, OverrideOptions={"TransferMode": "ALL"})
@@ -252,7 +252,7 @@ async def test_metadata_options_set_to_none_keep_nothing(ferry: Ferry, workdir: 
     write(source / "file.txt", "data", 0o600)
     os.chown(source / "file.txt", 1234, 2345)
     os.utime(source / "file.txt", ns=(OLDER, OLD))
-    destination.mkdir()
+    empty_folder(destination)
     options = {
         "Uid": "NONE",
         "Gid": "NONE",
@@ -291,7 +291,7 @@ async def test_a_different_kind_at_the_destination_is_replaced(ferry: Ferry, wor
 async def test_task_description_and_listing(ferry: Ferry, workdir: Path) -> None:
     source, destination = workdir / "source", workdir / "destination"
     write(source / "a.txt", "a")
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(ferry, source, destination, Name="nightly copy")
 
     described = await ferry.describe_task({"TaskArn": task})
@@ -324,7 +324,7 @@ async def test_overwrite_never_still_gives_new_folders_their_metadata(
     for folder in (source / "new-folder" / "inner", source / "new-folder"):
         os.chmod(folder, 0o750)
         os.utime(folder, ns=(OLDER, OLD))
-    destination.mkdir()
+    empty_folder(destination)
 
     _, result = await transfer(ferry, source, destination, Options={"OverwriteMode": "NEVER"})
 
@@ -355,7 +355,7 @@ async def test_transfer_mode_all_never_writes_through_a_link_at_the_destination(
 ) -> None:
     source, destination, outside = workdir / "source", workdir / "destination", workdir / "out"
     write(source / "a" / "x.txt", "x")
-    destination.mkdir()
+    empty_folder(destination)
     outside.mkdir()
     os.symlink(outside, destination / "a")
 

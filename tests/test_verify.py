@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from helpers import create_task, differences, run, start, until, wait, write
+from helpers import create_task, differences, empty_folder, run, start, until, wait, write
 
 from starter.operations import Ferry
 
@@ -31,7 +31,7 @@ async def slow_task(
     (workdir/destination)."""
     source, destination = workdir / "source", workdir / "destination"
     slow_tree(source, big)
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(ferry, source, destination, Options={**SLOW, **options})
     return source, destination, task
 
@@ -115,7 +115,7 @@ async def test_point_in_time_consistent_reports_metadata_added_and_removed(
 async def test_verify_mode_none_skips_verifying(ferry: Ferry, workdir: Path) -> None:
     source, destination = workdir / "source", workdir / "destination"
     slow_tree(source, big=1000)
-    destination.mkdir()
+    empty_folder(destination)
     task = await create_task(ferry, source, destination, Options={"VerifyMode": "NONE"})
 
     result = await run(ferry, task)
@@ -132,7 +132,7 @@ async def test_only_files_transferred_verifies_what_was_written(
 ) -> None:
     source, destination = workdir / "source", workdir / "destination"
     slow_tree(source, big=1000)
-    destination.mkdir()
+    empty_folder(destination)
     options = {"VerifyMode": "ONLY_FILES_TRANSFERRED"}
     task = await create_task(ferry, source, destination, Options=options)
 
