@@ -143,14 +143,19 @@ class ExecutionActivities:
             ("source", execution.Source, False),
             ("destination", execution.Destination, True),
         ):
+            storage = None
             try:
-                open_storage(location).check(writable=writable)
+                storage = open_storage(location)
+                storage.check(writable=writable)
             except StorageError as error:
                 raise ApplicationError(
                     f"{side} location {location.LocationArn} ({location.location_uri}): {error}",
                     type=ErrorCode.LOCATION_UNAVAILABLE,
                     non_retryable=not error.transient,
                 ) from error
+            finally:
+                if storage is not None:
+                    storage.close()
         self.store.create(execution.execution_id)
 
     @activity.defn(name="PrepareTransfer")

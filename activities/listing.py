@@ -9,6 +9,7 @@ so that listing runs on every core while it plans. Nothing holds a whole tree in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 from activities.metadata import compare
 from activities.pool import WorkPool
-from activities.storage import open_storage
+from activities.storage import open_storage, time_resolution_ns
 from activities.storage.base import (
     DIR,
     FILE,
@@ -74,6 +75,7 @@ class Folder:
     source_error: str | None = None
     destination_error: str | None = None
     stale_temps: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # names no file can have
 
 
 Task = tuple[str, Scope, bool, bool]  # a folder, its scope, list it on the source, destination
@@ -141,10 +143,12 @@ class _Lister:
         self.policy = MetadataPolicy.from_options(sides.options)
         # A temporary file untouched this long belongs to no copy in progress.
         self.stale_before = time.time_ns() - STALE_TEMP_SECONDS * 1_000_000_000
-        self.resolution = max(
-            self.source.capabilities.time_resolution_ns,
-            self.destination.capabilities.time_resolution_ns if self.destination else 1,
+        self.resolution = time_resolution_ns(
+            sides.source, *([sides.destination] if sides.destination else [])
         )
+
+    def folder_metadata(self, path: str) -> bool:
+        return self.destination is None or self.destination.keeps_folder_metadata(path)
 
     def close(self) -> None:
         self.source.close()
@@ -162,6 +166,8 @@ class _Lister:
         keep_equal_files = self.sides.report_equal_files
         for name in sorted(mine.keys() | theirs.keys()):
             s, d = mine.get(name), theirs.get(name)
+            if s and d and s.kind == d.kind == DIR and not self.folder_metadata(d.path):
+                d = dataclasses.replace(s)
             child_scope = Scope.IN
             if not self.filter.selects_all:
                 child_scope = self.filter.scope((s or d).path, (s or d).kind == DIR, scope)  # type: ignore[union-attr]
@@ -183,6 +189,8 @@ class _Lister:
         except OSError as error:
             setattr(folder, f"{side}_error", describe_error(error))
             return {}
+        finally:
+            folder.rejected += storage.take_rejected()
         skip = len(path) + 1 if path else 0
         children = {}
         for entry in entries:
@@ -247,7 +255,12 @@ class FolderWalk:
             raise StorageError("the source location's root is not a directory")
         destination_root = None
         if self.sides.destination is not None:
-            destination_root = open_storage(self.sides.destination, self.sides.tag).stat("")
+            destination = open_storage(self.sides.destination, self.sides.tag)
+            destination_root = destination.stat("")
+            if destination_root is not None and not destination.keeps_folder_metadata(""):
+                destination_root = dataclasses.replace(root)
+            destination.close()
+        source.close()
         yield root, destination_root
         scope = PathFilter(self.sides.includes, self.sides.excludes).scope(
             "", True, Scope.ON_THE_WAY
@@ -304,6 +317,9 @@ class FolderWalk:
 
     def _take(self, folder: Folder) -> None:
         self.equal += folder.equal
+        for path, reason in folder.rejected:
+            self.issues.append(FileIssue(path=path, kind="read", detail=f"skipped: {reason}"))
+            log.warning("skipped /%s: %s", path, reason)
         self.stale_temps.extend(folder.stale_temps)
         if self.equal_file is not None:
             for path, size in folder.equal_files:

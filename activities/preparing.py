@@ -18,7 +18,7 @@ from activities.manifest import ManifestWalk
 from activities.metadata import compare
 from activities.pool import WorkPool
 from activities.staging import StagingStore
-from activities.storage import open_storage
+from activities.storage import time_resolution_ns
 from activities.storage.base import DIR, FILE, SOCKET, SPECIAL_KINDS, Entry, MetadataPolicy
 from activities.storage.base import SYMLINK as SYMLINK_KIND
 from models.execution import (
@@ -276,10 +276,7 @@ def plan(
         if execution.ManifestConfig is not None
         else FolderWalk(pool, sides, beat)
     )
-    resolution = max(
-        open_storage(execution.Source).capabilities.time_resolution_ns,
-        open_storage(execution.Destination).capabilities.time_resolution_ns,
-    )
+    resolution = time_resolution_ns(execution.Source, execution.Destination)
     planner = Planner(
         store,
         execution.execution_id,

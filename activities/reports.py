@@ -162,12 +162,12 @@ class _DetailedLists:
 def _write(storage: Storage, path: str, document: dict[str, Any]) -> None:
     data = json.dumps(document, indent=2, default=str, ensure_ascii=False).encode()
     storage.make_dir(os.path.dirname(path))
-    writer = storage.create_file(path)
+    now = time.time_ns()
+    entry = Entry(path, FILE, size=len(data), mtime_ns=now, atime_ns=now, mode=0o644)
+    writer = storage.create_file(path, entry, _WRITE_MODE_ONLY)
     try:
         writer.write(data)
-        now = time.time_ns()
-        entry = Entry(path, FILE, size=len(data), mtime_ns=now, atime_ns=now, mode=0o644)
-        writer.commit(entry, _WRITE_MODE_ONLY, exclusive=False)
+        writer.commit(exclusive=False)
     except BaseException:
         writer.abort()
         raise

@@ -162,26 +162,27 @@ class BatchTransfer:
         except Exception as error:
             self._unreadable(path, error)
             return
+        # Metadata as it was when the read began; atime as PREPARING saw it, before any read.
+        written = Entry(
+            path,
+            FILE,
+            size=before.size,
+            mtime_ns=before.mtime_ns,
+            atime_ns=entry.atime_ns,
+            mode=before.mode,
+            uid=before.uid,
+            gid=before.gid,
+        )
         try:
-            writer = self.destination.create_file(path)
+            writer = self.destination.create_file(path, written, self.policy)
         except Exception as error:
             self._problem(path, "write", error)
             return
         try:
             digest, copied = self._pump(reader, writer, before.size)
             torn = copied != before.size or reader.version() != version
-            # Metadata as it was when the read began; atime as PREPARING saw it, before any read.
-            written = Entry(
-                path,
-                FILE,
-                size=copied,
-                mtime_ns=before.mtime_ns,
-                atime_ns=entry.atime_ns,
-                mode=before.mode,
-                uid=before.uid,
-                gid=before.gid,
-            )
-            committed = writer.commit(written, self.policy, exclusive=exclusive)
+            written.size = copied
+            committed = writer.commit(exclusive=exclusive)
         except BaseException as error:
             writer.abort()
             self.run.partial_bytes = 0

@@ -23,7 +23,7 @@ from activities.metadata import compare
 from activities.pool import Control, Stopped, WorkPool
 from activities.preparing import is_below
 from activities.staging import StagingStore
-from activities.storage import open_storage
+from activities.storage import open_storage, time_resolution_ns
 from activities.storage.base import (
     FILE,
     SOCKET,
@@ -108,10 +108,7 @@ def prepare_verification(
         if execution.ManifestConfig is not None
         else FolderWalk(pool, sides, beat, equal_file)
     )
-    resolution = max(
-        open_storage(execution.Source).capabilities.time_resolution_ns,
-        open_storage(execution.Destination).capabilities.time_resolution_ns,
-    )
+    resolution = time_resolution_ns(execution.Source, execution.Destination)
     links: dict[tuple[int, int], tuple[str, int]] = {}
     for s, d in walk:
         beat()
@@ -192,7 +189,7 @@ def verify_transferred(
     """What one transfer batch wrote, read back from the destination (in a pool process)."""
     destination = open_storage(ref.destination, ref.execution_id)
     policy = MetadataPolicy.from_options(ref.options)
-    resolution = destination.capabilities.time_resolution_ns
+    resolution = time_resolution_ns(ref.destination)
     run = BatchRun(StagingStore(staging), ref, checkpoint, control, of_results=True)
 
     def handle(row: list[Any]) -> None:

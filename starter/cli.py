@@ -147,6 +147,8 @@ def request_from(args: argparse.Namespace) -> dict[str, Any]:
                 value = value[0]
         elif structured:
             value = parse_value(value)
+        elif isinstance(value, str) and value.startswith("file://"):
+            value = Path(value.removeprefix("file://")).read_text()  # as the AWS CLI reads it
         request[name] = value
     return request
 
@@ -189,6 +191,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     try:
+        if args.command != "logs":
+            from activities.secrets import use_key_file
+            from starter.dev import data_dir
+
+            use_key_file(data_dir(getattr(args, "data_dir", None)))
         if args.command == "dev":
             from starter.dev import data_dir, run_dev
 

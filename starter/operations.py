@@ -30,6 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agents import agent_presence, last_poll
+from activities.secrets import SecretError, seal
 from models.agents import Activation, Agent
 from models.arn import AGENT_ARN, TASK_EXECUTION_ARN, arn_prefix, execution_id, new_id, task_arn_of
 from models.arn import TASK_ARN as TASK_ARN_PATTERN
@@ -42,7 +43,14 @@ from models.errors import (
 )
 from models.execution import TERMINAL, Counters
 from models.filters import check_filters
-from models.locations import LocalLocation, Location
+from models.locations import (
+    LocalLocation,
+    Location,
+    LocationBase,
+    ObjectStorageLocation,
+    S3AccessConfig,
+    S3Location,
+)
 from models.options import resolve_options
 from models.registry import AgentUpdate, ExecutionQueue, ExecutionStart, Tagging, TaskUpdate
 from models.tags import TagListEntry
@@ -62,6 +70,8 @@ from starter.requests import (
     AgentArnRequest,
     CreateAgentRequest,
     CreateLocationLocalRequest,
+    CreateLocationObjectStorageRequest,
+    CreateLocationS3Request,
     CreateTaskRequest,
     ListAgentsRequest,
     ListLocationsRequest,
@@ -75,12 +85,15 @@ from starter.requests import (
     TaskExecutionArnRequest,
     UntagResourceRequest,
     UpdateAgentRequest,
+    UpdateLocationObjectStorageRequest,
+    UpdateLocationS3Request,
     UpdateTaskExecutionRequest,
     UpdateTaskRequest,
     parse,
 )
 
 T = TypeVar("T")
+L = TypeVar("L", bound=LocationBase)
 Response = dict[str, Any]
 
 QUERY_TIMEOUT = timedelta(seconds=10)
@@ -168,7 +181,7 @@ class Ferry:
         req = parse(CreateLocationLocalRequest, request)
         if not req.Path.startswith("/"):
             raise InvalidRequestException(f"Path: {req.Path!r} must be an absolute path.")
-        arn = f"{arn_prefix(self.region, self.account)}location/{new_id('loc')}"
+        arn = self._new_location_arn()
         path = os.path.normpath(req.Path)
         location = LocalLocation(
             LocationArn=arn, CreationTime=_now(), Path=path, AgentArns=tuple(req.AgentArns or ())
@@ -178,10 +191,77 @@ class Ferry:
 
     async def describe_location_local(self, request: dict[str, Any]) -> Response:
         req = parse(LocationArnRequest, request)
-        location = await self._location(req.LocationArn)
-        if not isinstance(location, LocalLocation):
-            raise InvalidRequestException(f"Location {req.LocationArn} is not a local location.")
-        return location.describe()
+        return (await self._location(req.LocationArn, LocalLocation)).describe()
+
+    async def create_location_s3(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationS3Request, request)
+        arn = self._new_location_arn()
+        location = S3Location(
+            LocationArn=arn,
+            CreationTime=_now(),
+            AgentArns=tuple(req.AgentArns or ()),
+            S3BucketArn=req.S3BucketArn,
+            Subdirectory=req.Subdirectory,
+            S3StorageClass=req.S3StorageClass,
+            S3Config=S3AccessConfig(**(req.S3Config.model_dump() if req.S3Config else {})),
+            EndpointUrl=req.EndpointUrl,
+            FolderMarkers=req.FolderMarkers,
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_s3(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, S3Location)).describe()
+
+    async def update_location_s3(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationS3Request, request)
+        location = await self._location(req.LocationArn, S3Location)
+        changes = req.model_dump(exclude_none=True, exclude={"LocationArn"})
+        if req.S3Config is not None:
+            changes["S3Config"] = S3AccessConfig(**req.S3Config.model_dump())
+        await self._update("update_location", location.model_copy(update=changes))
+        return {}
+
+    async def create_location_object_storage(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationObjectStorageRequest, request)
+        arn = self._new_location_arn()
+        location = ObjectStorageLocation(
+            LocationArn=arn,
+            CreationTime=_now(),
+            AgentArns=tuple(req.AgentArns or ()),
+            ServerHostname=req.ServerHostname,
+            ServerPort=req.ServerPort or (443 if req.ServerProtocol == "HTTPS" else 80),
+            ServerProtocol=req.ServerProtocol,
+            BucketName=req.BucketName,
+            Subdirectory=req.Subdirectory,
+            AccessKey=req.AccessKey,
+            SecretKey=_sealed(req.SecretKey, arn),
+            ServerCertificate=req.ServerCertificate,
+            FolderMarkers=req.FolderMarkers,
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_object_storage(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, ObjectStorageLocation)).describe()
+
+    async def update_location_object_storage(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationObjectStorageRequest, request)
+        location = await self._location(req.LocationArn, ObjectStorageLocation)
+        changes = req.model_dump(exclude_none=True, exclude={"LocationArn", "SecretKey"})
+        if "AgentArns" in changes:
+            changes["AgentArns"] = tuple(changes["AgentArns"])
+        if "ServerProtocol" in changes and req.ServerPort is None:
+            changes["ServerPort"] = 443 if req.ServerProtocol == "HTTPS" else 80
+        if req.SecretKey is not None:
+            changes["SecretKey"] = _sealed(req.SecretKey, location.LocationArn)
+        await self._update("update_location", location.model_copy(update=changes))
+        return {}
+
+    def _new_location_arn(self) -> str:
+        return f"{arn_prefix(self.region, self.account)}location/{new_id('loc')}"
 
     async def list_locations(self, request: dict[str, Any]) -> Response:
         req = parse(ListLocationsRequest, request)
@@ -450,9 +530,14 @@ class Ferry:
                 return agent
         raise InvalidRequestException(f"AgentArn: agent {arn} does not exist.")
 
-    async def _location(self, arn: str) -> Location:
+    async def _location(self, arn: str, kind: type[L] = LocationBase) -> L:  # type: ignore[assignment]
         for location in await self._query("locations", list[Location]):
             if location.LocationArn == arn:
+                if not isinstance(location, kind):
+                    raise InvalidRequestException(
+                        f"LocationArn: location {arn} is not a {_KIND_NAMES[kind]} location "
+                        f"but {location.location_uri}."
+                    )
                 return location
         raise InvalidRequestException(f"LocationArn: location {arn} does not exist.")
 
@@ -544,6 +629,22 @@ def _version() -> str:
         return importlib.metadata.version("ferry")
     except importlib.metadata.PackageNotFoundError:  # run from a checkout, not installed
         return "unknown"
+
+
+_KIND_NAMES: dict[type, str] = {
+    LocalLocation: "local",
+    S3Location: "S3",
+    ObjectStorageLocation: "object storage",
+}
+
+
+def _sealed(secret: str | None, location_arn: str) -> str | None:
+    if secret is None:
+        return None
+    try:
+        return seal(secret, location_arn)
+    except SecretError as error:
+        raise InvalidRequestException(f"SecretKey: {error}") from None
 
 
 def _now() -> datetime:

@@ -104,6 +104,107 @@ class CreateLocationLocalRequest(Request):
     Tags: TagList = []
 
 
+_PARTITIONS = "(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b)"
+S3BucketArnValue = Annotated[
+    str,
+    Field(
+        max_length=268,
+        pattern=rf"^arn:{_PARTITIONS}:s3:::[a-zA-Z0-9.\-_]{{1,255}}$"
+        rf"|^arn:{_PARTITIONS}:s3:[a-z\-0-9]*:[0-9]{{12}}:accesspoint[/:][a-zA-Z0-9\-.]{{1,63}}$",
+    ),
+]
+S3SubdirectoryValue = Annotated[str, Field(max_length=4096, pattern=r"^[a-zA-Z0-9_\-\+\./\(\) ]*$")]
+S3StorageClassValue = Literal[
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_INSTANT_RETRIEVAL",
+]
+EndpointUrlValue = Annotated[str, Field(max_length=2048, pattern=r"^https?://[^\s/]+(/.*)?$")]
+ServerHostnameValue = Annotated[
+    str,
+    Field(
+        max_length=255,
+        pattern=r"^(([a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z0-9\-]*[A-Za-z0-9])$",
+    ),
+]
+ServerPortValue = Annotated[int, Field(ge=1, le=65535)]
+BucketNameValue = Annotated[
+    str, Field(min_length=3, max_length=63, pattern=r"^[a-zA-Z0-9_\-\+\./\(\)\$ ]+$")
+]
+ObjectStorageKeyValue = Annotated[str, Field(max_length=200)]
+
+
+def _check_certificate(text: str) -> str:
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError(
+            "ServerCertificate: give the PEM chain of the server's certificate authority "
+            "(-----BEGIN CERTIFICATE----- ...; on the command line, file://PATH)."
+        )
+    return text
+
+
+CertificateValue = Annotated[str, Field(max_length=32768), AfterValidator(_check_certificate)]
+
+
+class S3ConfigShape(Request):
+    BucketAccessRoleArn: Annotated[
+        str, Field(max_length=2048, pattern=rf"^arn:{_PARTITIONS}:iam::[0-9]{{12}}:role/.*$")
+    ]
+
+
+class CreateLocationS3Request(Request):
+    S3BucketArn: S3BucketArnValue
+    Subdirectory: S3SubdirectoryValue = ""
+    S3StorageClass: S3StorageClassValue = "STANDARD"
+    # Required by DataSync; optional here: without it the worker's own AWS credentials apply.
+    S3Config: S3ConfigShape | None = None
+    AgentArns: AgentArnList | None = None
+    Tags: TagList = []
+    EndpointUrl: EndpointUrlValue | None = None  # beyond DataSync: an S3-compatible service
+    FolderMarkers: Literal["ENABLED", "DISABLED"] = "ENABLED"  # beyond DataSync
+
+
+class UpdateLocationS3Request(Request):
+    LocationArn: LocationArnValue
+    Subdirectory: S3SubdirectoryValue | None = None
+    S3StorageClass: S3StorageClassValue | None = None
+    S3Config: S3ConfigShape | None = None
+    EndpointUrl: EndpointUrlValue | None = None
+    FolderMarkers: Literal["ENABLED", "DISABLED"] | None = None
+
+
+class CreateLocationObjectStorageRequest(Request):
+    ServerHostname: ServerHostnameValue
+    ServerPort: ServerPortValue | None = None  # 443 for HTTPS, 80 for HTTP
+    ServerProtocol: Literal["HTTPS", "HTTP"] = "HTTPS"
+    Subdirectory: S3SubdirectoryValue = ""
+    BucketName: BucketNameValue
+    AccessKey: ObjectStorageKeyValue | None = None
+    SecretKey: ObjectStorageKeyValue | None = None
+    AgentArns: AgentArnList | None = None
+    Tags: TagList = []
+    ServerCertificate: CertificateValue | None = None
+    FolderMarkers: Literal["ENABLED", "DISABLED"] = "ENABLED"  # beyond DataSync
+
+
+class UpdateLocationObjectStorageRequest(Request):
+    LocationArn: LocationArnValue
+    ServerHostname: ServerHostnameValue | None = None
+    ServerPort: ServerPortValue | None = None
+    ServerProtocol: Literal["HTTPS", "HTTP"] | None = None
+    Subdirectory: S3SubdirectoryValue | None = None
+    AccessKey: ObjectStorageKeyValue | None = None
+    SecretKey: ObjectStorageKeyValue | None = None
+    AgentArns: AgentArnList | None = None
+    ServerCertificate: CertificateValue | None = None
+    FolderMarkers: Literal["ENABLED", "DISABLED"] | None = None
+
+
 class LocationArnRequest(Request):
     LocationArn: LocationArnValue
 
@@ -251,6 +352,8 @@ _ARN_FORMS = {
 _ARN_FORMS["SourceLocationArn"] = _ARN_FORMS["DestinationLocationArn"] = _ARN_FORMS["LocationArn"]
 _ARN_FORMS["ResourceArn"] = "the ARN of an agent, a location, a task or a task execution"
 _ARN_FORMS["CloudWatchLogGroupArn"] = "a CloudWatch log group ARN"
+_ARN_FORMS["S3BucketArn"] = "an S3 bucket ARN (arn:aws:s3:::BUCKET) or access point ARN"
+_ARN_FORMS["S3Config.BucketAccessRoleArn"] = "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -293,6 +396,12 @@ SHAPES: dict[str, type[Request]] = {
     "DeleteAgent": AgentArnRequest,
     "CreateLocationLocal": CreateLocationLocalRequest,
     "DescribeLocationLocal": LocationArnRequest,
+    "CreateLocationS3": CreateLocationS3Request,
+    "DescribeLocationS3": LocationArnRequest,
+    "UpdateLocationS3": UpdateLocationS3Request,
+    "CreateLocationObjectStorage": CreateLocationObjectStorageRequest,
+    "DescribeLocationObjectStorage": LocationArnRequest,
+    "UpdateLocationObjectStorage": UpdateLocationObjectStorageRequest,
     "ListLocations": ListLocationsRequest,
     "DeleteLocation": LocationArnRequest,
     "CreateTask": CreateTaskRequest,

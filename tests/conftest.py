@@ -4,6 +4,7 @@ for the session on free ports of 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,21 @@ DROP_DAC = [
     "--inh-caps=-dac_override,-dac_read_search",
     "--bounding-set=-dac_override,-dac_read_search",
 ]
+
+
+# One secret key for every process of the session: the tests' own Ferry client seals location
+# secrets that the workers they start open. And the credentials of the S3 servers below, which
+# the workers find through the AWS SDK's standard chain, as they would on a real host.
+os.environ.setdefault("FERRY_SECRET_KEY", base64.b64encode(os.urandom(32)).decode())
+S3_ACCESS_KEY, S3_SECRET_KEY = "ferry-test-key", "ferry-test-secret"
+os.environ.update(
+    AWS_ACCESS_KEY_ID=S3_ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY=S3_SECRET_KEY,
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_EC2_METADATA_DISABLED="true",
+    AWS_CONFIG_FILE="/dev/null",
+    AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+)
 
 
 def free_port() -> int:
@@ -155,6 +172,77 @@ def run_cli(stack: Stack, *args: str, check: bool = False) -> subprocess.Complet
     if check and result.returncode != 0:
         raise AssertionError(f"ferry {' '.join(args)} failed: {result.stderr}")
     return result
+
+
+@dataclass
+class S3Server:
+    """An S3 server on 127.0.0.1 that checks the tests' credentials (rclone) or takes any
+    (moto). `root`: where rclone keeps the buckets, as folders of real files."""
+
+    endpoint: str
+    root: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rpartition(":")[2])
+
+    def client(self) -> Any:
+        import boto3
+        import botocore.config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            config=botocore.config.Config(s3={"addressing_style": "path"}),
+        )
+
+    def bucket(self, name: str) -> str:
+        """A new bucket; its name made unique in the session."""
+        unique = f"{name}-{os.urandom(3).hex()}"
+        self.client().create_bucket(Bucket=unique)
+        return unique
+
+
+def _wait_for_port(port: int, process: Popen) -> None:
+    for _ in range(200):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert process.poll() is None, "the S3 server did not start"
+        time.sleep(0.05)
+    raise AssertionError("the S3 server did not open its port")
+
+
+@pytest.fixture(scope="session")
+def rclone_s3() -> Iterator[S3Server]:
+    """`rclone serve s3` over a folder: real files on disk, SigV4 checked."""
+    root = Path(tempfile.mkdtemp(prefix="ferry-rclone-", dir="/tmp"))
+    port = free_port()
+    rclone = os.path.join(sysconfig.get_path("scripts"), "rclone")
+    process = subprocess.Popen(
+        [
+            rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--config", "/dev/null",
+            "--auth-key", f"{S3_ACCESS_KEY},{S3_SECRET_KEY}", str(root),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(root.with_suffix(".log"), "ab"),  # noqa: SIM115
+    )  # fmt: skip
+    _wait_for_port(port, process)
+    yield S3Server(f"http://127.0.0.1:{port}", root)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[S3Server]:
+    """moto's S3 (and STS): tags, flexible checksums, GetObjectAttributes."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield S3Server(f"http://{host}:{port}")
+    server.stop()
 
 
 sys.path.insert(0, os.path.dirname(__file__))

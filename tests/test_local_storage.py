@@ -24,9 +24,9 @@ def test_a_link_in_the_destination_never_leads_a_write_outside(workdir: Path) ->
     storage = LocalStorage(str(root))
 
     with pytest.raises(OSError, match="symbolic link is in the way"):
-        storage.create_file("a/x")
+        storage.create_file("a/x", Entry("a/x", FILE), KEEP_ALL)
     with pytest.raises(OSError, match="symbolic link is in the way"):
-        storage.create_file("a/deeper/x")
+        storage.create_file("a/deeper/x", Entry("a/deeper/x", FILE), KEEP_ALL)
     with pytest.raises(FileExistsError):
         storage.make_dir("a")
     with pytest.raises(OSError, match="symbolic link is in the way"):
@@ -74,10 +74,10 @@ def test_a_leftover_temporary_name_sharing_the_final_inode_is_not_written_throug
     os.link(final, root / temp_name("exec-1", "data.bin"))
     storage = LocalStorage(str(root), "exec-1")
 
-    writer = storage.create_file("data.bin")
+    writer = storage.create_file("data.bin", Entry("data.bin", FILE, size=3), KEEP_ALL)
     writer.write(b"new")
     assert final.read_bytes() == b"complete old copy"
-    committed = writer.commit(Entry("data.bin", FILE, size=3), KEEP_ALL, exclusive=True)
+    committed = writer.commit(exclusive=True)
 
     assert not committed  # OverwriteMode=NEVER: the file already there stays
     assert final.read_bytes() == b"complete old copy"

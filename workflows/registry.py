@@ -218,7 +218,27 @@ class RegistryWorkflow:
     async def create_location(
         self, location: Location, tags: list[TagListEntry] | None = None
     ) -> None:
-        # Checked from where the location will be used: on its first agent, if it has any.
+        await self._check_location(location)
+        self.state.locations[location.LocationArn] = location
+        if tags:
+            self.state.tags[location.LocationArn] = tags
+
+    @workflow.update
+    async def update_location(self, location: Location) -> None:
+        await self._check_location(location)
+        self.state.locations[location.LocationArn] = location
+
+    @update_location.validator
+    def _validate_update_location(self, location: Location) -> None:
+        before = self._location(location.LocationArn, "LocationArn")
+        if before.LocationType != location.LocationType:
+            raise invalid_request(
+                f"Location {location.LocationArn} is a {before.LocationType} location."
+            )
+        self._check_agents(location)
+
+    async def _check_location(self, location: Location) -> None:
+        """Checked from where the location will be used: on its first agent, if it has any."""
         agent = location.AgentArns[0] if location.AgentArns else None
         try:
             await workflow.execute_activity(
@@ -227,6 +247,7 @@ class RegistryWorkflow:
                 task_queue=agent_task_queue(agent) if agent else workflow.info().task_queue,
                 start_to_close_timeout=timedelta(seconds=60),
                 schedule_to_start_timeout=AGENT_ANSWER if agent else None,
+                retry_policy=_FEW_TRIES,
             )
         except ActivityError as error:
             cause = error.cause
@@ -238,9 +259,6 @@ class RegistryWorkflow:
                     f"{AGENT_ANSWER.seconds} s to check the location; is it ONLINE?"
                 ) from None
             raise invalid_request(str(error)) from None
-        self.state.locations[location.LocationArn] = location
-        if tags:
-            self.state.tags[location.LocationArn] = tags
 
     @create_location.validator
     def _validate_create_location(
@@ -249,6 +267,9 @@ class RegistryWorkflow:
         self._check_room()
         if location.LocationArn in self.state.locations:
             raise invalid_request(f"Location {location.LocationArn} already exists.")
+        self._check_agents(location)
+
+    def _check_agents(self, location: Location) -> None:
         if len(location.AgentArns) > MAX_AGENTS_PER_LOCATION:
             raise invalid_request(
                 f"AgentArns: a location has at most {MAX_AGENTS_PER_LOCATION} agents."
@@ -630,13 +651,10 @@ class RegistryWorkflow:
 
 
 def _check_not_nested(source: Location, destination: Location) -> None:
-    """Copying a local folder into itself (or its parent into it) never ends. (Folders seen
-    by different agents, or by agents and the ordinary workers, are on different hosts.)"""
-    if set(source.AgentArns) != set(destination.AgentArns):
-        return
-    a, b = source.Path.rstrip("/") + "/", destination.Path.rstrip("/") + "/"
-    if a.startswith(b) or b.startswith(a):
+    """Copying a folder into itself (or its parent into it) never ends."""
+    (where, a), (there, b) = source.tree, destination.tree
+    if where == there and (a.startswith(b) or b.startswith(a)):
         raise invalid_request(
-            f"The source ({source.Path}) and destination ({destination.Path}) folders are "
-            "inside one another; choose folders that do not contain each other."
+            f"The source ({source.location_uri}) and destination ({destination.location_uri}) "
+            "are inside one another; choose folders that do not contain each other."
         )

@@ -86,15 +86,6 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
-class Capabilities:
-    posix_metadata: bool  # mode, uid and gid
-    hard_links: bool
-    symlinks: bool
-    devices: bool
-    time_resolution_ns: int
-
-
-@dataclass(frozen=True, slots=True)
 class MetadataPolicy:
     """Which metadata a transfer writes and compares, from the task's Options."""
 
@@ -185,9 +176,9 @@ class Writer(Protocol):
 
     def write(self, data: bytes | memoryview) -> None: ...
 
-    def commit(self, entry: Entry, policy: MetadataPolicy, *, exclusive: bool) -> bool:
-        """Set metadata from `entry`, then move into place. With `exclusive`, an existing file
-        is left alone and False is returned."""
+    def commit(self, *, exclusive: bool) -> bool:
+        """Set the metadata given to `create_file`, then move into place. With `exclusive`, an
+        existing file is left alone and False is returned."""
         ...
 
     def abort(self) -> None: ...
@@ -196,8 +187,6 @@ class Writer(Protocol):
 class Storage(ABC):
     """One location's file tree, as the worker reaches it. Paths never leave the location: an
     adapter resolves them beneath its root without following links."""
-
-    capabilities: Capabilities
 
     def close(self) -> None:  # noqa: B027 - adapters without resources to free have nothing to do
         """Free connections and descriptors."""
@@ -222,7 +211,18 @@ class Storage(ABC):
     def close_reader(self, reader: Reader) -> None: ...
 
     @abstractmethod
-    def create_file(self, path: str) -> Writer: ...
+    def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> Writer:
+        """A new file that will get `entry`'s metadata (as `policy` keeps it); `entry.size` is
+        what is expected to be written."""
+
+    def keeps_folder_metadata(self, path: str) -> bool:
+        """Whether the folder `path` ("" for the root) keeps metadata. Where it does not, it is
+        taken to have the source's, so that it is never written nor found different."""
+        return True
+
+    def take_rejected(self) -> list[tuple[str, str]]:
+        """Names the last listings left out because no file can have them, with the reason."""
+        return []
 
     @abstractmethod
     def make_dir(self, path: str) -> bool:

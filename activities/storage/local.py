@@ -26,7 +26,6 @@ from activities.storage.base import (
     SOCKET,
     SYMLINK,
     TRANSIENT_ERRNOS,
-    Capabilities,
     Entry,
     MetadataError,
     MetadataPolicy,
@@ -163,23 +162,27 @@ class _FileReader:
 class _FileWriter:
     """Writes under the temporary name, then renames it into place, in one folder."""
 
-    __slots__ = ("fd", "final", "folder", "temp")
+    __slots__ = ("entry", "fd", "final", "folder", "policy", "temp")
 
-    def __init__(self, fd: int, folder: int, temp: str, final: str) -> None:
+    def __init__(
+        self, fd: int, folder: int, temp: str, final: str, entry: Entry, policy: MetadataPolicy
+    ) -> None:
         self.fd = fd
         self.folder = folder  # its own descriptor of the folder, closed at the end
         self.temp = temp
         self.final = final
+        self.entry = entry
+        self.policy = policy
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view) :]
 
-    def commit(self, entry: Entry, policy: MetadataPolicy, *, exclusive: bool) -> bool:
+    def commit(self, *, exclusive: bool) -> bool:
         fd, self.fd = self.fd, -1
         try:
-            _set_fd_metadata(fd, entry, policy, created=True)
+            _set_fd_metadata(fd, self.entry, self.policy, created=True)
         finally:
             os.close(fd)
         placed = _place(self.folder, self.temp, self.final, exclusive=exclusive)
@@ -262,10 +265,6 @@ def _default_mode(entry: Entry) -> int:
 
 
 class LocalStorage(Storage):
-    capabilities = Capabilities(
-        posix_metadata=True, hard_links=True, symlinks=True, devices=True, time_resolution_ns=1
-    )
-
     def __init__(self, root: str, temp_tag: str = "") -> None:
         self.root = root.rstrip("/") or "/"
         self._temp_tag = temp_tag
@@ -382,7 +381,7 @@ class LocalStorage(Storage):
     def close_reader(self, reader: _FileReader) -> None:  # type: ignore[override]
         os.close(reader.fd)
 
-    def create_file(self, path: str) -> _FileWriter:
+    def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> _FileWriter:
         folder, name = self._parent(path, create=True)
         temp = temp_name(self._temp_tag, path)
         # A leftover of an earlier attempt may share its inode with the final name (a crash
@@ -391,7 +390,7 @@ class LocalStorage(Storage):
             os.unlink(temp, dir_fd=folder)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
         fd = os.open(temp, flags, 0o600, dir_fd=folder)
-        return _FileWriter(fd, os.dup(folder), temp, name)
+        return _FileWriter(fd, os.dup(folder), temp, name, entry, policy)
 
     def make_dir(self, path: str) -> bool:
         if not path:

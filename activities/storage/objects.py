@@ -1,0 +1,665 @@
+"""S3 and self-managed object storage (any S3-compatible server), through boto3.
+
+A bucket prefix is shown to the rest of Ferry as a file tree, the way DataSync writes one:
+`/`-separated keys are paths, a directory is an empty object whose key ends in `/`, and POSIX
+metadata rides in user metadata under DataSync's keys (`file-mtime`, `file-atime`, `file-owner`,
+`file-group`, `file-permissions`, the latter with the file type bits, so that a symbolic link,
+stored as an object holding its target, comes back as a link). Objects without that metadata
+get DataSync's defaults: uid and gid 65534, mode 0644 (0755 for folders), LastModified as mtime.
+
+Uploads stream: a file up to one part is one PutObject, a larger one a multipart upload with
+parts sent in parallel and sized so that no file needs more than S3's 10,000 parts; at most
+PARTS_IN_FLIGHT parts are held in memory. Each request carries a SHA-256 flexible checksum, and
+the checksum the server returns, where it returns one, must be the one Ferry computed. A failed
+upload is aborted, and a multipart upload of the same key left by a crashed attempt is aborted
+before the key is written again.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import hashlib
+import os
+import stat
+import tempfile
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from activities.secrets import SecretError, unseal
+from activities.storage.base import (
+    DIR,
+    FILE,
+    SYMLINK,
+    Entry,
+    MetadataPolicy,
+    Storage,
+    StorageError,
+)
+from models.errors import ErrorCode
+from models.locations import ObjectLocation, ObjectStorageLocation, S3Location
+
+MIB = 1 << 20
+PART_SIZE = 8 * MIB  # S3's minimum is 5 MiB; s3transfer's default is 8
+MAX_PARTS = 10_000
+PARTS_IN_FLIGHT = 4
+HEADS_IN_FLIGHT = 16  # objects whose metadata a listing reads at once
+DELETE_BATCH = 1000  # keys per DeleteObjects request, S3's maximum
+
+DEFAULT_ID = 65534  # DataSync's uid and gid where the source has none
+DEFAULT_FILE_MODE = 0o644
+DEFAULT_DIR_MODE = 0o755
+
+META_MTIME = "file-mtime"
+META_ATIME = "file-atime"
+META_OWNER = "file-owner"
+META_GROUP = "file-group"
+META_PERMISSIONS = "file-permissions"
+_TYPE_BITS = {FILE: stat.S_IFREG, DIR: stat.S_IFDIR, SYMLINK: stat.S_IFLNK}
+
+# Answers that say the whole location is unusable, not one object.
+_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
+_MISSING_BUCKET = {"NoSuchBucket"}
+_MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
+_BUSY = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503", "500"}
+
+
+def part_size(size: int) -> int:
+    """Parts of at least PART_SIZE, whole MiB, few enough for S3's 10,000-part limit."""
+    needed = -(-size // MAX_PARTS)
+    return max(PART_SIZE, -(-needed // MIB) * MIB)
+
+
+def sha256_b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+class IntegrityError(OSError):
+    """The server stored other bytes than Ferry sent (retried: the network may have flipped a
+    bit)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(errno.EIO, message)
+
+
+# --- metadata ------------------------------------------------------------------------------
+
+
+def user_metadata(entry: Entry, policy: MetadataPolicy) -> dict[str, str]:
+    metadata: dict[str, str] = {}
+    if policy.mtime:
+        metadata[META_MTIME] = f"{entry.mtime_ns}ns"
+        if policy.atime:
+            metadata[META_ATIME] = f"{entry.atime_ns}ns"
+    if policy.uid and entry.uid >= 0:
+        metadata[META_OWNER] = str(entry.uid)
+    if policy.gid and entry.gid >= 0:
+        metadata[META_GROUP] = str(entry.gid)
+    if policy.mode or entry.kind == SYMLINK:  # a link is known by its type bits
+        mode = entry.mode if policy.mode else 0o777
+        metadata[META_PERMISSIONS] = f"0{_TYPE_BITS.get(entry.kind, 0) | mode:o}"
+    return metadata
+
+
+def _number(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip().removesuffix("ns"))
+    except ValueError:
+        return None
+
+
+def entry_from_object(
+    path: str, size: int, last_modified: datetime | None, metadata: dict[str, str], kind: str
+) -> Entry:
+    """An entry from an object's size, LastModified and user metadata (keys in any case: some
+    servers change it)."""
+    meta = {key.lower(): value for key, value in metadata.items()}
+    mtime = _number(meta.get(META_MTIME))
+    if mtime is None:
+        mtime = int(last_modified.timestamp()) * 1_000_000_000 if last_modified else 0
+    atime = _number(meta.get(META_ATIME))
+    permissions = meta.get(META_PERMISSIONS)
+    mode = DEFAULT_DIR_MODE if kind == DIR else DEFAULT_FILE_MODE
+    if permissions is not None:
+        try:
+            bits = int(permissions, 8)
+        except ValueError:
+            bits = None
+        if bits is not None:
+            mode = bits & 0o7777
+            if kind == FILE and stat.S_IFMT(bits) == stat.S_IFLNK:
+                kind = SYMLINK
+    uid, gid = _number(meta.get(META_OWNER)), _number(meta.get(META_GROUP))
+    return Entry(
+        path,
+        kind,
+        size=0 if kind == DIR else size,
+        mtime_ns=mtime,
+        atime_ns=mtime if atime is None else atime,
+        mode=mode,
+        uid=DEFAULT_ID if uid is None else uid,
+        gid=DEFAULT_ID if gid is None else gid,
+    )
+
+
+def _folder(path: str) -> Entry:
+    """A folder that only exists as the common prefix of its objects."""
+    return Entry(path, DIR, mode=DEFAULT_DIR_MODE, uid=DEFAULT_ID, gid=DEFAULT_ID)
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def _code(error: botocore.exceptions.ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _status(error: botocore.exceptions.ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+@contextlib.contextmanager
+def _translated(where: str, key: str = "") -> Iterator[None]:
+    """botocore's exceptions as the OS errors and StorageErrors the phases understand: a missing
+    key is FileNotFoundError, a refused or unreachable location a StorageError, a busy server
+    a transient error."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as error:
+        code, status = _code(error), _status(error)
+        message = error.response.get("Error", {}).get("Message") or code
+        if code in _MISSING_KEY or (status == 404 and code not in _MISSING_BUCKET):
+            raise FileNotFoundError(errno.ENOENT, "no such object", key) from None
+        if code in _DENIED or status == 403:
+            raise StorageError(
+                f"{where}: access denied ({code}: {message}); check the credentials and the "
+                "bucket's policy",
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            ) from None
+        if code in _MISSING_BUCKET:
+            raise StorageError(
+                f"{where}: the bucket does not exist", code=ErrorCode.LOCATION_UNAVAILABLE
+            ) from None
+        if code in _BUSY or status >= 500:
+            raise OSError(errno.EAGAIN, f"{code or status}: {message}", key) from None
+        raise OSError(errno.EINVAL, f"{code or status}: {message}", key) from None
+    except botocore.exceptions.SSLError as error:
+        raise StorageError(
+            f"{where}: the server's TLS certificate is not trusted ({error}); give the "
+            "location a ServerCertificate with the chain of its certificate authority",
+            code=ErrorCode.LOCATION_UNAVAILABLE,
+        ) from None
+    except botocore.exceptions.NoCredentialsError:
+        raise StorageError(
+            f"{where}: no AWS credentials found for this worker (AWS_ACCESS_KEY_ID, a profile, "
+            "or an instance role)",
+            code=ErrorCode.LOCATION_UNAVAILABLE,
+        ) from None
+    except (
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ConnectionClosedError,
+        botocore.exceptions.ReadTimeoutError,
+        botocore.exceptions.ConnectTimeoutError,
+    ) as error:
+        raise ConnectionError(f"{where}: {error}") from None
+
+
+# --- the storage ---------------------------------------------------------------------------
+
+
+class _ObjectReader:
+    __slots__ = ("body", "entry", "etag")
+
+    def __init__(self, body: Any, entry: Entry, etag: str) -> None:
+        self.body = body
+        self.entry = entry
+        self.etag = etag
+
+    def read(self, size: int) -> bytes:
+        with _translated("read", self.entry.path):
+            return self.body.read(size)  # type: ignore[no-any-return]
+
+    def stat(self) -> Entry:
+        return self.entry
+
+    def version(self) -> str:
+        return self.etag  # one GET reads one version of the object
+
+
+class _ObjectWriter:
+    """Bytes go out as they come: one PutObject at commit for a file of one part, else the
+    parts of a multipart upload while the file is read."""
+
+    def __init__(
+        self, storage: ObjectStorage, path: str, entry: Entry, policy: MetadataPolicy
+    ) -> None:
+        self.storage = storage
+        self.path = path
+        self.key = storage.key(path)
+        self.entry = entry
+        self.metadata = user_metadata(entry, policy)
+        self.part_size = part_size(entry.size)
+        self.buffer = bytearray()
+        self.hash = hashlib.sha256()  # of a single-part object
+        self.upload_id: str | None = None
+        self.parts: list[Future[dict[str, Any]]] = []
+        self.in_flight = threading.BoundedSemaphore(PARTS_IN_FLIGHT)
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.buffer += data
+        while len(self.buffer) >= self.part_size:
+            part = bytes(self.buffer[: self.part_size])
+            del self.buffer[: self.part_size]
+            self._send_part(part)
+
+    def _send_part(self, data: bytes) -> None:
+        if self.upload_id is None:
+            self.storage.abort_uploads(self.key)  # a crashed attempt's, of this key
+            with _translated("upload", self.path):
+                self.upload_id = self.storage.client.create_multipart_upload(
+                    **self.storage.put_arguments(self.key, self.metadata),
+                    ChecksumAlgorithm="SHA256",
+                )["UploadId"]
+        self.in_flight.acquire()  # bounds the parts held in memory
+        number = len(self.parts) + 1
+        try:
+            future = self.storage.threads.submit(self._upload_part, number, data)
+        except BaseException:
+            self.in_flight.release()
+            raise
+        self.parts.append(future)
+
+    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+        try:
+            checksum = sha256_b64(hashlib.sha256(data).digest())
+            with _translated("upload", self.path):
+                answer = self.storage.client.upload_part(
+                    Bucket=self.storage.bucket,
+                    Key=self.key,
+                    UploadId=self.upload_id,
+                    PartNumber=number,
+                    Body=data,
+                    ChecksumSHA256=checksum,
+                )
+            _check_checksum(answer, checksum, self.path, f"part {number}")
+            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+        finally:
+            self.in_flight.release()
+
+    def commit(self, *, exclusive: bool) -> bool:
+        if exclusive and self.storage.stat(self.path) is not None:
+            self.abort()
+            return False
+        if self.upload_id is None:
+            body = bytes(self.buffer)
+            checksum = sha256_b64(hashlib.sha256(body).digest())
+            with _translated("upload", self.path):
+                answer = self.storage.client.put_object(
+                    **self.storage.put_arguments(self.key, self.metadata),
+                    Body=body,
+                    ChecksumSHA256=checksum,
+                )
+            _check_checksum(answer, checksum, self.path, "object")
+            return True
+        if self.buffer or not self.parts:
+            self._send_part(bytes(self.buffer))
+            self.buffer.clear()
+        parts = [future.result() for future in self.parts]
+        composite = hashlib.sha256(
+            b"".join(base64.b64decode(part["ChecksumSHA256"]) for part in parts)
+        ).digest()
+        with _translated("upload", self.path):
+            answer = self.storage.client.complete_multipart_upload(
+                Bucket=self.storage.bucket,
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        self.upload_id = None
+        _check_checksum(answer, f"{sha256_b64(composite)}-{len(parts)}", self.path, "object")
+        return True
+
+    def abort(self) -> None:
+        for future in self.parts:
+            future.cancel()
+        for future in self.parts:
+            with contextlib.suppress(BaseException):
+                future.result()
+        self.parts.clear()
+        self.buffer.clear()
+        if self.upload_id is not None:
+            upload_id, self.upload_id = self.upload_id, None
+            with contextlib.suppress(Exception):
+                self.storage.client.abort_multipart_upload(
+                    Bucket=self.storage.bucket, Key=self.key, UploadId=upload_id
+                )
+
+
+def _check_checksum(answer: dict[str, Any], sent: str, path: str, what: str) -> None:
+    returned = answer.get("ChecksumSHA256")
+    if returned and returned != sent:
+        raise IntegrityError(
+            f"the server stored the {what} with SHA-256 {returned}, but Ferry sent {sent}"
+        )
+
+
+class ObjectStorage(Storage):
+    def __init__(self, location: ObjectLocation, temp_tag: str = "") -> None:
+        self.location = location
+        self.where = location.location_uri
+        prefix = location.Subdirectory.strip("/")
+        self.prefix = prefix + "/" if prefix else ""
+        self.storage_class: str | None = None
+        self._ca_file: str | None = None
+        if isinstance(location, S3Location):
+            self.bucket = location.bucket
+            self.storage_class = location.S3StorageClass
+            self.client = _s3_client(location)
+        else:
+            self.bucket = location.BucketName
+            self.client = self._object_storage_client(location)
+        self._threads: ThreadPoolExecutor | None = None
+        self._rejected: list[tuple[str, str]] = []
+        self.markers = location.FolderMarkers == "ENABLED"
+
+    def _object_storage_client(self, location: ObjectStorageLocation) -> Any:
+        secret = None
+        if location.SecretKey is not None:
+            try:
+                secret = unseal(location.SecretKey, location.LocationArn)
+            except SecretError as error:
+                raise StorageError(str(error), code=ErrorCode.LOCATION_UNAVAILABLE) from None
+        verify: bool | str = True
+        if location.ServerCertificate:
+            handle, self._ca_file = tempfile.mkstemp(prefix="ferry-ca-", suffix=".pem")
+            with os.fdopen(handle, "w", encoding="ascii") as file:
+                file.write(location.ServerCertificate)
+            verify = self._ca_file
+        session = boto3.session.Session(
+            aws_access_key_id=location.AccessKey or "",
+            aws_secret_access_key=secret or "",
+            region_name="us-east-1",
+        )
+        return session.client(
+            "s3", endpoint_url=location.endpoint_url, verify=verify, config=_CONFIG_PATH_STYLE
+        )
+
+    @property
+    def threads(self) -> ThreadPoolExecutor:
+        """For parts in flight and metadata reads; made on first use."""
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(HEADS_IN_FLIGHT, thread_name_prefix="ferry-s3")
+        return self._threads
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+            self._threads = None
+        if self._ca_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._ca_file)
+            self._ca_file = None
+
+    # --- keys ----------------------------------------------------------------------------------
+
+    def key(self, path: str) -> str:
+        return self.prefix + path
+
+    def _folder_key(self, path: str) -> str:
+        return self.prefix + path + "/" if path else self.prefix
+
+    def put_arguments(self, key: str, metadata: dict[str, str]) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Metadata": metadata}
+        if self.storage_class and self.storage_class != "STANDARD":
+            arguments["StorageClass"] = self.storage_class
+        return arguments
+
+    def keeps_folder_metadata(self, path: str) -> bool:
+        # In a marker, which the bucket's own root has not.
+        return self.markers and bool(path or self.prefix)
+
+    def take_rejected(self) -> list[tuple[str, str]]:
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
+    # --- the interface -------------------------------------------------------------------------
+
+    def check(self, *, writable: bool) -> None:
+        try:
+            with _translated(self.where):
+                self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+        except ConnectionError as error:
+            raise StorageError(
+                f"cannot reach the server: {error}", code=ErrorCode.LOCATION_UNAVAILABLE
+            ) from None
+        except OSError as error:
+            raise StorageError(
+                f"{self.where}: {error.strerror}", code=ErrorCode.LOCATION_UNAVAILABLE
+            ) from None
+
+    def _head(self, key: str, path: str, kind: str) -> Entry | None:
+        try:
+            with _translated(self.where, path):
+                answer = self.client.head_object(Bucket=self.bucket, Key=key)
+        except FileNotFoundError:
+            return None
+        return entry_from_object(
+            path, answer["ContentLength"], answer.get("LastModified"), answer["Metadata"], kind
+        )
+
+    def stat(self, path: str) -> Entry | None:
+        if not path:
+            marker = self._head(self.prefix, "", DIR) if self.keeps_folder_metadata("") else None
+            return marker or _folder("")
+        entry = self._head(self.key(path), path, FILE)
+        if entry is not None:
+            if entry.kind == SYMLINK:
+                entry.target = self._target(path)
+            return entry
+        marker = self._head(self._folder_key(path), path, DIR) if self.markers else None
+        if marker is not None:
+            return marker
+        with _translated(self.where, path):
+            inside = self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self._folder_key(path), MaxKeys=1
+            )
+        if inside.get("KeyCount"):
+            return _folder(path)
+        return None
+
+    def _target(self, path: str) -> str:
+        with _translated(self.where, path):
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"]
+            return body.read().decode(errors="surrogateescape")  # type: ignore[no-any-return]
+
+    def list_dir(self, path: str) -> list[Entry]:
+        folder = self._folder_key(path)
+        base = path + "/" if path else ""
+        files: list[tuple[str, str]] = []  # (path, key) of objects, whose metadata is read next
+        folders: list[str] = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=folder, Delimiter="/"
+        )
+        with _translated(self.where, path):
+            for page in pages:
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len(folder) : -1]
+                    if self._acceptable(base, name):
+                        folders.append(base + name)
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(folder) :]
+                    if name and self._acceptable(base, name):  # "" is the folder's own marker
+                        files.append((base + name, item["Key"]))
+        if not files and not folders and path and self.stat(path) is None:
+            raise FileNotFoundError(errno.ENOENT, "no such folder", path)
+        heads = list(self.threads.map(lambda f: self._head(f[1], f[0], FILE), files))
+        if self.markers:
+            markers = self.threads.map(lambda p: self._head(self._folder_key(p), p, DIR), folders)
+            found = [m or _folder(p) for m, p in zip(markers, folders, strict=True)]
+        else:
+            found = [_folder(p) for p in folders]
+        for entry in heads:
+            if entry is None:
+                continue  # deleted since it was listed
+            if entry.kind == SYMLINK:
+                entry.target = self._target(entry.path)
+            found.append(entry)
+        return found
+
+    def _acceptable(self, base: str, name: str) -> bool:
+        """Keys that cannot be a path in a file tree are left out, each named once."""
+        if name in ("", ".", ".."):
+            self._rejected.append(
+                (base + name, f"the key has a {name!r} segment, which no file can be named")
+            )
+            return False
+        if "\0" in name:
+            self._rejected.append((base + name, "the key holds a NUL character"))
+            return False
+        return True
+
+    def open_read(self, path: str) -> _ObjectReader:
+        with _translated(self.where, path):
+            answer = self.client.get_object(Bucket=self.bucket, Key=self.key(path))
+        entry = entry_from_object(
+            path, answer["ContentLength"], answer.get("LastModified"), answer["Metadata"], FILE
+        )
+        return _ObjectReader(answer["Body"], entry, answer.get("ETag", ""))
+
+    def close_reader(self, reader: _ObjectReader) -> None:  # type: ignore[override]
+        reader.body.close()
+
+    def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> _ObjectWriter:
+        return _ObjectWriter(self, path, entry, policy)
+
+    def abort_uploads(self, key: str) -> None:
+        with _translated(self.where, key):
+            answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+            for upload in answer.get("Uploads", []):
+                if upload["Key"] == key:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
+                    )
+
+    def _put(self, key: str, body: bytes, metadata: dict[str, str], path: str) -> None:
+        with _translated(self.where, path):
+            self.client.put_object(**self.put_arguments(key, metadata), Body=body)
+
+    def make_dir(self, path: str) -> bool:
+        if not self.keeps_folder_metadata(path):
+            return False  # a prefix exists through the objects under it
+        if self._head(self._folder_key(path), path, DIR) is not None:
+            return False
+        self._put(self._folder_key(path), b"", {}, path)
+        return True
+
+    def _exclusive_conflict(self, path: str, exclusive: bool) -> bool:
+        return exclusive and self.stat(path) is not None
+
+    def make_symlink(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        if self._exclusive_conflict(path, exclusive):
+            return False
+        target = (entry.target or "").encode(errors="surrogateescape")
+        self._put(self.key(path), target, user_metadata(entry, policy), path)
+        return True
+
+    def make_special(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        raise OSError(errno.EOPNOTSUPP, "object storage cannot hold devices or named pipes", path)
+
+    def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
+        """Object storage has no links: the second name becomes a copy, made by the server."""
+        if self._exclusive_conflict(path, exclusive):
+            return False
+        with _translated(self.where, path):
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=self.key(path),
+                CopySource={"Bucket": self.bucket, "Key": self.key(existing)},
+            )
+        return True
+
+    def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+        metadata = user_metadata(entry, policy)
+        if entry.kind == DIR:
+            if self.keeps_folder_metadata(path):
+                self._put(self._folder_key(path), b"", metadata, path)
+            return
+        key = self.key(path)
+        # A copy onto itself is the only way S3 changes an object's metadata.
+        with _translated(self.where, path):
+            self.client.copy_object(
+                **self.put_arguments(key, metadata),
+                CopySource={"Bucket": self.bucket, "Key": key},
+                MetadataDirective="REPLACE",
+            )
+
+    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+        if kind != DIR:
+            with _translated(self.where, path):
+                self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
+            return 1
+        folder = self._folder_key(path)
+        keys = [folder]
+        if recursive:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=folder
+            )
+            with _translated(self.where, path):
+                keys += [item["Key"] for page in pages for item in page.get("Contents", [])]
+        keys = list(dict.fromkeys(keys))
+        for start in range(0, len(keys), DELETE_BATCH):
+            chunk = keys[start : start + DELETE_BATCH]
+            with _translated(self.where, path):
+                self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True},
+                )
+        return len(keys)
+
+
+_RETRIES = {"mode": "standard", "max_attempts": 5}
+_CONFIG_PATH_STYLE = botocore.config.Config(
+    s3={"addressing_style": "path"},
+    retries=_RETRIES,  # type: ignore[arg-type]
+    max_pool_connections=HEADS_IN_FLIGHT + PARTS_IN_FLIGHT,
+)
+_CONFIG = botocore.config.Config(
+    retries=_RETRIES,  # type: ignore[arg-type]
+    max_pool_connections=HEADS_IN_FLIGHT + PARTS_IN_FLIGHT,
+)
+
+
+def _s3_client(location: S3Location) -> Any:
+    """The worker's AWS credential chain; through STS when the location names a role."""
+    session = boto3.session.Session()
+    region = session.region_name or "us-east-1"
+    custom = location.EndpointUrl or os.environ.get("AWS_ENDPOINT_URL_S3")
+    config = _CONFIG_PATH_STYLE if custom else _CONFIG
+    role = location.S3Config.BucketAccessRoleArn
+    if role:
+        with _translated(location.location_uri):
+            credentials = session.client("sts", region_name=region).assume_role(
+                RoleArn=role, RoleSessionName="ferry"
+            )["Credentials"]
+        session = boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+    return session.client(
+        "s3", region_name=region, endpoint_url=location.EndpointUrl, config=config
+    )
