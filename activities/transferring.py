@@ -172,6 +172,7 @@ class BatchTransfer:
             mode=before.mode,
             uid=before.uid,
             gid=before.gid,
+            attributes=before.attributes,
         )
         try:
             writer = self.destination.create_file(path, written, self.policy)

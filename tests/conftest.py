@@ -213,24 +213,40 @@ def _wait_for_port(port: int, process: Popen) -> None:
     raise AssertionError("the S3 server did not open its port")
 
 
-@pytest.fixture(scope="session")
-def rclone_s3() -> Iterator[S3Server]:
-    """`rclone serve s3` over a folder: real files on disk, SigV4 checked."""
-    root = Path(tempfile.mkdtemp(prefix="ferry-rclone-", dir="/tmp"))
+@dataclass
+class RcloneS3:
+    process: Popen
+    port: int
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_rclone_s3(root: Path, *options: str) -> RcloneS3:
+    """`rclone serve s3` over `root` (its folders are the buckets), with the tests' keys."""
+    root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     rclone = os.path.join(sysconfig.get_path("scripts"), "rclone")
     process = subprocess.Popen(
         [
             rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--config", "/dev/null",
-            "--auth-key", f"{S3_ACCESS_KEY},{S3_SECRET_KEY}", str(root),
+            "--auth-key", f"{S3_ACCESS_KEY},{S3_SECRET_KEY}", *options, str(root),
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(root.with_suffix(".log"), "ab"),  # noqa: SIM115
     )  # fmt: skip
     _wait_for_port(port, process)
-    yield S3Server(f"http://127.0.0.1:{port}", root)
-    process.terminate()
-    process.wait(timeout=10)
+    return RcloneS3(process, port)
+
+
+@pytest.fixture(scope="session")
+def rclone_s3() -> Iterator[S3Server]:
+    """`rclone serve s3` over a folder: real files on disk, SigV4 checked."""
+    root = Path(tempfile.mkdtemp(prefix="ferry-rclone-", dir="/tmp"))
+    server = start_rclone_s3(root)
+    yield S3Server(f"http://127.0.0.1:{server.port}", root)
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,17 +4,34 @@ serve s3` (real files, SigV4 checked) and moto (checksums, multipart details, ST
 from __future__ import annotations
 
 import base64
+import datetime
+import hashlib
+import ipaddress
 import json
 import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, Stack
-from helpers import differences, empty_folder, run, write
+from conftest import (
+    S3_ACCESS_KEY,
+    S3_SECRET_KEY,
+    S3Server,
+    Stack,
+    free_port,
+    start_rclone_s3,
+)
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from helpers import differences, empty_folder, run, start, until, wait, write
 
 from models.arn import execution_id
 from models.errors import InvalidRequestException
+from starter.client import connect
 from starter.operations import Ferry
 
 OLD = 1_500_000_000_123_456_789  # a file time with nanoseconds, 2017
@@ -179,3 +196,223 @@ def decoded_payloads(document: Any) -> str:
     if "metadata" in document and isinstance(document.get("data"), str):
         found.append(base64.b64decode(document["data"]).decode(errors="replace"))
     return "\n".join(found)
+
+
+MIB = 1 << 20
+
+
+def composite_sha256(data: bytes, part: int) -> str:
+    """S3's checksum of a multipart object: SHA-256 of the parts' SHA-256s, and their number."""
+    digests = [hashlib.sha256(data[i : i + part]).digest() for i in range(0, len(data), part)]
+    joined = hashlib.sha256(b"".join(digests)).digest()
+    return f"{base64.b64encode(joined).decode()}-{len(digests)}"
+
+
+async def test_a_large_file_goes_up_in_parts_with_checksums_the_server_confirms(
+    ferry: Ferry, moto_s3: S3Server, workdir: Path
+) -> None:
+    data = os.urandom(40 * MIB + 123)
+    write(workdir / "source" / "big.bin", data)
+    bucket = moto_s3.bucket("multipart")
+    there = await s3(ferry, moto_s3, bucket)
+
+    result = await run(ferry, await task(ferry, await local(ferry, workdir / "source"), there))
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    client = moto_s3.client()
+    head = client.head_object(Bucket=bucket, Key="big.bin", ChecksumMode="ENABLED")
+    assert head["ETag"].strip('"').endswith("-6")  # 8 MiB parts
+    # (moto leaves out the "-6" that S3 appends)
+    assert head["ChecksumSHA256"].split("-")[0] == composite_sha256(data, 8 * MIB).split("-")[0]
+    assert client.get_object(Bucket=bucket, Key="big.bin")["Body"].read() == data
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+async def test_a_killed_worker_leaves_no_multipart_upload_behind(
+    own_stack: Callable[..., Stack], moto_s3: S3Server, workdir: Path
+) -> None:
+    stack = own_stack()
+    ferry = Ferry(await connect(stack.address))
+    data = os.urandom(48 * MIB)
+    write(workdir / "source" / "big.bin", data)
+    bucket = moto_s3.bucket("killed")
+    client = moto_s3.client()
+    there = await s3(ferry, moto_s3, bucket)
+    # 48 MiB at 4 MiB/s: twelve seconds of uploading parts.
+    arn = await task(ferry, await local(ferry, workdir / "source"), there, BytesPerSecond=4 * MIB)
+
+    execution = await start(ferry, arn)
+    await until(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"))
+    stack.stop_worker(stack.workers[0], signal.SIGKILL)
+    stack.start_worker()
+    result = await wait(ferry, execution)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert client.get_object(Bucket=bucket, Key="big.bin")["Body"].read() == data
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+async def test_a_cancelled_upload_is_aborted(
+    ferry: Ferry, moto_s3: S3Server, workdir: Path
+) -> None:
+    write(workdir / "source" / "big.bin", os.urandom(32 * MIB))
+    bucket = moto_s3.bucket("cancelled")
+    client = moto_s3.client()
+    there = await s3(ferry, moto_s3, bucket)
+    arn = await task(ferry, await local(ferry, workdir / "source"), there, BytesPerSecond=2 * MIB)
+
+    execution = await start(ferry, arn)
+    await until(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"))
+    await ferry.cancel_task_execution({"TaskExecutionArn": execution})
+    result = await wait(ferry, execution)
+
+    assert result["Status"] == "ERROR"
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert "Contents" not in client.list_objects_v2(Bucket=bucket)
+
+
+async def test_object_to_object_keeps_content_type_user_metadata_and_tags(
+    ferry: Ferry, moto_s3: S3Server
+) -> None:
+    """Self-managed object storage to S3, with no agent: the ordinary workers run it."""
+    client = moto_s3.client()
+    source_bucket, destination_bucket = moto_s3.bucket("from"), moto_s3.bucket("to")
+    for key in ("report.csv", "data/part-0.csv"):
+        client.put_object(
+            Bucket=source_bucket,
+            Key=key,
+            Body=f"{key} contents".encode(),
+            ContentType="text/csv",
+            CacheControl="max-age=60",
+            Metadata={"team": "analytics"},
+            Tagging="tier=gold&owner=ana",
+        )
+    source = await object_storage(ferry, moto_s3, source_bucket)
+    destination = await s3(ferry, moto_s3, destination_bucket)
+    untagged = await s3(ferry, moto_s3, moto_s3.bucket("untagged"))
+
+    result = await run(ferry, await task(ferry, source, destination))
+    without_tags = await run(ferry, await task(ferry, source, untagged, ObjectTags="NONE"))
+
+    assert result["Status"] == without_tags["Status"] == "SUCCESS", result["Result"]
+    head = client.head_object(Bucket=destination_bucket, Key="data/part-0.csv")
+    assert head["ContentType"] == "text/csv" and head["CacheControl"] == "max-age=60"
+    assert head["Metadata"]["team"] == "analytics"
+    tags = client.get_object_tagging(Bucket=destination_bucket, Key="data/part-0.csv")["TagSet"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("owner", "ana"), ("tier", "gold")]
+    body = client.get_object(Bucket=destination_bucket, Key="report.csv")["Body"].read()
+    assert body == b"report.csv contents"
+    untagged_bucket = (await ferry.describe_location_s3({"LocationArn": untagged}))["LocationUri"]
+    plain = client.get_object_tagging(Bucket=untagged_bucket.split("/")[2], Key="report.csv")
+    assert plain["TagSet"] == []
+
+
+async def test_keys_that_cannot_be_files_are_skipped_and_named(
+    ferry: Ferry, moto_s3: S3Server, workdir: Path
+) -> None:
+    client = moto_s3.client()
+    bucket = moto_s3.bucket("odd-keys")
+    for key in ("fine.txt", "twice//slashed.txt", "dots/../escape.txt"):
+        client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    destination = empty_folder(workdir / "destination" / "inside")
+
+    result = await run(
+        ferry, await task(ferry, await s3(ferry, moto_s3, bucket), await local(ferry, destination))
+    )
+
+    assert result["Status"] == "ERROR"
+    detail = result["Result"]["ErrorDetail"]
+    assert "twice/" in detail and "dots/.." in detail
+    assert (destination / "fine.txt").read_bytes() == b"x"
+    assert sorted(p.name for p in (workdir / "destination").iterdir()) == ["inside"]
+    assert not (destination / "escape.txt").exists()
+
+
+async def test_bad_buckets_endpoints_and_certificates_are_refused_with_the_reason(
+    ferry: Ferry, rclone_s3: S3Server, workdir: Path
+) -> None:
+    with pytest.raises(InvalidRequestException, match="the bucket does not exist"):
+        await s3(ferry, rclone_s3, "no-such-bucket")
+    unreachable = S3Server(f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(InvalidRequestException, match="cannot reach the server"):
+        await s3(ferry, unreachable, "anything")
+
+    certificate, key = self_signed(workdir)
+    tls = start_rclone_s3(workdir / "tls-root", "--cert", str(certificate), "--key", str(key))
+    try:
+        (workdir / "tls-root" / "secure").mkdir()
+        server = S3Server(f"https://127.0.0.1:{tls.port}", workdir / "tls-root")
+        request = {"ServerProtocol": "HTTPS"}
+        with pytest.raises(InvalidRequestException, match="TLS certificate is not trusted"):
+            await object_storage(ferry, server, "secure", **request)
+        trusted = await object_storage(
+            ferry, server, "secure", ServerCertificate=certificate.read_text(), **request
+        )
+        write(workdir / "source" / "over-tls.txt", "sealed and trusted")
+        result = await run(
+            ferry, await task(ferry, await local(ferry, workdir / "source"), trusted)
+        )
+    finally:
+        tls.stop()
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert (workdir / "tls-root" / "secure" / "over-tls.txt").read_text() == "sealed and trusted"
+
+
+async def test_a_bucket_gone_before_launch_fails_in_launching(
+    ferry: Ferry, moto_s3: S3Server, workdir: Path
+) -> None:
+    bucket = moto_s3.bucket("gone")
+    write(workdir / "source" / "a.txt", "a")
+    there = await s3(ferry, moto_s3, bucket)
+    arn = await task(ferry, await local(ferry, workdir / "source"), there)
+    moto_s3.client().delete_bucket(Bucket=bucket)
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "ERROR"
+    assert result["Result"]["ErrorCode"] == "LocationUnavailable"
+    assert "the bucket does not exist" in result["Result"]["ErrorDetail"]
+    assert result["Result"]["PrepareStatus"] == "PENDING"
+    assert bucket not in [b["Name"] for b in moto_s3.client().list_buckets()["Buckets"]]
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that no system trusts, and its key (a private CA's)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ferry test CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    certificate_path, key_path = folder / "server.pem", folder / "server.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return certificate_path, key_path
+
+
+def test_part_sizes_keep_any_file_within_ten_thousand_parts() -> None:
+    from activities.storage.objects import MAX_PARTS, part_size
+
+    assert part_size(0) == part_size(80 * MIB) == 8 * MIB
+    for size in (80 * MIB + 1, 100 << 30, 5 << 40):  # up to S3's largest object, 5 TiB
+        chosen = part_size(size)
+        assert chosen % MIB == 0 and -(-size // chosen) <= MAX_PARTS
+    assert part_size(5 << 40) == 525 * MIB

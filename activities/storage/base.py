@@ -66,6 +66,9 @@ class Entry:
     device: int = 0
     rdev: int = 0
     target: str | None = None  # a symbolic link's target
+    # An object's own properties (Content-Type and the like, user metadata, a way to its tags),
+    # passed from an object read to an object written; not kept in the staging store.
+    attributes: dict[str, Any] | None = None
 
     def row(self) -> list[Any]:
         """Compact form for the staging store."""
@@ -95,6 +98,7 @@ class MetadataPolicy:
     gid: bool
     mode: bool
     devices: bool
+    tags: bool = False  # object tags, between object stores
 
     @classmethod
     def from_options(cls, options: Options) -> MetadataPolicy:
@@ -105,6 +109,7 @@ class MetadataPolicy:
             gid=options.Gid != "NONE",
             mode=options.PosixPermissions == "PRESERVE",
             devices=options.PreserveDevices == "PRESERVE",
+            tags=options.ObjectTags == "PRESERVE",
         )
 
 
