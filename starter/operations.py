@@ -535,7 +535,7 @@ class Ferry:
             if location.LocationArn == arn:
                 if not isinstance(location, kind):
                     raise InvalidRequestException(
-                        f"LocationArn: location {arn} is not a {_KIND_NAMES[kind]} location "
+                        f"LocationArn: location {arn} is not {_KIND_NAMES[kind]} location "
                         f"but {location.location_uri}."
                     )
                 return location
@@ -632,9 +632,9 @@ def _version() -> str:
 
 
 _KIND_NAMES: dict[type, str] = {
-    LocalLocation: "local",
-    S3Location: "S3",
-    ObjectStorageLocation: "object storage",
+    LocalLocation: "a local",
+    S3Location: "an S3",
+    ObjectStorageLocation: "an object storage",
 }
 
 

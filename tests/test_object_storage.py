@@ -416,3 +416,30 @@ def test_part_sizes_keep_any_file_within_ten_thousand_parts() -> None:
         chosen = part_size(size)
         assert chosen % MIB == 0 and -(-size // chosen) <= MAX_PARTS
     assert part_size(5 << 40) == 525 * MIB
+
+
+async def test_describe_and_update_object_locations(
+    ferry: Ferry, moto_s3: S3Server, rclone_s3: S3Server
+) -> None:
+    bucket = moto_s3.bucket("described")
+    arn = await s3(ferry, moto_s3, bucket, "/first")
+    await ferry.update_location_s3(
+        {"LocationArn": arn, "Subdirectory": "/second", "S3StorageClass": "STANDARD_IA"}
+    )
+    described = await ferry.describe_location_s3({"LocationArn": arn})
+    assert described["LocationUri"] == f"s3://{bucket}/second/"
+    assert described["S3StorageClass"] == "STANDARD_IA"
+    assert described["EndpointUrl"] == moto_s3.endpoint
+
+    storage = await object_storage(ferry, rclone_s3, rclone_s3.bucket("rotated"))
+    with pytest.raises(InvalidRequestException, match="SignatureDoesNotMatch"):
+        await ferry.update_location_object_storage({"LocationArn": storage, "SecretKey": "wrong"})
+    await ferry.update_location_object_storage(
+        {"LocationArn": storage, "SecretKey": S3_SECRET_KEY, "Subdirectory": "/inner"}
+    )
+    shown = await ferry.describe_location_object_storage({"LocationArn": storage})
+    assert shown["LocationUri"].endswith("/inner/") and "SecretKey" not in shown
+    with pytest.raises(InvalidRequestException, match="is not an S3 location"):
+        await ferry.describe_location_s3({"LocationArn": storage})
+    with pytest.raises(InvalidRequestException, match="S3BucketArn"):
+        await ferry.create_location_s3({"S3BucketArn": "my-bucket"})

@@ -400,8 +400,8 @@ class RegistryWorkflow:
         used where the task runs, so it must have the task's agents."""
         if chosen is None:
             raise invalid_request(
-                f"{field}.S3: Ferry has no S3 locations yet; give {field}.Location with the "
-                "LocationArn of a Ferry location instead."
+                f"{field}.S3 is not taken: create the bucket's location with "
+                f"create-location-s3 and give its LocationArn in {field}.Location."
             )
         arn_field = f"{field}.Location.LocationArn"
         location = self._location(chosen.LocationArn, arn_field)

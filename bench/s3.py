@@ -1,0 +1,213 @@
+"""Ferry against `aws s3 sync`, `rclone sync` and `s5cmd sync`, from a local folder to an S3
+server over loopback (`rclone serve s3`), on the same data and server in one run.
+
+    .venv/bin/python bench/s3.py [--dir /tmp/ferry-bench] [--repeats 3] [--quick]
+
+Data sets (made once, kept in --dir, shared with bench/local.py):
+  small   50,000 files of 1-16 KiB in 500 folders: initial copy, then a no-op re-run
+  large   8 files of 256 MiB: initial copy
+
+Every tool writes to a bucket of its own, new for every repeat. Ferry writes through an object
+storage location (FolderMarkers DISABLED: rclone keeps objects as files) once with VerifyMode
+NONE (what the others do) and once with its default verification. On these machines the S3
+server takes much of the CPU: compare only the figures of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from local import RCLONE, SCRIPTS, FerryStack, free_port, make_large, make_small
+
+ACCESS_KEY, SECRET_KEY = "ferry-bench-key", "ferry-bench-secret"
+TOOLS = ("aws", "rclone", "s5cmd", "ferry", "ferry-verify")
+
+
+class Server:
+    """`rclone serve s3` over a folder, and the commands of the other tools against it."""
+
+    def __init__(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        self.process = subprocess.Popen(
+            [
+                RCLONE, "serve", "s3", "--addr", f"127.0.0.1:{self.port}", "--config",
+                "/dev/null", "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", str(root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1)
+
+    def bucket(self, name: str) -> str:
+        (self.root / name).mkdir()
+        return name
+
+    def command(self, tool: str, source: Path, bucket: str) -> list[str]:
+        if tool == "aws":
+            return [
+                os.path.join(SCRIPTS, "aws"), "s3", "sync", "--only-show-errors",
+                "--endpoint-url", self.endpoint, str(source), f"s3://{bucket}/",
+            ]  # fmt: skip
+        if tool == "rclone":
+            remote = (
+                f":s3,provider=Other,endpoint='{self.endpoint}',"
+                f"access_key_id={ACCESS_KEY},secret_access_key={SECRET_KEY}:{bucket}"
+            )
+            return [
+                RCLONE,
+                "sync",
+                "--config",
+                "/dev/null",
+                "--transfers",
+                "16",
+                str(source),
+                remote,
+            ]
+        return [
+            os.path.join(SCRIPTS, "s5cmd"), "--log", "error", "--endpoint-url", self.endpoint,
+            "sync", f"{source}/", f"s3://{bucket}/",
+        ]  # fmt: skip
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+async def ferry_task(
+    stack: FerryStack, server: Server, source: Path, bucket: str, verify: str
+) -> str:
+    ferry = stack.ferry
+    source_arn = (await ferry.create_location_local({"Path": str(source)}))["LocationArn"]
+    destination = await ferry.create_location_object_storage(
+        {
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": server.port,
+            "ServerProtocol": "HTTP",
+            "BucketName": bucket,
+            "AccessKey": ACCESS_KEY,
+            "SecretKey": SECRET_KEY,
+            "FolderMarkers": "DISABLED",
+        }
+    )
+    created = await ferry.create_task(
+        {
+            "SourceLocationArn": source_arn,
+            "DestinationLocationArn": destination["LocationArn"],
+            "Options": {"VerifyMode": verify},
+        }
+    )
+    return created["TaskArn"]
+
+
+async def compare(
+    stack: FerryStack, server: Server, name: str, source: Path, repeats: int
+) -> dict[str, Any]:
+    times: dict[str, dict[str, list[float]]] = {"initial": {}, "noop": {}}
+    order = list(TOOLS)
+    for repeat in range(repeats):
+        order = order[1:] + order[:1]  # alternate who goes first
+        runs: dict[str, Callable[[], Any]] = {}
+        for tool in order:
+            bucket = server.bucket(f"{name}-{tool}-{repeat}")
+            if tool.startswith("ferry"):
+                verify = "NONE" if tool == "ferry" else "POINT_IN_TIME_CONSISTENT"
+                task = await ferry_task(stack, server, source, bucket, verify)
+                runs[tool] = lambda task=task: stack.run(task)
+            else:
+                command = server.command(tool, source, bucket)
+                runs[tool] = lambda command=command: timed(command, server.env)
+        for scenario in ("initial", "noop") if name == "small" else ("initial",):
+            for tool in order:
+                subprocess.run(["sync"], check=True)
+                outcome = runs[tool]()
+                elapsed = (await outcome)[0] if asyncio.iscoroutine(outcome) else outcome
+                times[scenario].setdefault(tool, []).append(elapsed)
+                print(f"{name} {scenario} {tool}: {elapsed:.2f} s", file=sys.stderr)
+    files = sum(1 for p in source.rglob("*") if p.is_file())
+    size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
+    return {"files": files, "bytes": size, **{k: v for k, v in times.items() if v}}
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - start
+
+
+def ratio(theirs: list[float], ours: list[float]) -> float:
+    """How many times faster `ours` ran: within each repeat, then the median."""
+    return statistics.median([t / o for t, o in zip(theirs, ours, strict=False)])
+
+
+def print_report(results: dict[str, Any]) -> None:
+    for name in ("small", "large"):
+        data = results[name]
+        for scenario in ("initial", "noop"):
+            runs = data.get(scenario)
+            if not runs:
+                continue
+            print(
+                f"\n{name} ({data['files']} files, {data['bytes'] / 2**20:.0f} MiB) to S3: "
+                f"{scenario}  (speed as a multiple of each tool's, median of per-repeat ratios)"
+            )
+            for tool, seconds in runs.items():
+                ratios = "  ".join(
+                    f"{ratio(runs[other], seconds):5.2f}x {other}"
+                    for other in ("aws", "rclone", "s5cmd")
+                )
+                print(f"  {tool:<13}{statistics.median(seconds):8.2f} s  {ratios}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default="/tmp/ferry-bench")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small data, to try the script")
+    args = parser.parse_args()
+    base = Path(args.dir)
+    small, large = base / "small", base / "large"
+    make_small(small, *((50, 100) if args.quick else (500, 100)), 1024, 16384)
+    make_large(large, *((2, 16 << 20) if args.quick else (8, 256 << 20)))
+    root = base / "s3-root"
+    subprocess.run(["rm", "-rf", str(root), str(base / "ferry-s3")], check=True)
+    (base / "ferry-s3").mkdir(parents=True)
+    server = Server(root)
+    stack = FerryStack(base / "ferry-s3")
+    await stack.connect()
+    results: dict[str, Any] = {"repeats": args.repeats}
+    try:
+        for name, source in (("small", small), ("large", large)):
+            results[name] = await compare(stack, server, name, source, args.repeats)
+    finally:
+        stack.stop()
+        server.stop()
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+    out = Path(__file__).parent / "results" / f"s3-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print_report(results)
+    print(f"\nsaved in {out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
