@@ -574,10 +574,14 @@ class ObjectStorage(Storage):
         return _ObjectWriter(self, path, entry, policy)
 
     def abort_uploads(self, key: str) -> None:
-        with _translated(self.where, key):
-            answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
-            for upload in answer.get("Uploads", []):
-                if upload["Key"] == key:
+        try:
+            with _translated(self.where, key):
+                answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        except FileNotFoundError:
+            return  # rclone answers 404 when there are none
+        for upload in answer.get("Uploads", []):
+            if upload["Key"] == key:
+                with _translated(self.where, key):
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
                     )
