@@ -17,9 +17,10 @@ import base64
 import binascii
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_VARIABLE = "FERRY_SECRET_KEY"
 KEY_FILE = "secret.key"
@@ -40,7 +41,7 @@ def use_key_file(data_dir: Path) -> None:
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        text = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+        text = base64.b64encode(os.urandom(32)).decode()
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -59,6 +60,8 @@ def seal(secret: str, location_arn: str) -> str:
 
 
 def unseal(value: str, location_arn: str) -> str:
+    from cryptography.exceptions import InvalidTag
+
     if not value.startswith(SEALED):
         raise SecretError(f"The secret of location {location_arn} is not sealed by Ferry.")
     try:
@@ -73,6 +76,10 @@ def unseal(value: str, location_arn: str) -> str:
 
 
 def _cipher() -> AESGCM:
+    # Imported here: loading the library costs a tenth of a second, which commands that seal
+    # or open nothing should not pay.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     text = os.environ.get(KEY_VARIABLE, "")
     if not text:
         raise SecretError(

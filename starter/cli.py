@@ -191,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     try:
-        if args.command != "logs":
+        if args.command in ("dev", "worker", "demo"):
+            # Exported to the processes they start: workers open the secrets they use.
             from activities.secrets import use_key_file
             from starter.dev import data_dir
 
-            use_key_file(data_dir(getattr(args, "data_dir", None)))
+            use_key_file(data_dir(args.data_dir))
         if args.command == "dev":
             from starter.dev import data_dir, run_dev
 

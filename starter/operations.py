@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agents import agent_presence, last_poll
-from activities.secrets import SecretError, seal
+from activities.secrets import KEY_VARIABLE, SecretError, seal, use_key_file
 from models.agents import Activation, Agent
 from models.arn import AGENT_ARN, TASK_EXECUTION_ARN, arn_prefix, execution_id, new_id, task_arn_of
 from models.arn import TASK_ARN as TASK_ARN_PATTERN
@@ -65,6 +65,7 @@ from models.temporal import (
     TASK_ARN,
     TASK_QUEUE,
 )
+from starter.dev import data_dir
 from starter.requests import (
     SHAPES,
     AgentArnRequest,
@@ -641,6 +642,8 @@ _KIND_NAMES: dict[type, str] = {
 def _sealed(secret: str | None, location_arn: str) -> str | None:
     if secret is None:
         return None
+    if not os.environ.get(KEY_VARIABLE):
+        use_key_file(data_dir())  # the key of the stack in the default data directory
     try:
         return seal(secret, location_arn)
     except SecretError as error:

@@ -228,21 +228,30 @@ async def test_a_large_file_goes_up_in_parts_with_checksums_the_server_confirms(
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
 
+async def uploading(
+    ferry: Ferry, server: S3Server, workdir: Path, size: int, rate: int
+) -> tuple[bytes, str, str]:
+    """A file of `size` random bytes going up at `rate` bytes a second; (the bytes, the bucket,
+    the execution) once its multipart upload has begun."""
+    data = os.urandom(size)
+    write(workdir / "source" / "big.bin", data)
+    bucket = server.bucket("uploading")
+    there = await s3(ferry, server, bucket)
+    arn = await task(ferry, await local(ferry, workdir / "source"), there, BytesPerSecond=rate)
+    execution = await start(ferry, arn)
+    client = server.client()
+    await until(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"))
+    return data, bucket, execution
+
+
 async def test_a_killed_worker_leaves_no_multipart_upload_behind(
     own_stack: Callable[..., Stack], moto_s3: S3Server, workdir: Path
 ) -> None:
     stack = own_stack()
     ferry = Ferry(await connect(stack.address))
-    data = os.urandom(48 * MIB)
-    write(workdir / "source" / "big.bin", data)
-    bucket = moto_s3.bucket("killed")
-    client = moto_s3.client()
-    there = await s3(ferry, moto_s3, bucket)
     # 48 MiB at 4 MiB/s: twelve seconds of uploading parts.
-    arn = await task(ferry, await local(ferry, workdir / "source"), there, BytesPerSecond=4 * MIB)
-
-    execution = await start(ferry, arn)
-    await until(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"))
+    data, bucket, execution = await uploading(ferry, moto_s3, workdir, 48 * MIB, 4 * MIB)
+    client = moto_s3.client()
     stack.stop_worker(stack.workers[0], signal.SIGKILL)
     stack.start_worker()
     result = await wait(ferry, execution)
@@ -255,14 +264,8 @@ async def test_a_killed_worker_leaves_no_multipart_upload_behind(
 async def test_a_cancelled_upload_is_aborted(
     ferry: Ferry, moto_s3: S3Server, workdir: Path
 ) -> None:
-    write(workdir / "source" / "big.bin", os.urandom(32 * MIB))
-    bucket = moto_s3.bucket("cancelled")
+    _, bucket, execution = await uploading(ferry, moto_s3, workdir, 32 * MIB, 2 * MIB)
     client = moto_s3.client()
-    there = await s3(ferry, moto_s3, bucket)
-    arn = await task(ferry, await local(ferry, workdir / "source"), there, BytesPerSecond=2 * MIB)
-
-    execution = await start(ferry, arn)
-    await until(lambda: client.list_multipart_uploads(Bucket=bucket).get("Uploads"))
     await ferry.cancel_task_execution({"TaskExecutionArn": execution})
     result = await wait(ferry, execution)
 

@@ -28,7 +28,6 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
 from typing import Any
 
 import boto3
@@ -129,12 +128,11 @@ def _number(text: str | None) -> int | None:
         return None
 
 
-def entry_from_object(
-    path: str, size: int, last_modified: datetime | None, metadata: dict[str, str], kind: str
-) -> Entry:
-    """An entry from an object's size, LastModified and user metadata (keys in any case: some
-    servers change it)."""
-    meta = {key.lower(): value for key, value in metadata.items()}
+def entry_from_object(path: str, answer: dict[str, Any], kind: str) -> Entry:
+    """An entry from a HeadObject or GetObject answer: size, LastModified and user metadata
+    (keys in any case: some servers change it)."""
+    size, last_modified = answer["ContentLength"], answer.get("LastModified")
+    meta = {key.lower(): value for key, value in answer["Metadata"].items()}
     mtime = _number(meta.get(META_MTIME))
     if mtime is None:
         mtime = int(last_modified.timestamp()) * 1_000_000_000 if last_modified else 0
@@ -257,7 +255,6 @@ class _ObjectWriter:
         self.storage = storage
         self.path = path
         self.key = storage.key(path)
-        self.entry = entry
         self.arguments = storage.put_arguments(self.key, entry, policy)
         self.part_size = part_size(entry.size)
         self.buffer = bytearray()
@@ -307,7 +304,7 @@ class _ObjectWriter:
             self.in_flight.release()
 
     def commit(self, *, exclusive: bool) -> bool:
-        if exclusive and self.storage.stat(self.path) is not None:
+        if self.storage.exclusive_conflict(self.path, exclusive):
             self.abort()
             return False
         if self.upload_id is None:
@@ -364,7 +361,6 @@ def _check_checksum(answer: dict[str, Any], sent: str, path: str, what: str) -> 
 
 class ObjectStorage(Storage):
     def __init__(self, location: ObjectLocation, temp_tag: str = "") -> None:
-        self.location = location
         self.where = location.location_uri
         prefix = location.Subdirectory.strip("/")
         self.prefix = prefix + "/" if prefix else ""
@@ -430,13 +426,16 @@ class ObjectStorage(Storage):
     def put_arguments(self, key: str, entry: Entry, policy: MetadataPolicy) -> dict[str, Any]:
         """What a new object gets: Ferry's metadata, and from an object source its system and
         user metadata and (ObjectTags PRESERVE) its tags; the location's storage class."""
-        metadata = user_metadata(entry, policy)
-        arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         attributes = entry.attributes or {}
+        metadata = {**attributes.get("Metadata", {}), **user_metadata(entry, policy)}
+        arguments = self._new_object(key, metadata)
         arguments.update((name, attributes[name]) for name in SYSTEM_METADATA if name in attributes)
-        arguments["Metadata"] = {**attributes.get("Metadata", {}), **metadata}
         if policy.tags and "tags" in attributes and (tags := attributes["tags"]()):
             arguments["Tagging"] = urllib.parse.urlencode([(t["Key"], t["Value"]) for t in tags])
+        return arguments
+
+    def _new_object(self, key: str, metadata: dict[str, str]) -> dict[str, Any]:
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Metadata": metadata}
         if self.storage_class and self.storage_class != "STANDARD":
             arguments["StorageClass"] = self.storage_class
         return arguments
@@ -470,9 +469,7 @@ class ObjectStorage(Storage):
                 answer = self.client.head_object(Bucket=self.bucket, Key=key)
         except FileNotFoundError:
             return None
-        return entry_from_object(
-            path, answer["ContentLength"], answer.get("LastModified"), answer["Metadata"], kind
-        )
+        return entry_from_object(path, answer, kind)
 
     def stat(self, path: str) -> Entry | None:
         if not path:
@@ -549,9 +546,7 @@ class ObjectStorage(Storage):
         key = self.key(path)
         with _translated(self.where, path):
             answer = self.client.get_object(Bucket=self.bucket, Key=key)
-        entry = entry_from_object(
-            path, answer["ContentLength"], answer.get("LastModified"), answer["Metadata"], FILE
-        )
+        entry = entry_from_object(path, answer, FILE)
         attributes = {name: answer[name] for name in SYSTEM_METADATA if answer.get(name)}
         attributes["Metadata"] = {
             name: value
@@ -587,11 +582,8 @@ class ObjectStorage(Storage):
                     )
 
     def _put(self, key: str, body: bytes, metadata: dict[str, str], path: str) -> None:
-        arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Metadata": metadata}
-        if self.storage_class and self.storage_class != "STANDARD":
-            arguments["StorageClass"] = self.storage_class
         with _translated(self.where, path):
-            self.client.put_object(**arguments, Body=body)
+            self.client.put_object(**self._new_object(key, metadata), Body=body)
 
     def make_dir(self, path: str) -> bool:
         if not self.keeps_folder_metadata(path):
@@ -601,13 +593,13 @@ class ObjectStorage(Storage):
         self._put(self._folder_key(path), b"", {}, path)
         return True
 
-    def _exclusive_conflict(self, path: str, exclusive: bool) -> bool:
+    def exclusive_conflict(self, path: str, exclusive: bool) -> bool:
         return exclusive and self.stat(path) is not None
 
     def make_symlink(
         self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
     ) -> bool:
-        if self._exclusive_conflict(path, exclusive):
+        if self.exclusive_conflict(path, exclusive):
             return False
         target = (entry.target or "").encode(errors="surrogateescape")
         self._put(self.key(path), target, user_metadata(entry, policy), path)
@@ -620,7 +612,7 @@ class ObjectStorage(Storage):
 
     def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
         """Object storage has no links: the second name becomes a copy, made by the server."""
-        if self._exclusive_conflict(path, exclusive):
+        if self.exclusive_conflict(path, exclusive):
             return False
         with _translated(self.where, path):
             self.client.copy_object(
@@ -676,15 +668,12 @@ class ObjectStorage(Storage):
 
 
 _RETRIES = {"mode": "standard", "max_attempts": 5}
-_CONFIG_PATH_STYLE = botocore.config.Config(
-    s3={"addressing_style": "path"},
-    retries=_RETRIES,  # type: ignore[arg-type]
-    max_pool_connections=HEADS_IN_FLIGHT + PARTS_IN_FLIGHT,
-)
 _CONFIG = botocore.config.Config(
     retries=_RETRIES,  # type: ignore[arg-type]
     max_pool_connections=HEADS_IN_FLIGHT + PARTS_IN_FLIGHT,
 )
+# S3-compatible servers at an address (an IP, a port) want the bucket in the path.
+_CONFIG_PATH_STYLE = _CONFIG.merge(botocore.config.Config(s3={"addressing_style": "path"}))
 
 
 def _s3_client(location: S3Location) -> Any:
