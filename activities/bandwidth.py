@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 
@@ -13,6 +14,8 @@ class RateLimiter:
         self.rate = 0
         self._tokens = 0.0
         self._last = time.monotonic()
+        # Threads of one batch take in turn: the one that waits holds the others back too.
+        self._lock = threading.Lock()
         self.set_rate(bytes_per_second)
 
     def set_rate(self, bytes_per_second: int) -> None:
@@ -32,8 +35,9 @@ class RateLimiter:
     def take(self, count: int) -> None:
         if not self.rate:
             return
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate) - count
-        self._last = now
-        if self._tokens < 0:
-            time.sleep(-self._tokens / self.rate)
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._last) * self.rate) - count
+            self._last = now
+            if self._tokens < 0:
+                time.sleep(-self._tokens / self.rate)

@@ -263,8 +263,15 @@ class ExecutionActivities:
     ) -> BatchResult:
         """Run one batch in the pool, resuming from the last attempt's checkpoint."""
         details = activity.info().heartbeat_details
-        checkpoint = details[0] if details and isinstance(details[0], dict) else {}
-        control = Control(self.store.control_dir(ref.execution_id), f"{ref.step}-{ref.index}")
+        control = Control(
+            self.store.control_dir(ref.execution_id), f"{phase}-{ref.step}-{ref.index}"
+        )
+        # The pool process writes each checkpoint to the staging store before it is heartbeated,
+        # and Temporal records a heartbeat only every few seconds: after an attempt died, the
+        # store's is the newer one.
+        checkpoint = control.latest() or (
+            details[0] if details and isinstance(details[0], dict) else {}
+        )
         with storage_failures(phase):
             return self.pool.run_batch(
                 function, control, checkpoint, self.store.root, ref, share=share

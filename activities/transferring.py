@@ -13,12 +13,12 @@ from typing import Any
 import xxhash
 
 from activities.bandwidth import RateLimiter
-from activities.batches import BatchRun
+from activities.batches import BatchRun, ThreadStorages
 from activities.events import metadata
 from activities.pool import Control, Stopped
 from activities.preparing import COPY, MAKE_SYMLINK, SET_METADATA
 from activities.staging import StagingStore
-from activities.storage import open_storage
+from activities.storage import files_in_flight
 from activities.storage.base import (
     FILE,
     KIND_NAMES,
@@ -26,6 +26,7 @@ from activities.storage.base import (
     MetadataError,
     MetadataPolicy,
     Reader,
+    Storage,
     StorageError,
     Writer,
     describe_error,
@@ -68,14 +69,31 @@ class BatchTransfer:
     ) -> None:
         self.ref = ref
         tag = ref.execution_id
-        self.source = open_storage(ref.source, tag)
-        self.destination = open_storage(ref.destination, tag)
+        self.sources = ThreadStorages(ref.source, tag)
+        self.destinations = ThreadStorages(ref.destination, tag)
         self.policy = MetadataPolicy.from_options(ref.options)
         self.limiter = RateLimiter(ref.bytes_per_second)
         reverse = ref.step == "deletes"
+        # Files are independent of each other; the other steps' rows run in order.
+        parallel = files_in_flight(ref.source, ref.destination) if ref.step == "files" else 1
         self.run = BatchRun(
-            store, ref, checkpoint, control, results=True, reverse=reverse, limiter=self.limiter
+            store,
+            ref,
+            checkpoint,
+            control,
+            results=True,
+            reverse=reverse,
+            limiter=self.limiter,
+            parallel=parallel,
         )
+
+    @property
+    def source(self) -> Storage:
+        return self.sources.get()
+
+    @property
+    def destination(self) -> Storage:
+        return self.destinations.get()
 
     def execute(self) -> BatchResult:
         handlers = {
@@ -88,8 +106,8 @@ class BatchTransfer:
         try:
             return self.run.run(handlers[self.ref.step])
         finally:
-            self.source.close()
-            self.destination.close()
+            self.sources.close()
+            self.destinations.close()
 
     # --- errors ------------------------------------------------------------------------------
 
@@ -111,7 +129,6 @@ class BatchTransfer:
 
     def _file_row(self, row: list[Any]) -> None:
         action, exclusive, entry = row[0], bool(row[1]), Entry.from_row(row[2:])
-        counters = self.run.counters
         try:
             if action == COPY:
                 self._copy(entry, exclusive)
@@ -131,7 +148,7 @@ class BatchTransfer:
                     return
                 self.run.record([WROTE_OTHER, *entry.row()])
                 self._transferred(entry, "CONTENT_AND_METADATA")
-            counters.FilesTransferred += 1
+            self.run.count(FilesTransferred=1)
         except Exception as error:
             self._problem(entry.path, "write", error)
 
@@ -141,7 +158,7 @@ class BatchTransfer:
             reader = self.source.open_read(path)
         except FileNotFoundError:
             # Deleted since PREPARING: nothing to copy; verification sees the same.
-            self.run.counters.FilesSkipped += 1
+            self.run.count(FilesSkipped=1)
             log.warning("%s: /%s: vanished from the source since PREPARING", self.run.arn, path)
             return
         except OSError as error:
@@ -186,7 +203,7 @@ class BatchTransfer:
             committed = writer.commit(exclusive=exclusive)
         except BaseException as error:
             writer.abort()
-            self.run.partial_bytes = 0
+            self.run.progress(0)
             if isinstance(error, _ReadFailed):
                 self._unreadable(path, error.error)
             elif isinstance(error, Exception):
@@ -194,23 +211,20 @@ class BatchTransfer:
             else:
                 raise
             return
-        self.run.partial_bytes = 0
-        counters = self.run.counters
+        self.run.progress(0)
         if not committed:
             self._skipped(path)  # OverwriteMode=NEVER and the file appeared meanwhile
             return
         if torn:
             log.warning("%s: /%s changed while it was being copied", self.run.arn, path)
-        counters.FilesTransferred += 1
-        counters.BytesTransferred += copied
-        counters.BytesWritten += copied
+        self.run.count(FilesTransferred=1, BytesTransferred=copied, BytesWritten=copied)
         self.run.record([WROTE_FILE, *written.row(), digest, torn])
         self._transferred(written, "CONTENT_AND_METADATA", SrcChecksum=digest)
 
     def _transferred(self, entry: Entry, transfer_type: str, **fields: Any) -> None:
-        if not self.run.events.keeps_successes:
+        if not self.run.keeps_successes:
             return
-        self.run.events.record(
+        self.run.event(
             "Transferred",
             entry.path,
             TransferType=transfer_type,
@@ -219,14 +233,14 @@ class BatchTransfer:
         )
 
     def _skipped(self, path: str) -> None:
-        self.run.counters.FilesSkipped += 1
-        self.run.events.record(
+        self.run.count(FilesSkipped=1)
+        self.run.event(
             "Skipped", path, Reason="exists at the destination, and OverwriteMode is NEVER"
         )
 
     def _unreadable(self, path: str, error: BaseException) -> None:
         if not is_transient(error):
-            self.run.counters.FilesSkipped += 1
+            self.run.count(FilesSkipped=1)
         self._problem(path, "read", error)
 
     def _pump(self, reader: Reader, writer: Writer, size: int) -> tuple[str, int]:
@@ -243,7 +257,7 @@ class BatchTransfer:
             hasher.update(data)
             writer.write(data)
             copied += len(data)
-            self.run.partial_bytes = copied
+            self.run.progress(copied)
             self.limiter.take(len(data))
             if copied < size:
                 self.run.tick()
@@ -261,9 +275,9 @@ class BatchTransfer:
         if not linked:
             self._skipped(path)
             return
-        self.run.counters.FilesTransferred += 1
+        self.run.count(FilesTransferred=1)
         self.run.record([WROTE_LINK, path, first])
-        self.run.events.record("Transferred", path, TransferType="HARD_LINK", LinkTo="/" + first)
+        self.run.event("Transferred", path, TransferType="HARD_LINK", LinkTo="/" + first)
 
     def _removal_row(self, row: list[Any]) -> None:
         path, kind = row
@@ -274,7 +288,7 @@ class BatchTransfer:
         except Exception as error:
             self._problem(path, "delete", error)
             return
-        self.run.counters.FilesDeleted += removed
+        self.run.count(FilesDeleted=removed)
 
     def _delete_row(self, row: list[Any]) -> None:
         path, kind = row
@@ -285,8 +299,8 @@ class BatchTransfer:
         except Exception as error:
             self._problem(path, "delete", error)
             return
-        self.run.counters.FilesDeleted += 1
-        self.run.events.record("Deleted", path)
+        self.run.count(FilesDeleted=1)
+        self.run.event("Deleted", path)
 
     def _directory_row(self, row: list[Any]) -> None:
         changed, entry = bool(row[0]), Entry.from_row(row[1:])
@@ -297,6 +311,6 @@ class BatchTransfer:
             self._problem(entry.path, "write", error)
             return
         if changed:
-            self.run.counters.FilesTransferred += 1
+            self.run.count(FilesTransferred=1)
             self.run.record([WROTE_DIRECTORY, *entry.row()])
             self._transferred(entry, "METADATA_ONLY")

@@ -15,7 +15,7 @@ from typing import Any
 
 import xxhash
 
-from activities.batches import BatchRun
+from activities.batches import BatchRun, ThreadStorages
 from activities.events import Events
 from activities.listing import FolderWalk, Sides
 from activities.manifest import ManifestWalk
@@ -23,7 +23,7 @@ from activities.metadata import compare
 from activities.pool import Control, Stopped, WorkPool
 from activities.preparing import is_below
 from activities.staging import StagingStore
-from activities.storage import open_storage, time_resolution_ns
+from activities.storage import files_in_flight, time_resolution_ns
 from activities.storage.base import (
     FILE,
     SOCKET,
@@ -155,53 +155,58 @@ def verify_batch(
 ) -> BatchResult:
     """Contents of the files of one `verify` batch, read on both sides (in a pool process)."""
     tag = ref.execution_id
-    source, destination = open_storage(ref.source, tag), open_storage(ref.destination, tag)
-    run = BatchRun(StagingStore(staging), ref, checkpoint, control)
+    sources, destinations = ThreadStorages(ref.source, tag), ThreadStorages(ref.destination, tag)
+    parallel = files_in_flight(ref.source, ref.destination)
+    run = BatchRun(StagingStore(staging), ref, checkpoint, control, parallel=parallel)
 
     def handle(row: list[Any]) -> None:
         path = row[0]
         try:
-            expected = checksum(source, path, run.tick)
+            expected = checksum(sources.get(), path, run.tick)
         except Exception as error:
             _unreadable(run, path, "source", error)
             return
         try:
-            actual = checksum(destination, path, run.tick)
+            actual = checksum(destinations.get(), path, run.tick)
         except Exception as error:
             _unreadable(run, path, "destination", error)
             return
         if actual != expected:
             run.fail(path, "checksum", _checksums(expected, actual), verify=True)
         else:
-            run.counters.FilesVerified += 1
-            run.events.record("Verified", path, SrcChecksum=expected, DstChecksum=actual)
+            run.count(FilesVerified=1)
+            run.event("Verified", path, SrcChecksum=expected, DstChecksum=actual)
 
     try:
         return run.run(handle)
     finally:
-        source.close()
-        destination.close()
+        sources.close()
+        destinations.close()
 
 
 def verify_transferred(
     staging: str, ref: BatchRef, checkpoint: dict[str, Any], control: Control
 ) -> BatchResult:
     """What one transfer batch wrote, read back from the destination (in a pool process)."""
-    destination = open_storage(ref.destination, ref.execution_id)
+    destinations = ThreadStorages(ref.destination, ref.execution_id)
     policy = MetadataPolicy.from_options(ref.options)
     resolution = time_resolution_ns(ref.destination)
-    run = BatchRun(StagingStore(staging), ref, checkpoint, control, of_results=True)
+    parallel = files_in_flight(ref.destination) if ref.step == "files" else 1
+    run = BatchRun(
+        StagingStore(staging), ref, checkpoint, control, of_results=True, parallel=parallel
+    )
 
     def handle(row: list[Any]) -> None:
         kind, rest = row[0], row[1:]
+        destination = destinations.get()
         if kind == WROTE_LINK:
             path, first = rest
             here, there = destination.stat(path), destination.stat(first)
             if here is None or there is None or here.inode != there.inode:
                 run.fail(path, "metadata", f"not a hard link of /{first}", verify=True)
             else:
-                run.counters.FilesVerified += 1
-                run.events.record("Verified", path, LinkTo="/" + first)
+                run.count(FilesVerified=1)
+                run.event("Verified", path, LinkTo="/" + first)
             return
         written = Entry.from_row(rest[:13])
         sums: dict[str, str] = {}
@@ -228,13 +233,13 @@ def verify_transferred(
                 run.fail(written.path, "checksum", _checksums(expected, digest), verify=True)
                 return
             sums = {"SrcChecksum": expected, "DstChecksum": digest}
-        run.counters.FilesVerified += 1
-        run.events.record("Verified", written.path, **sums)
+        run.count(FilesVerified=1)
+        run.event("Verified", written.path, **sums)
 
     try:
         return run.run(handle)
     finally:
-        destination.close()
+        destinations.close()
 
 
 def _unreadable(run: BatchRun, path: str, side: str, error: Exception) -> None:

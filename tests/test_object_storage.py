@@ -274,6 +274,79 @@ async def test_a_cancelled_upload_is_aborted(
     assert "Contents" not in client.list_objects_v2(Bucket=bucket)
 
 
+async def test_files_in_flight_resume_exactly_after_a_killed_worker(
+    own_stack: Callable[..., Stack], moto_s3: S3Server, workdir: Path
+) -> None:
+    """A batch uploads several files at once; killed among them, the resumed batch writes
+    again only the files after its last checkpoint, and counts every file once."""
+    stack = own_stack(FERRY_BATCH_FILES="60")
+    ferry = Ferry(await connect(stack.address))
+    files = {f"f{number:03d}.bin": os.urandom(32 * 1024) for number in range(120)}
+    for name, data in files.items():
+        write(workdir / "source" / name, data)
+    bucket = moto_s3.bucket("in-flight")
+    client = moto_s3.client()
+    # 3.75 MiB at 512 KiB/s: seven seconds of uploads, in two batches of 60 files.
+    arn = await task(
+        ferry,
+        await local(ferry, workdir / "source"),
+        await s3(ferry, moto_s3, bucket),
+        BytesPerSecond=512 * 1024,
+    )
+    execution = await start(ferry, arn)
+
+    def uploaded() -> dict[str, datetime.datetime]:
+        listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+        return {item["Key"]: item["LastModified"] for item in listed}
+
+    await until(lambda: len(uploaded()) >= 40)
+    stack.stop_worker(stack.workers[0], signal.SIGKILL)
+    before = uploaded()
+    stack.start_worker(FERRY_BATCH_FILES="60")
+    result = await wait(ferry, execution)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert result["BytesWritten"] == len(files) * 32 * 1024
+    assert result["FilesTransferred"] == len(files)  # the bucket's root has no marker to write
+    for name, data in files.items():
+        assert client.get_object(Bucket=bucket, Key=name)["Body"].read() == data
+    again = [key for key, stamp in uploaded().items() if key in before and stamp != before[key]]
+    # At 512 KiB/s a second of progress is 16 files, and 8 were in flight.
+    assert len(again) <= 24, again
+
+
+async def test_a_bucket_access_role_is_assumed_and_the_storage_class_applied(
+    own_stack: Callable[..., Stack], moto_s3: S3Server, workdir: Path
+) -> None:
+    from moto.sts.models import sts_backends
+
+    # The worker's STS is moto's, found through the AWS SDKs' standard endpoint setting.
+    stack = own_stack(AWS_ENDPOINT_URL_STS=moto_s3.endpoint)
+    ferry = Ferry(await connect(stack.address))
+    role = "arn:aws:iam::111122223333:role/ferry-transfers"
+    bucket = moto_s3.bucket("assumed")
+    destination = await ferry.create_location_s3(
+        {
+            "S3BucketArn": f"arn:aws:s3:::{bucket}",
+            "S3StorageClass": "STANDARD_IA",
+            "S3Config": {"BucketAccessRoleArn": role},
+            "EndpointUrl": moto_s3.endpoint,
+        }
+    )
+    write(workdir / "source" / "report.csv", "a,b\n1,2\n")
+    arn = await task(ferry, await local(ferry, workdir / "source"), destination["LocationArn"])
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    sessions = [
+        (assumed.role_arn, assumed.session_name)
+        for assumed in sts_backends["111122223333"]["aws"].assumed_roles
+    ]
+    assert (role, "ferry") in sessions
+    head = moto_s3.client().head_object(Bucket=bucket, Key="report.csv")
+    assert head["StorageClass"] == "STANDARD_IA"
+
+
 async def test_object_to_object_keeps_content_type_user_metadata_and_tags(
     ferry: Ferry, moto_s3: S3Server
 ) -> None:

@@ -1,4 +1,4 @@
-"""S3 and self-managed object storage (any S3-compatible server), through boto3.
+"""S3 and self-managed object storage (any S3-compatible server).
 
 A bucket prefix is shown to the rest of Ferry as a file tree, the way DataSync writes one:
 `/`-separated keys are paths, a directory is an empty object whose key ends in `/`, and POSIX
@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import stat
@@ -30,9 +31,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import boto3
-import botocore.config
-import botocore.exceptions
+from urllib3.exceptions import HTTPError, SSLError
 
 from activities.secrets import SecretError, unseal
 from activities.storage.base import (
@@ -44,6 +43,7 @@ from activities.storage.base import (
     Storage,
     StorageError,
 )
+from activities.storage.s3client import Body, Credentials, S3Client, S3Error, b64
 from models.errors import ErrorCode
 from models.locations import ObjectLocation, ObjectStorageLocation, S3Location
 
@@ -52,6 +52,7 @@ PART_SIZE = 8 * MIB  # S3's minimum is 5 MiB; s3transfer's default is 8
 MAX_PARTS = 10_000
 PARTS_IN_FLIGHT = 4
 HEADS_IN_FLIGHT = 16  # objects whose metadata a listing reads at once
+CONNECTIONS = HEADS_IN_FLIGHT + PARTS_IN_FLIGHT
 DELETE_BATCH = 1000  # keys per DeleteObjects request, S3's maximum
 
 DEFAULT_ID = 65534  # DataSync's uid and gid where the source has none
@@ -86,10 +87,6 @@ def part_size(size: int) -> int:
     """Parts of at least PART_SIZE, whole MiB, few enough for S3's 10,000-part limit."""
     needed = -(-size // MAX_PARTS)
     return max(PART_SIZE, -(-needed // MIB) * MIB)
-
-
-def sha256_b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode()
 
 
 class IntegrityError(OSError):
@@ -169,30 +166,21 @@ def _folder(path: str) -> Entry:
 # --- errors --------------------------------------------------------------------------------
 
 
-def _code(error: botocore.exceptions.ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _status(error: botocore.exceptions.ClientError) -> int:
-    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-
-
 @contextlib.contextmanager
 def _translated(where: str, key: str = "") -> Iterator[None]:
-    """botocore's exceptions as the OS errors and StorageErrors the phases understand: a missing
-    key is FileNotFoundError, a refused or unreachable location a StorageError, a busy server
-    a transient error."""
+    """S3's errors as the OS errors and StorageErrors the phases understand: a missing key is
+    FileNotFoundError, a refused or unreachable location a StorageError, a busy server a
+    transient error."""
     try:
         yield
-    except botocore.exceptions.ClientError as error:
-        code, status = _code(error), _status(error)
-        message = error.response.get("Error", {}).get("Message") or code
+    except S3Error as error:
+        code, status = error.code, error.status
         if code in _MISSING_KEY or (status == 404 and code not in _MISSING_BUCKET):
             raise FileNotFoundError(errno.ENOENT, "no such object", key) from None
         if code in _DENIED or status == 403:
             raise StorageError(
-                f"{where}: access denied ({code}: {message}); check the credentials and the "
-                "bucket's policy",
+                f"{where}: access denied ({code}: {error.message}); check the credentials and "
+                "the bucket's policy",
                 code=ErrorCode.LOCATION_UNAVAILABLE,
             ) from None
         if code in _MISSING_BUCKET:
@@ -200,26 +188,15 @@ def _translated(where: str, key: str = "") -> Iterator[None]:
                 f"{where}: the bucket does not exist", code=ErrorCode.LOCATION_UNAVAILABLE
             ) from None
         if code in _BUSY or status >= 500:
-            raise OSError(errno.EAGAIN, f"{code or status}: {message}", key) from None
-        raise OSError(errno.EINVAL, f"{code or status}: {message}", key) from None
-    except botocore.exceptions.SSLError as error:
+            raise OSError(errno.EAGAIN, f"{code}: {error.message}", key) from None
+        raise OSError(errno.EINVAL, f"{code}: {error.message}", key) from None
+    except SSLError as error:
         raise StorageError(
             f"{where}: the server's TLS certificate is not trusted ({error}); give the "
             "location a ServerCertificate with the chain of its certificate authority",
             code=ErrorCode.LOCATION_UNAVAILABLE,
         ) from None
-    except botocore.exceptions.NoCredentialsError:
-        raise StorageError(
-            f"{where}: no AWS credentials found for this worker (AWS_ACCESS_KEY_ID, a profile, "
-            "or an instance role)",
-            code=ErrorCode.LOCATION_UNAVAILABLE,
-        ) from None
-    except (
-        botocore.exceptions.EndpointConnectionError,
-        botocore.exceptions.ConnectionClosedError,
-        botocore.exceptions.ReadTimeoutError,
-        botocore.exceptions.ConnectTimeoutError,
-    ) as error:
+    except HTTPError as error:  # no answer, after the client's retries
         raise ConnectionError(f"{where}: {error}") from None
 
 
@@ -229,14 +206,14 @@ def _translated(where: str, key: str = "") -> Iterator[None]:
 class _ObjectReader:
     __slots__ = ("body", "entry", "etag")
 
-    def __init__(self, body: Any, entry: Entry, etag: str) -> None:
+    def __init__(self, body: Body, entry: Entry, etag: str) -> None:
         self.body = body
         self.entry = entry
         self.etag = etag
 
     def read(self, size: int) -> bytes:
         with _translated("read", self.entry.path):
-            return self.body.read(size)  # type: ignore[no-any-return]
+            return self.body.read(size)
 
     def stat(self) -> Entry:
         return self.entry
@@ -253,12 +230,12 @@ class _ObjectWriter:
         self, storage: ObjectStorage, path: str, entry: Entry, policy: MetadataPolicy
     ) -> None:
         self.storage = storage
+        self.client = storage.client
         self.path = path
         self.key = storage.key(path)
-        self.arguments = storage.put_arguments(self.key, entry, policy)
+        self.fields = storage.new_object_fields(entry, policy)
         self.part_size = part_size(entry.size)
         self.buffer = bytearray()
-        self.hash = hashlib.sha256()  # of a single-part object
         self.upload_id: str | None = None
         self.parts: list[Future[dict[str, Any]]] = []
         self.in_flight = threading.BoundedSemaphore(PARTS_IN_FLIGHT)
@@ -274,9 +251,7 @@ class _ObjectWriter:
         if self.upload_id is None:
             self.storage.abort_uploads(self.key)  # a crashed attempt's, of this key
             with _translated("upload", self.path):
-                self.upload_id = self.storage.client.create_multipart_upload(
-                    **self.arguments, ChecksumAlgorithm="SHA256"
-                )["UploadId"]
+                self.upload_id = self.client.create_upload(self.key, self.fields)
         self.in_flight.acquire()  # bounds the parts held in memory
         number = len(self.parts) + 1
         try:
@@ -288,18 +263,13 @@ class _ObjectWriter:
 
     def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
         try:
-            checksum = sha256_b64(hashlib.sha256(data).digest())
+            digest = hashlib.sha256(data).digest()
+            assert self.upload_id is not None
             with _translated("upload", self.path):
-                answer = self.storage.client.upload_part(
-                    Bucket=self.storage.bucket,
-                    Key=self.key,
-                    UploadId=self.upload_id,
-                    PartNumber=number,
-                    Body=data,
-                    ChecksumSHA256=checksum,
-                )
-            _check_checksum(answer, checksum, self.path, f"part {number}")
-            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": checksum}
+                answer = self.client.upload_part(self.key, self.upload_id, number, data, digest)
+            sent = b64(digest)
+            _check_checksum(answer, sent, self.path, f"part {number}")
+            return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumSHA256": sent}
         finally:
             self.in_flight.release()
 
@@ -309,12 +279,10 @@ class _ObjectWriter:
             return False
         if self.upload_id is None:
             body = bytes(self.buffer)
-            checksum = sha256_b64(hashlib.sha256(body).digest())
+            digest = hashlib.sha256(body).digest()
             with _translated("upload", self.path):
-                answer = self.storage.client.put_object(
-                    **self.arguments, Body=body, ChecksumSHA256=checksum
-                )
-            _check_checksum(answer, checksum, self.path, "object")
+                answer = self.client.put(self.key, body, self.fields, digest)
+            _check_checksum(answer, b64(digest), self.path, "object")
             return True
         if self.buffer or not self.parts:
             self._send_part(bytes(self.buffer))
@@ -324,14 +292,9 @@ class _ObjectWriter:
             b"".join(base64.b64decode(part["ChecksumSHA256"]) for part in parts)
         ).digest()
         with _translated("upload", self.path):
-            answer = self.storage.client.complete_multipart_upload(
-                Bucket=self.storage.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": parts},
-            )
+            answer = self.client.complete_upload(self.key, self.upload_id, parts)
         self.upload_id = None
-        _check_checksum(answer, f"{sha256_b64(composite)}-{len(parts)}", self.path, "object")
+        _check_checksum(answer, f"{b64(composite)}-{len(parts)}", self.path, "object")
         return True
 
     def abort(self) -> None:
@@ -345,9 +308,7 @@ class _ObjectWriter:
         if self.upload_id is not None:
             upload_id, self.upload_id = self.upload_id, None
             with contextlib.suppress(Exception):
-                self.storage.client.abort_multipart_upload(
-                    Bucket=self.storage.bucket, Key=self.key, UploadId=upload_id
-                )
+                self.client.abort_upload(self.key, upload_id)
 
 
 def _check_checksum(answer: dict[str, Any], sent: str, path: str, what: str) -> None:
@@ -367,36 +328,36 @@ class ObjectStorage(Storage):
         self.storage_class: str | None = None
         self._ca_file: str | None = None
         if isinstance(location, S3Location):
-            self.bucket = location.bucket
             self.storage_class = location.S3StorageClass
             self.client = _s3_client(location)
         else:
-            self.bucket = location.BucketName
             self.client = self._object_storage_client(location)
         self._threads: ThreadPoolExecutor | None = None
         self._rejected: list[tuple[str, str]] = []
         self.markers = location.FolderMarkers == "ENABLED"
 
-    def _object_storage_client(self, location: ObjectStorageLocation) -> Any:
-        secret = None
-        if location.SecretKey is not None:
+    def _object_storage_client(self, location: ObjectStorageLocation) -> S3Client:
+        from botocore.credentials import Credentials
+
+        credentials = None
+        if location.AccessKey:
+            sealed = location.SecretKey
             try:
-                secret = unseal(location.SecretKey, location.LocationArn)
+                secret = unseal(sealed, location.LocationArn) if sealed else ""
             except SecretError as error:
                 raise StorageError(str(error), code=ErrorCode.LOCATION_UNAVAILABLE) from None
-        verify: bool | str = True
+            credentials = Credentials(location.AccessKey, secret)
         if location.ServerCertificate:
             handle, self._ca_file = tempfile.mkstemp(prefix="ferry-ca-", suffix=".pem")
             with os.fdopen(handle, "w", encoding="ascii") as file:
                 file.write(location.ServerCertificate)
-            verify = self._ca_file
-        session = boto3.session.Session(
-            aws_access_key_id=location.AccessKey or "",
-            aws_secret_access_key=secret or "",
-            region_name="us-east-1",
-        )
-        return session.client(
-            "s3", endpoint_url=location.endpoint_url, verify=verify, config=_CONFIG_PATH_STYLE
+        return S3Client(
+            location.BucketName,
+            region="us-east-1",
+            credentials=credentials,
+            endpoint=location.endpoint_url,
+            ca_file=self._ca_file,
+            connections=CONNECTIONS,
         )
 
     @property
@@ -410,6 +371,7 @@ class ObjectStorage(Storage):
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
+        self.client.http.clear()
         if self._ca_file is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._ca_file)
@@ -423,22 +385,22 @@ class ObjectStorage(Storage):
     def _folder_key(self, path: str) -> str:
         return self.prefix + path + "/" if path else self.prefix
 
-    def put_arguments(self, key: str, entry: Entry, policy: MetadataPolicy) -> dict[str, Any]:
+    def new_object_fields(self, entry: Entry, policy: MetadataPolicy) -> dict[str, Any]:
         """What a new object gets: Ferry's metadata, and from an object source its system and
         user metadata and (ObjectTags PRESERVE) its tags; the location's storage class."""
         attributes = entry.attributes or {}
         metadata = {**attributes.get("Metadata", {}), **user_metadata(entry, policy)}
-        arguments = self._new_object(key, metadata)
-        arguments.update((name, attributes[name]) for name in SYSTEM_METADATA if name in attributes)
+        fields = self._new_object(metadata)
+        fields.update((name, attributes[name]) for name in SYSTEM_METADATA if name in attributes)
         if policy.tags and "tags" in attributes and (tags := attributes["tags"]()):
-            arguments["Tagging"] = urllib.parse.urlencode([(t["Key"], t["Value"]) for t in tags])
-        return arguments
+            fields["Tagging"] = urllib.parse.urlencode([(t["Key"], t["Value"]) for t in tags])
+        return fields
 
-    def _new_object(self, key: str, metadata: dict[str, str]) -> dict[str, Any]:
-        arguments: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Metadata": metadata}
+    def _new_object(self, metadata: dict[str, str]) -> dict[str, Any]:
+        fields: dict[str, Any] = {"Metadata": metadata}
         if self.storage_class and self.storage_class != "STANDARD":
-            arguments["StorageClass"] = self.storage_class
-        return arguments
+            fields["StorageClass"] = self.storage_class
+        return fields
 
     def keeps_folder_metadata(self, path: str) -> bool:
         # In a marker, which the bucket's own root has not.
@@ -453,7 +415,7 @@ class ObjectStorage(Storage):
     def check(self, *, writable: bool) -> None:
         try:
             with _translated(self.where):
-                self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+                next(self.client.list(self.prefix, limit=1))
         except ConnectionError as error:
             raise StorageError(
                 f"cannot reach the server: {error}", code=ErrorCode.LOCATION_UNAVAILABLE
@@ -466,7 +428,7 @@ class ObjectStorage(Storage):
     def _head(self, key: str, path: str, kind: str) -> Entry | None:
         try:
             with _translated(self.where, path):
-                answer = self.client.head_object(Bucket=self.bucket, Key=key)
+                answer = self.client.head(key)
         except FileNotFoundError:
             return None
         return entry_from_object(path, answer, kind)
@@ -484,36 +446,34 @@ class ObjectStorage(Storage):
         if marker is not None:
             return marker
         with _translated(self.where, path):
-            inside = self.client.list_objects_v2(
-                Bucket=self.bucket, Prefix=self._folder_key(path), MaxKeys=1
-            )
-        if inside.get("KeyCount"):
+            inside = next(self.client.list(self._folder_key(path), limit=1))
+        if inside.objects or inside.prefixes:
             return _folder(path)
         return None
 
     def _target(self, path: str) -> str:
         with _translated(self.where, path):
-            body = self.client.get_object(Bucket=self.bucket, Key=self.key(path))["Body"]
-            return body.read().decode(errors="surrogateescape")  # type: ignore[no-any-return]
+            _, body = self.client.get(self.key(path))
+            try:
+                return body.read().decode(errors="surrogateescape")
+            finally:
+                body.close()
 
     def list_dir(self, path: str) -> list[Entry]:
         folder = self._folder_key(path)
         base = path + "/" if path else ""
         files: list[tuple[str, str]] = []  # (path, key) of objects, whose metadata is read next
         folders: list[str] = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=folder, Delimiter="/"
-        )
         with _translated(self.where, path):
-            for page in pages:
-                for common in page.get("CommonPrefixes", []):
-                    name = common["Prefix"][len(folder) : -1]
+            for page in self.client.list(folder, delimiter="/"):
+                for prefix in page.prefixes:
+                    name = prefix[len(folder) : -1]
                     if self._acceptable(base, name):
                         folders.append(base + name)
-                for item in page.get("Contents", []):
-                    name = item["Key"][len(folder) :]
+                for key, _size in page.objects:
+                    name = key[len(folder) :]
                     if name and self._acceptable(base, name):  # "" is the folder's own marker
-                        files.append((base + name, item["Key"]))
+                        files.append((base + name, key))
         if not files and not folders and path and self.stat(path) is None:
             raise FileNotFoundError(errno.ENOENT, "no such folder", path)
         heads = list(self.threads.map(lambda f: self._head(f[1], f[0], FILE), files))
@@ -545,7 +505,7 @@ class ObjectStorage(Storage):
     def open_read(self, path: str) -> _ObjectReader:
         key = self.key(path)
         with _translated(self.where, path):
-            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            answer, body = self.client.get(key)
         entry = entry_from_object(path, answer, FILE)
         attributes = {name: answer[name] for name in SYSTEM_METADATA if answer.get(name)}
         attributes["Metadata"] = {
@@ -555,12 +515,11 @@ class ObjectStorage(Storage):
         }
         attributes["tags"] = lambda: self._tags(key, path)
         entry.attributes = attributes
-        return _ObjectReader(answer["Body"], entry, answer.get("ETag", ""))
+        return _ObjectReader(body, entry, answer["ETag"])
 
     def _tags(self, key: str, path: str) -> list[dict[str, str]]:
         with _translated(self.where, path):
-            answer = self.client.get_object_tagging(Bucket=self.bucket, Key=key)
-        return answer.get("TagSet", [])  # type: ignore[no-any-return]
+            return self.client.tags(key)
 
     def close_reader(self, reader: _ObjectReader) -> None:  # type: ignore[override]
         reader.body.close()
@@ -571,19 +530,17 @@ class ObjectStorage(Storage):
     def abort_uploads(self, key: str) -> None:
         try:
             with _translated(self.where, key):
-                answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+                uploads = self.client.uploads(key)
         except FileNotFoundError:
             return  # rclone answers 404 when there are none
-        for upload in answer.get("Uploads", []):
-            if upload["Key"] == key:
+        for upload_key, upload_id in uploads:
+            if upload_key == key:
                 with _translated(self.where, key):
-                    self.client.abort_multipart_upload(
-                        Bucket=self.bucket, Key=key, UploadId=upload["UploadId"]
-                    )
+                    self.client.abort_upload(key, upload_id)
 
     def _put(self, key: str, body: bytes, metadata: dict[str, str], path: str) -> None:
         with _translated(self.where, path):
-            self.client.put_object(**self._new_object(key, metadata), Body=body)
+            self.client.put(key, body, self._new_object(metadata), hashlib.sha256(body).digest())
 
     def make_dir(self, path: str) -> bool:
         if not self.keeps_folder_metadata(path):
@@ -615,11 +572,7 @@ class ObjectStorage(Storage):
         if self.exclusive_conflict(path, exclusive):
             return False
         with _translated(self.where, path):
-            self.client.copy_object(
-                Bucket=self.bucket,
-                Key=self.key(path),
-                CopySource={"Bucket": self.bucket, "Key": self.key(existing)},
-            )
+            self.client.copy(self.key(path), self.key(existing), {})
         return True
 
     def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
@@ -630,69 +583,81 @@ class ObjectStorage(Storage):
             return
         key = self.key(path)
         # A copy onto itself is the only way S3 changes an object's metadata; the object's
-        # other user metadata stays.
+        # other user metadata and its system metadata stay.
         with _translated(self.where, path):
-            current = self.client.head_object(Bucket=self.bucket, Key=key)
+            current = self.client.head(key)
             kept = {k: v for k, v in current["Metadata"].items() if k.lower() not in FERRY_METADATA}
-            self.client.copy_object(
-                Bucket=self.bucket,
-                Key=key,
-                CopySource={"Bucket": self.bucket, "Key": key},
-                Metadata={**kept, **metadata},
-                MetadataDirective="REPLACE",
-                **{name: current[name] for name in SYSTEM_METADATA if current.get(name)},
+            system = {name: current[name] for name in SYSTEM_METADATA if current.get(name)}
+            self.client.copy(
+                key,
+                key,
+                {**system, "Metadata": {**kept, **metadata}, "MetadataDirective": "REPLACE"},
             )
 
     def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
         if kind != DIR:
             with _translated(self.where, path):
-                self.client.delete_object(Bucket=self.bucket, Key=self.key(path))
+                self.client.delete(self.key(path))
             return 1
         folder = self._folder_key(path)
         keys = [folder]
         if recursive:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=folder
-            )
             with _translated(self.where, path):
-                keys += [item["Key"] for page in pages for item in page.get("Contents", [])]
+                keys += [key for page in self.client.list(folder) for key, _ in page.objects]
         keys = list(dict.fromkeys(keys))
         for start in range(0, len(keys), DELETE_BATCH):
-            chunk = keys[start : start + DELETE_BATCH]
             with _translated(self.where, path):
-                self.client.delete_objects(
-                    Bucket=self.bucket,
-                    Delete={"Objects": [{"Key": key} for key in chunk], "Quiet": True},
-                )
+                self.client.delete_many(keys[start : start + DELETE_BATCH])
         return len(keys)
 
 
-_RETRIES = {"mode": "standard", "max_attempts": 5}
-_CONFIG = botocore.config.Config(
-    retries=_RETRIES,  # type: ignore[arg-type]
-    max_pool_connections=HEADS_IN_FLIGHT + PARTS_IN_FLIGHT,
-)
-# S3-compatible servers at an address (an IP, a port) want the bucket in the path.
-_CONFIG_PATH_STYLE = _CONFIG.merge(botocore.config.Config(s3={"addressing_style": "path"}))
-
-
-def _s3_client(location: S3Location) -> Any:
+def _s3_client(location: S3Location) -> S3Client:
     """The worker's AWS credential chain; through STS when the location names a role."""
+    region, credentials = _aws_credentials(location.S3Config.BucketAccessRoleArn)
+    if credentials is None:
+        raise StorageError(
+            f"{location.location_uri}: no AWS credentials found for this worker "
+            "(AWS_ACCESS_KEY_ID, a profile, or an instance role)",
+            code=ErrorCode.LOCATION_UNAVAILABLE,
+        )
+    return S3Client(
+        location.bucket,
+        region=region,
+        credentials=credentials,
+        endpoint=location.EndpointUrl or os.environ.get("AWS_ENDPOINT_URL_S3"),
+        connections=CONNECTIONS,
+    )
+
+
+@functools.cache
+def _aws_credentials(role: str | None) -> tuple[str, Credentials | None]:
+    """The region and credentials of this process, found once: botocore's credentials refresh
+    themselves (an instance role's, an assumed role's) before they expire."""
+    import boto3
+    from botocore.credentials import RefreshableCredentials
+
     session = boto3.session.Session()
     region = session.region_name or "us-east-1"
-    custom = location.EndpointUrl or os.environ.get("AWS_ENDPOINT_URL_S3")
-    config = _CONFIG_PATH_STYLE if custom else _CONFIG
-    role = location.S3Config.BucketAccessRoleArn
-    if role:
-        with _translated(location.location_uri):
-            credentials = session.client("sts", region_name=region).assume_role(
-                RoleArn=role, RoleSessionName="ferry"
-            )["Credentials"]
-        session = boto3.session.Session(
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
-    return session.client(
-        "s3", region_name=region, endpoint_url=location.EndpointUrl, config=config
+    credentials = session.get_credentials()
+    if credentials is None or not role:
+        return region, credentials
+    sts = session.client("sts", region_name=region)
+
+    def assume() -> dict[str, str]:
+        try:
+            answer = sts.assume_role(RoleArn=role, RoleSessionName="ferry")["Credentials"]
+        except Exception as error:
+            raise StorageError(
+                f"cannot assume the role {role}: {error}", code=ErrorCode.LOCATION_UNAVAILABLE
+            ) from None
+        return {
+            "access_key": answer["AccessKeyId"],
+            "secret_key": answer["SecretAccessKey"],
+            "token": answer["SessionToken"],
+            "expiry_time": answer["Expiration"].isoformat(),
+        }
+
+    assumed = RefreshableCredentials.create_from_metadata(
+        metadata=assume(), refresh_using=assume, method="sts-assume-role"
     )
+    return region, assumed
