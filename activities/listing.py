@@ -2,15 +2,18 @@
 
 A folder is listed on both sides at once by a pool process, which pairs the children by name
 and keeps back the pairs that need no attention (a file equal on both sides) as a count. The
-activity's thread walks the folders depth-first with names sorted and receives the pairs in that
+activity's thread walks the folders depth-first in listing order and receives the pairs in that
 order, which is the order of the plan; it asks for the folders it will enter next ahead of time,
-so that listing runs on every core while it plans. Nothing holds a whole tree in memory.
+so that listing runs on every core while it plans. Nothing holds a whole tree in memory, nor a
+whole folder: a folder of more than SLICE_ENTRIES children (a flat bucket prefix of millions of
+keys) is listed in slices, each ending where both sides have been listed up to.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,6 +33,7 @@ from activities.storage.base import (
     Storage,
     StorageError,
     describe_error,
+    listing_key,
 )
 from models.execution import FileIssue
 from models.filters import FilterRule, PathFilter, Scope
@@ -42,11 +46,14 @@ log = logging.getLogger("ferry.listing")
 # subfolders until it has listed this many entries.
 FOLDERS_PER_TASK = 16
 ENTRIES_PER_TASK = 2000
+# Children of a folder listed at once on each side, at most.
+SLICE_ENTRIES = int(os.environ.get("FERRY_LIST_SLICE_ENTRIES", "10000"))
 
 WAIT_SECONDS = 0.5  # between heartbeats while a listing is awaited
 STALE_TEMP_SECONDS = 3600
 
 Pair = tuple[Entry | None, Entry | None]
+ScopedPair = tuple[Entry | None, Entry | None, Scope]
 
 
 @dataclass(frozen=True)
@@ -63,22 +70,41 @@ class Sides:
     report_equal_files: bool  # name equal files too (verification reads them)
 
 
-@dataclass
-class Folder:
-    """One folder, listed on both sides."""
+@dataclass(frozen=True)
+class Task:
+    """A folder to list, or the next slice of one."""
 
     path: str
-    source_listed: bool  # False below a destination folder that goes away as a whole
-    pairs: list[tuple[Entry | None, Entry | None, Scope]]  # need attention; name order
+    scope: Scope
+    source: bool  # list it on the source; False below a destination folder that goes away
+    destination: bool
+    # Where the slice starts on each side (a listing key; "" the beginning, None: nothing more
+    # there), and how many children each side lists at most.
+    after: tuple[str | None, str | None] = ("", "")
+    limit: int = SLICE_ENTRIES
+
+
+@dataclass
+class Folder:
+    """One folder, or a slice of one, listed on both sides."""
+
+    task: Task
+    pairs: list[ScopedPair]  # need attention; listing order
     equal: int = 0  # pairs equal on both sides, counted only
     equal_files: list[tuple[str, int]] = field(default_factory=list)
     source_error: str | None = None
     destination_error: str | None = None
     stale_temps: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # names no file can have
+    rest: Task | None = None  # the folder's next slice
 
+    @property
+    def path(self) -> str:
+        return self.task.path
 
-Task = tuple[str, Scope, bool, bool]  # a folder, its scope, list it on the source, destination
+    @property
+    def source_listed(self) -> bool:
+        return self.task.source
 
 
 def list_folders(sides: Sides, tasks: list[Task]) -> list[Folder]:
@@ -90,7 +116,7 @@ def list_folders(sides: Sides, tasks: list[Task]) -> list[Folder]:
     for task in tasks:
         below = [task]
         while below:
-            folder = lister.folder(*below.pop())
+            folder = lister.folder(below.pop())
             folders.append(folder)
             listed += len(folder.pairs) + folder.equal
             if listed < ENTRIES_PER_TASK:
@@ -130,7 +156,7 @@ def descent(
     destination = d is not None and d.kind == DIR and sides.destination is not None
     removed = sides.destination_only_subtrees or s is not None or not in_source
     if source or (destination and removed):
-        return (s or d).path, scope, source, destination  # type: ignore[union-attr]
+        return Task((s or d).path, scope, source, destination)  # type: ignore[union-attr]
     return None
 
 
@@ -155,16 +181,24 @@ class _Lister:
         if self.destination is not None:
             self.destination.close()
 
-    def folder(self, path: str, scope: Scope, source: bool, destination: bool) -> Folder:
-        folder = Folder(path, source, [])
-        mine = self._children(self.source, path, folder, "source") if source else {}
-        theirs = (
-            self._children(self.destination, path, folder, "destination")
-            if destination and self.destination is not None
-            else {}
+    def folder(self, task: Task) -> Folder:
+        folder = Folder(task, [])
+        mine, mine_keys, mine_more = self._children(self.source, task, 0, folder, "source")
+        theirs, their_keys, their_more = (
+            self._children(self.destination, task, 1, folder, "destination")
+            if task.destination and self.destination is not None
+            else ({}, [], False)
         )
+        cut = _cut(mine_keys, mine_more, their_keys, their_more)
+        if cut is not None and task.after == ("", ""):
+            log.info("/%s has more than %d children: listed in slices", task.path, task.limit)
+        if cut is not None:
+            folder.rest = _rest(task, cut, mine_keys, mine_more, their_keys, their_more)
+            mine = {name: e for name, e in mine.items() if listing_key(name, e.kind) < cut}
+            theirs = {name: e for name, e in theirs.items() if listing_key(name, e.kind) < cut}
         keep_equal_files = self.sides.report_equal_files
-        for name in sorted(mine.keys() | theirs.keys()):
+        scope = task.scope
+        for name in sorted(mine.keys() | theirs.keys(), key=lambda n: _pair_key(n, mine, theirs)):
             s, d = mine.get(name), theirs.get(name)
             if s and d and s.kind == d.kind == DIR and not self.folder_metadata(d.path):
                 d = dataclasses.replace(s)
@@ -181,26 +215,77 @@ class _Lister:
             folder.pairs.append((s, d, child_scope))
         return folder
 
-    def _children(self, storage: Storage, path: str, folder: Folder, side: str) -> dict[str, Entry]:
+    def _children(
+        self, storage: Storage, task: Task, side_index: int, folder: Folder, side: str
+    ) -> tuple[dict[str, Entry], list[str], bool]:
+        """A side's children in this slice by name, the listing keys of all it listed (temporary
+        files too), and whether more follow."""
+        after = task.after[side_index]
+        if after is None or (side == "source" and not task.source):
+            return {}, [], False
+        path = task.path
         try:
-            entries = storage.list_dir(path)
+            entries, more = storage.list_dir(path, after=after, limit=task.limit)
         except FileNotFoundError:
-            return {}  # not on this side
+            return {}, [], False  # not on this side
         except OSError as error:
             setattr(folder, f"{side}_error", describe_error(error))
-            return {}
+            return {}, [], False
         finally:
             folder.rejected += storage.take_rejected()
         skip = len(path) + 1 if path else 0
         children = {}
+        keys = []
         for entry in entries:
             name = entry.path[skip:]
+            keys.append(listing_key(name, entry.kind))
             if name.startswith(".ferry-") and TEMP_NAME.fullmatch(name):
                 if side == "destination" and entry.mtime_ns < self.stale_before:
                     folder.stale_temps.append(entry.path)
                 continue
             children[name] = entry
-        return children
+        return children, keys, more
+
+
+def _pair_key(name: str, mine: dict[str, Entry], theirs: dict[str, Entry]) -> str:
+    entry = mine.get(name) or theirs[name]
+    return listing_key(name, entry.kind)
+
+
+def _cut(mine: list[str], mine_more: bool, theirs: list[str], their_more: bool) -> str | None:
+    """Where a slice ends when a side has more to list: before the first key that could pair
+    with one not listed yet. Both sides have been listed up to `bound`; a name belongs to this
+    slice when it would be listed by then as a folder too ("name/"), so that a file on one side
+    and a folder of that name on the other always meet in one slice. None: the folder ends here."""
+    bounds = [keys[-1] for keys, more in ((mine, mine_more), (theirs, their_more)) if more]
+    if not bounds:
+        return None
+    bound = min(bounds)
+    for key in sorted(mine + theirs):
+        if (key if key.endswith("/") else key + "/") > bound:
+            return key
+    return bound + "\0"  # everything listed belongs to this slice
+
+
+def _rest(
+    task: Task, cut: str, mine: list[str], mine_more: bool, theirs: list[str], their_more: bool
+) -> Task | None:
+    """The slice after `cut`: each side goes on after the last key it had before the cut."""
+    after: list[str | None] = []
+    progressed = False
+    sides = ((mine, mine_more, task.after[0]), (theirs, their_more, task.after[1]))
+    for keys, more, start in sides:
+        taken = [key for key in keys if key < cut]
+        progressed = progressed or bool(taken)
+        if not more and len(taken) == len(keys):
+            after.append(None)  # this side is done
+        else:
+            after.append(taken[-1] if taken else start)
+    if after == [None, None]:
+        return None
+    # A slice that kept nothing (a file name right at the bound) is listed again, wider.
+    limit = task.limit if progressed else task.limit * 2
+    return dataclasses.replace(task, after=(after[0], after[1]), limit=limit)
 
 
 def _equal(s: Entry, d: Entry, policy: MetadataPolicy, resolution: int) -> bool:
@@ -243,8 +328,8 @@ class FolderWalk:
         self.stale_temps: list[str] = []
         self.equal = 0
         self.lookahead = 2 * pool.processes  # tasks in flight
-        self._ready: dict[str, Folder] = {}
-        self._pending: dict[str, Future[list[Folder]]] = {}  # by each folder a task takes
+        self._ready: dict[Task, Folder] = {}
+        self._pending: dict[Task, Future[list[Folder]]] = {}  # by each folder a listing takes
         self._in_flight: set[Future[list[Folder]]] = set()
         self._upcoming: deque[Task] = deque()
 
@@ -266,24 +351,29 @@ class FolderWalk:
             "", True, Scope.ON_THE_WAY
         )
         has_destination = destination_root is not None and destination_root.kind == DIR
-        # Each level: the pairs of a folder still to yield (in reverse order, for pop()), and
-        # whether the folder was listed on the source side.
-        stack = [(self._pairs(("", scope, True, has_destination)), True)]
+        # Each level: the pairs of a folder (slice) still to yield, in reverse order for pop(),
+        # whether the folder was listed on the source side, and its next slice.
+        pairs, rest = self._pairs(Task("", scope, True, has_destination))
+        stack = [(pairs, True, rest)]
         while stack:
-            pairs, in_source = stack[-1]
+            pairs, in_source, rest = stack[-1]
             if not pairs:
                 stack.pop()
+                if rest is not None:  # the folder's next slice, at the same level
+                    more, after_that = self._pairs(rest)
+                    stack.append((more, in_source, after_that))
                 continue
             s, d, scope = pairs.pop()
             yield s, d
             task = descent(s, d, scope, self.sides, in_source)
             if task is not None:
-                stack.append((self._pairs(task), task[2]))
+                below, below_rest = self._pairs(task)
+                stack.append((below, task.source, below_rest))
 
-    def _pairs(self, task: Task) -> list[tuple[Entry | None, Entry | None, Scope]]:
-        path = task[0]
-        if path not in self._ready:
-            pending = self._pending.get(path) or self._submit([task])
+    def _pairs(self, task: Task) -> tuple[list[ScopedPair], Task | None]:
+        """A folder's (slice's) pairs in reverse walk order, and its next slice."""
+        if task not in self._ready:
+            pending = self._pending.get(task) or self._submit([task])
             while True:
                 try:
                     listed_folders = pending.result(timeout=WAIT_SECONDS)
@@ -291,28 +381,30 @@ class FolderWalk:
                 except FutureTimeout:
                     self.beat()
             for listed in listed_folders:
-                self._ready[listed.path] = listed
+                self._ready[listed.task] = listed
             self._in_flight.discard(pending)
-        folder = self._ready.pop(path)
-        self._pending.pop(path, None)
+        folder = self._ready.pop(task)
+        self._pending.pop(task, None)
         self._take(folder)
-        below = [task for task in subfolders(folder, self.sides) if task[0] not in self._ready]
+        below = [task for task in subfolders(folder, self.sides) if task not in self._ready]
         self._upcoming.extendleft(reversed(below))
+        if folder.rest is not None:
+            self._upcoming.appendleft(folder.rest)  # listed while the walk goes below this slice
         while self._upcoming and len(self._in_flight) < self.lookahead:
             batch: list[Task] = []
             while self._upcoming and len(batch) < FOLDERS_PER_TASK:
                 upcoming = self._upcoming.popleft()
-                if upcoming[0] not in self._ready and upcoming[0] not in self._pending:
+                if upcoming not in self._ready and upcoming not in self._pending:
                     batch.append(upcoming)
             if batch:
                 self._submit(batch)
-        return list(reversed(folder.pairs))
+        return list(reversed(folder.pairs)), folder.rest
 
     def _submit(self, tasks: list[Task]) -> Future[list[Folder]]:
         future = self.pool.submit(list_folders, self.sides, tasks)
         self._in_flight.add(future)
         for task in tasks:
-            self._pending[task[0]] = future
+            self._pending[task] = future
         return future
 
     def _take(self, folder: Folder) -> None:

@@ -42,6 +42,12 @@ KIND_NAMES = {
 TEMP_NAME = re.compile(r"\.ferry-[0-9a-f]{16}\.tmp")
 
 
+def listing_key(name: str, kind: str) -> str:
+    """Where a child comes in a folder's listing: by name, a folder's as if followed by "/" (the
+    order of S3 keys, so that every storage can list a folder in slices in the same order)."""
+    return name + "/" if kind == DIR else name
+
+
 def temp_name(tag: str, path: str) -> str:
     """The temporary name of `path` in its folder; a retry of the same execution (`tag`) finds
     it again, and its length is fixed, so that even a 255-byte final name has one."""
@@ -205,8 +211,9 @@ class Storage(ABC):
         """The entry at `path`, not following a final symbolic link; None if absent."""
 
     @abstractmethod
-    def list_dir(self, path: str) -> list[Entry]:
-        """The children of a directory, in any order. Called from several threads at once."""
+    def list_dir(self, path: str, *, after: str = "", limit: int = 0) -> tuple[list[Entry], bool]:
+        """The children of a directory whose `listing_key` comes after `after`, in that order,
+        at most `limit` of them (0: all); and whether more follow."""
 
     @abstractmethod
     def open_read(self, path: str) -> Reader:

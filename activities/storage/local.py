@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import heapq
 import os
 import stat
 from collections import OrderedDict
@@ -32,6 +33,7 @@ from activities.storage.base import (
     Storage,
     StorageError,
     describe_error,
+    listing_key,
     temp_name,
 )
 from models.errors import ErrorCode
@@ -260,6 +262,11 @@ def _metadata(what: str, call: Callable[..., None], *args: object, **kwargs: obj
         raise MetadataError(f"cannot set {what}: {_LINK_IN_THE_WAY}") from error
 
 
+def _scanned_kind(item: os.DirEntry[str]) -> str:
+    """A folder or not, from the directory entry (no stat on most file systems)."""
+    return DIR if item.is_dir(follow_symlinks=False) else FILE
+
+
 def _default_mode(entry: Entry) -> int:
     return DEFAULT_DIR_MODE if entry.kind == DIR else DEFAULT_FILE_MODE
 
@@ -354,20 +361,30 @@ class LocalStorage(Storage):
             entry.target = os.readlink(name, dir_fd=folder)
         return entry
 
-    def list_dir(self, path: str) -> list[Entry]:
+    def list_dir(self, path: str, *, after: str = "", limit: int = 0) -> tuple[list[Entry], bool]:
         prefix = path + "/" if path else ""
         fd = open_beneath(self._root(), path or ".", os.O_RDONLY | os.O_DIRECTORY)
-        entries = []
         try:
+            # A folder's names come in no order: a slice of a large one is found by reading
+            # every name, keeping no more of them than the slice holds.
             with os.scandir(fd) as items:
-                for item in items:
-                    entry = entry_from_stat(prefix + item.name, item.stat(follow_symlinks=False))
-                    if entry.kind == SYMLINK:
-                        entry.target = os.readlink(item.name, dir_fd=fd)
-                    entries.append(entry)
+                keyed = ((listing_key(item.name, _scanned_kind(item)), item.name) for item in items)
+                later = (pair for pair in keyed if pair[0] > after)
+                chosen = heapq.nsmallest(limit + 1, later) if limit else sorted(later)
+            more = bool(limit) and len(chosen) > limit
+            entries = []
+            for _, name in chosen[:limit] if more else chosen:
+                try:
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed since the folder was read
+                entry = entry_from_stat(prefix + name, info)
+                if entry.kind == SYMLINK:
+                    entry.target = os.readlink(name, dir_fd=fd)
+                entries.append(entry)
         finally:
             os.close(fd)
-        return entries
+        return entries, more
 
     def open_read(self, path: str) -> _FileReader:
         try:

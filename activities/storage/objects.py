@@ -42,6 +42,7 @@ from activities.storage.base import (
     MetadataPolicy,
     Storage,
     StorageError,
+    listing_key,
 )
 from activities.storage.s3client import Body, Credentials, S3Client, S3Error, b64
 from models.errors import ErrorCode
@@ -415,7 +416,7 @@ class ObjectStorage(Storage):
     def check(self, *, writable: bool) -> None:
         try:
             with _translated(self.where):
-                next(self.client.list(self.prefix, limit=1))
+                next(self.client.list(self.prefix, max_keys=1))
         except ConnectionError as error:
             raise StorageError(
                 f"cannot reach the server: {error}", code=ErrorCode.LOCATION_UNAVAILABLE
@@ -446,7 +447,7 @@ class ObjectStorage(Storage):
         if marker is not None:
             return marker
         with _translated(self.where, path):
-            inside = next(self.client.list(self._folder_key(path), limit=1))
+            inside = next(self.client.list(self._folder_key(path), max_keys=1))
         if inside.objects or inside.prefixes:
             return _folder(path)
         return None
@@ -459,13 +460,16 @@ class ObjectStorage(Storage):
             finally:
                 body.close()
 
-    def list_dir(self, path: str) -> list[Entry]:
+    def list_dir(self, path: str, *, after: str = "", limit: int = 0) -> tuple[list[Entry], bool]:
         folder = self._folder_key(path)
         base = path + "/" if path else ""
+        # After a common prefix "a/", the next key after everything below it.
+        start = folder + after + ("\U0010ffff" if after.endswith("/") else "") if after else ""
         files: list[tuple[str, str]] = []  # (path, key) of objects, whose metadata is read next
         folders: list[str] = []
+        more = False
         with _translated(self.where, path):
-            for page in self.client.list(folder, delimiter="/"):
+            for page in self.client.list(folder, delimiter="/", start_after=start, max_keys=limit):
                 for prefix in page.prefixes:
                     name = prefix[len(folder) : -1]
                     if self._acceptable(base, name):
@@ -474,7 +478,8 @@ class ObjectStorage(Storage):
                     name = key[len(folder) :]
                     if name and self._acceptable(base, name):  # "" is the folder's own marker
                         files.append((base + name, key))
-        if not files and not folders and path and self.stat(path) is None:
+                more = page.truncated
+        if not files and not folders and path and not after and self.stat(path) is None:
             raise FileNotFoundError(errno.ENOENT, "no such folder", path)
         heads = list(self.threads.map(lambda f: self._head(f[1], f[0], FILE), files))
         if self.markers:
@@ -488,7 +493,9 @@ class ObjectStorage(Storage):
             if entry.kind == SYMLINK:
                 entry.target = self._target(entry.path)
             found.append(entry)
-        return found
+        skip = len(base)
+        found.sort(key=lambda entry: listing_key(entry.path[skip:], entry.kind))
+        return found, more
 
     def _acceptable(self, base: str, name: str) -> bool:
         """Keys that cannot be a path in a file tree are left out, each named once."""

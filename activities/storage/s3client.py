@@ -76,6 +76,7 @@ class Listing:
 
     objects: list[tuple[str, int]] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False  # more keys follow
 
 
 class Body:
@@ -351,29 +352,36 @@ class S3Client:
 
     # --- listing ---------------------------------------------------------------------------------
 
-    def list(self, prefix: str, *, delimiter: str = "", limit: int = 0) -> Iterator[Listing]:
-        """ListObjectsV2 under `prefix`, a page at a time (`limit`: keys of the first page only,
-        and no more pages)."""
+    def list(
+        self, prefix: str, *, delimiter: str = "", start_after: str = "", max_keys: int = 0
+    ) -> Iterator[Listing]:
+        """ListObjectsV2 under `prefix`, a page at a time, from the first key after
+        `start_after`; with `max_keys`, no more keys and common prefixes than that in all."""
         query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
         if delimiter:
             query["delimiter"] = delimiter
-        if limit:
-            query["max-keys"] = str(limit)
+        if start_after:
+            query["start-after"] = start_after
+        left = max_keys
         while True:
+            if max_keys:
+                query["max-keys"] = str(min(left, 1000))
             root = self._xml(self.request("GET", query=query))
             # Keys come percent-encoded when the server honours encoding-type (XML 1.0 cannot
             # carry every character a key may hold).
             decode = urllib.parse.unquote_plus if _text(root, "EncodingType") == "url" else _same
-            page = Listing()
+            page = Listing(truncated=_text(root, "IsTruncated") == "true")
             for item in _children(root, "Contents"):
                 page.objects.append((decode(_text(item, "Key")), int(_text(item, "Size", "0"))))
             for common in _children(root, "CommonPrefixes"):
                 page.prefixes.append(decode(_text(common, "Prefix")))
             yield page
+            left -= len(page.objects) + len(page.prefixes)
             token = _text(root, "NextContinuationToken")
-            if limit or _text(root, "IsTruncated") != "true" or not token:
+            if not page.truncated or not token or (max_keys and left <= 0):
                 return
             query["continuation-token"] = token
+            query.pop("start-after", None)
 
     # --- multipart uploads -----------------------------------------------------------------------
 
