@@ -117,6 +117,31 @@ class BandwidthShare:
             self._asking.cancel()
 
 
+class _Announcer:
+    """Signals the plan so far to the execution from PREPARING's thread, on the worker's loop;
+    the execution keeps the largest it has seen, so signals may overtake one another."""
+
+    def __init__(
+        self, activities: ExecutionActivities, execution: ExecutionInput, attempt: int
+    ) -> None:
+        self.handle = activities.client.get_workflow_handle(execution.execution_id)
+        self.loop = activities.loop
+        self.attempt = attempt
+        self.sent: list[concurrent.futures.Future[None]] = []
+
+    def announce(self, progress: PlanSummary) -> None:
+        self.sent = [signal for signal in self.sent if not signal.done()]
+        signal = self.handle.signal("plan_progress", args=[progress, self.attempt])
+        self.sent.append(asyncio.run_coroutine_threadsafe(signal, self.loop))
+
+    def __enter__(self) -> _Announcer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for signal in self.sent:  # the activity's result says it all anyway
+            signal.cancel()
+
+
 class ExecutionActivities:
     """The activities share the worker's staging store, process pool and client."""
 
@@ -159,13 +184,20 @@ class ExecutionActivities:
         self.store.create(execution.execution_id)
 
     @activity.defn(name="PrepareTransfer")
-    def prepare(self, execution: ExecutionInput) -> PlanSummary:
-        """PREPARING: list both sides, compare, write the plan to the staging store."""
+    def prepare(
+        self, execution: ExecutionInput, first: dict[str, int] | None = None, attempt: int = 1
+    ) -> PlanSummary:
+        """PREPARING: list both sides, compare, write the plan to the staging store. Each batch
+        of files is announced to the execution as soon as it is complete, so that it starts
+        while the listing goes on; `first`: batches per step that an earlier attempt's plan
+        had, which ran already (this attempt numbers its own after them); `attempt`: the
+        execution's count of PREPARING attempts, which tags the announcements."""
         execution_id = execution.execution_id
+        first = first or {}
         self.store.create(execution_id)
         for step in TRANSFER_STEPS:
-            self.store.clear(execution_id, step)
-        with storage_failures("PREPARING"):
+            self.store.clear(execution_id, step, first.get(step, 0))
+        with storage_failures("PREPARING"), _Announcer(self, execution, attempt) as announcer:
             summary, stale, problems = plan(
                 self.store,
                 self.pool,
@@ -173,6 +205,8 @@ class ExecutionActivities:
                 _Pulse(),
                 files_per_batch=self.files_per_batch,
                 bytes_per_batch=self.bytes_per_batch,
+                first=first,
+                announce=None if execution.DryRun else announcer.announce,
             )
         if not execution.DryRun:
             destination = open_storage(execution.Destination, execution_id)

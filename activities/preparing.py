@@ -61,10 +61,10 @@ class _OpenDirectory:
 
 @dataclass(slots=True)
 class _Removal:
-    """A destination entry in the way of a source entry of another kind, with its subtree."""
+    """A destination entry in the way of a source entry of another kind: its subtree, walked
+    next, is counted to it."""
 
     path: str
-    kind: str
     entries: int = 1
 
 
@@ -80,13 +80,21 @@ class Planner:
         unlisted_source: set[str],
         files_per_batch: int = FILES_PER_BATCH,
         bytes_per_batch: int = BYTES_PER_BATCH,
+        first: dict[str, int] | None = None,
+        announce: Callable[[PlanSummary], None] | None = None,
     ) -> None:
+        """`first`: batches of a step that ran before this attempt (numbering goes on after
+        them). `announce`: gets the plan so far each time a batch of files is complete, so that
+        it can be transferred while PREPARING goes on."""
         self.policy = MetadataPolicy.from_options(options)
         self.never = options.OverwriteMode == "NEVER"
         self.remove = options.PreserveDeletedFiles == "REMOVE"
         self.resolution_ns = resolution_ns
         self.unlisted_source = unlisted_source
-        self.writers = {step: store.batches(execution_id, step) for step in TRANSFER_STEPS}
+        first = first or {}
+        self.writers = {
+            step: store.batches(execution_id, step, first.get(step, 0)) for step in TRANSFER_STEPS
+        }
         self.writers["files"].max_rows = files_per_batch
         self.writers["files"].max_bytes = bytes_per_batch
         for step in ("removals", "links", "deletes", "directories"):
@@ -99,6 +107,16 @@ class Planner:
         self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
         self._removal: _Removal | None = None
         self._blocked: str | None = None  # a source folder NEVER keeps from being written
+        self._announce = announce
+        if announce is not None:
+            self.writers["files"].on_seal = self._files_sealed
+
+    def _files_sealed(self) -> None:
+        # The removals planned so far go first: a file may take the place of one of them.
+        self.writers["removals"].close()
+        assert self._announce is not None
+        batches = {step: self.writers[step].count for step in ("removals", "files")}
+        self._announce(self.summary.model_copy(update={"batches": batches}))
 
     def add(self, source: Entry | None, destination: Entry | None) -> None:
         path = source.path if source is not None else destination.path  # type: ignore[union-attr]
@@ -125,7 +143,9 @@ class Planner:
                 if source.kind == DIR:
                     self._blocked = path
                 return
-            self._removal = _Removal(destination.path, destination.kind)
+            self._removal = _Removal(destination.path)
+            # Planned at once, before the source entry that takes its place.
+            self.writers["removals"].add([destination.path, destination.kind])
             self._dirty_parent()
             destination = None
         if source.kind == DIR:
@@ -220,7 +240,6 @@ class Planner:
     def _end_removal(self) -> None:
         assert self._removal is not None
         removal, self._removal = self._removal, None
-        self.writers["removals"].add([removal.path, removal.kind])
         self.summary.EstimatedFilesToDelete += removal.entries
 
     def _dirty_parent(self) -> None:
@@ -254,6 +273,8 @@ def plan(
     *,
     files_per_batch: int = FILES_PER_BATCH,
     bytes_per_batch: int = BYTES_PER_BATCH,
+    first: dict[str, int] | None = None,
+    announce: Callable[[PlanSummary], None] | None = None,
 ) -> tuple[PlanSummary, list[str], list[FileIssue]]:
     """List both sides (only the source with TransferMode=ALL, unless OverwriteMode=NEVER) and
     write the plan; returns it with the temporary files earlier attempts left behind and every
@@ -285,6 +306,8 @@ def plan(
         walk.unlisted,
         files_per_batch,
         bytes_per_batch,
+        first,
+        announce,
     )
     sources = destinations = 0
     for s, d in walk:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -53,19 +53,20 @@ class StagingStore:
         os.makedirs(os.path.join(self._dir(execution_id), "results"), exist_ok=True)
         os.makedirs(self.control_dir(execution_id), exist_ok=True)
 
-    def clear(self, execution_id: str, step: str) -> None:
-        """Drop a step's batches and results, so that a retried PREPARING starts clean."""
+    def clear(self, execution_id: str, step: str, start: int = 0) -> None:
+        """Drop a step's batches from `start` on, and their results, so that a retried
+        PREPARING starts clean after the batches that already ran."""
         for folder in (self._dir(execution_id), os.path.join(self._dir(execution_id), "results")):
             if os.path.isdir(folder):
                 for name in os.listdir(folder):
-                    if name.startswith(step + "-"):
+                    if name.startswith(step + "-") and _index(name, step) >= start:
                         os.unlink(os.path.join(folder, name))
 
     def remove(self, execution_id: str) -> None:
         shutil.rmtree(self._dir(execution_id), ignore_errors=True)
 
-    def batches(self, execution_id: str, step: str) -> BatchWriter:
-        return BatchWriter(self, execution_id, step)
+    def batches(self, execution_id: str, step: str, first: int = 0) -> BatchWriter:
+        return BatchWriter(self, execution_id, step, first=first)
 
     def open_results(self, execution_id: str, step: str, index: int, offset: int) -> ResultLog:
         return ResultLog(self.result_path(execution_id, step, index), offset)
@@ -82,13 +83,16 @@ class BatchWriter:
         step: str,
         max_rows: int = 1000,
         max_bytes: int = 1 << 62,
+        first: int = 0,
     ) -> None:
+        """`first`: the number of the first batch (after batches an earlier attempt left)."""
         self._store = store
         self._execution_id = execution_id
         self._step = step
         self.max_rows = max_rows
         self.max_bytes = max_bytes
-        self.count = 0
+        self.count = first
+        self.on_seal: Callable[[], None] | None = None  # called when a full batch is sealed
         self._file: IO[str] | None = None
         self._rows = 0
         self._bytes = 0
@@ -102,6 +106,8 @@ class BatchWriter:
         self._bytes += size
         if self._rows >= self.max_rows or self._bytes >= self.max_bytes:
             self._seal()
+            if self.on_seal is not None:
+                self.on_seal()
 
     def close(self) -> int:
         """Seal the last batch; the number of batches written."""
@@ -142,6 +148,12 @@ class ResultLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _index(name: str, step: str) -> int:
+    """The batch number in a name like "files-000012.jsonl" (also its results and .part)."""
+    digits = name[len(step) + 1 :].partition(".")[0]
+    return int(digits) if digits.isdigit() else 1 << 62
 
 
 def _names(folder: str) -> list[str]:

@@ -135,6 +135,7 @@ async def compare(
     stack: FerryStack, server: Server, name: str, source: Path, repeats: int
 ) -> dict[str, Any]:
     times: dict[str, dict[str, list[float]]] = {"initial": {}, "noop": {}}
+    loads: dict[str, dict[str, list[dict[str, float]]]] = {"initial": {}, "noop": {}}
     order = list(TOOLS)
     for repeat in range(repeats):
         order = order[1:] + order[:1]  # alternate who goes first
@@ -151,13 +152,56 @@ async def compare(
         for scenario in ("initial", "noop") if name == "small" else ("initial",):
             for tool in order:
                 subprocess.run(["sync"], check=True)
+                before = Cpu.now(server)
                 outcome = runs[tool]()
                 elapsed = (await outcome)[0] if asyncio.iscoroutine(outcome) else outcome
+                cpu = Cpu.now(server) - before
                 times[scenario].setdefault(tool, []).append(elapsed)
-                print(f"{name} {scenario} {tool}: {elapsed:.2f} s", file=sys.stderr)
+                loads[scenario].setdefault(tool, []).append(cpu.shares(elapsed))
+                print(
+                    f"{name} {scenario} {tool}: {elapsed:.2f} s, {cpu.describe(elapsed)}",
+                    file=sys.stderr,
+                )
     files = sum(1 for p in source.rglob("*") if p.is_file())
     size = sum(p.stat().st_size for p in source.rglob("*") if p.is_file())
-    return {"files": files, "bytes": size, **{k: v for k, v in times.items() if v}}
+    return {
+        "files": files,
+        "bytes": size,
+        **{k: v for k, v in times.items() if v},
+        "cpu": {k: v for k, v in loads.items() if v},
+    }
+
+
+class Cpu:
+    """CPU time of the whole machine and of the S3 server: whether a run was bound by the two
+    cores, and how much of them the server took."""
+
+    def __init__(self, busy: float, server: float) -> None:
+        self.busy = busy
+        self.server = server
+
+    @classmethod
+    def now(cls, server: Server) -> Cpu:
+        import psutil
+
+        total = psutil.cpu_times()
+        busy = sum(total) - total.idle - getattr(total, "iowait", 0.0)
+        own = psutil.Process(server.process.pid).cpu_times()
+        return cls(busy, own.user + own.system)
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(self.busy - other.busy, self.server - other.server)
+
+    def shares(self, elapsed: float) -> dict[str, float]:
+        cores = os.cpu_count() or 1
+        return {"machine": self.busy / (elapsed * cores), "server": self.server / elapsed}
+
+    def describe(self, elapsed: float) -> str:
+        share = self.shares(elapsed)
+        return (
+            f"machine {share['machine']:.0%} busy, server {self.server:.1f} s CPU "
+            f"({share['server']:.2f} cores)"
+        )
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -187,7 +231,13 @@ def print_report(results: dict[str, Any]) -> None:
                     f"{ratio(runs[other], seconds):5.2f}x {other}"
                     for other in ("aws", "rclone", "s5cmd")
                 )
-                print(f"  {tool:<13}{statistics.median(seconds):8.2f} s  {ratios}")
+                load = data.get("cpu", {}).get(scenario, {}).get(tool, [])
+                busy = statistics.median(share["machine"] for share in load) if load else 0
+                server = statistics.median(share["server"] for share in load) if load else 0
+                print(
+                    f"  {tool:<13}{statistics.median(seconds):8.2f} s  {ratios}  "
+                    f"machine {busy:4.0%} busy, server {server:.2f} cores"
+                )
 
 
 async def main() -> None:

@@ -166,6 +166,9 @@ class ExecutionState(_Model):
     ErrorDetail: str | None = None
     counters: Counters = Counters()
     plan: PlanSummary | None = None
+    plan_progress: PlanSummary | None = None  # the plan so far, while PREPARING goes on
+    transfer_started: datetime | None = None  # TRANSFERRING may begin before PREPARING ends
+    early: dict[str, int] = {}  # batches per transfer stage run while PREPARING
     verify_plan: VerifyPlan | None = None
     BytesPerSecond: int | None = None  # the limit in force; None until the execution starts
     agents_online: list[str] = []  # of the execution's agents, those its activities run on
@@ -181,7 +184,7 @@ def describe(
 ) -> dict[str, Any]:
     """The DescribeTaskExecution response for an execution in `state`."""
     counters = state.counters.plus(in_flight) if in_flight else state.counters
-    plan = state.plan
+    plan = state.plan or state.plan_progress
     end = state.EndTime
     result: dict[str, Any] = {
         "PrepareDuration": state.PrepareDuration,

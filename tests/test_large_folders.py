@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from conftest import S3Server, Stack
-from helpers import create_task, differences, empty_folder, run, write
+from helpers import create_task, differences, empty_folder, run, start, until, wait, write
 
+from models.arn import execution_id
 from starter.client import connect
 from starter.operations import Ferry
 
@@ -109,3 +111,67 @@ async def test_a_flat_prefix_is_listed_in_slices_both_ways(
     assert result["Status"] == "SUCCESS", result["Result"]
     assert differences(source, back) == []
 
+
+async def test_transferring_begins_before_preparing_ends(
+    own_stack: Callable[..., Stack], workdir: Path
+) -> None:
+    """Batches of files start as PREPARING completes them: with one child listed at a time,
+    PREPARING takes a while, and the first batches are done long before it ends."""
+    stack = own_stack(FERRY_LIST_SLICE_ENTRIES="1", FERRY_BATCH_FILES="4")
+    ferry = Ferry(await connect(stack.address))
+    source, destination = workdir / "source", empty_folder(workdir / "destination")
+    for number in range(600):
+        write(source / f"f{number:04d}", os.urandom(200))
+    write(destination / "f0002" / "in-the-way.txt", "a folder where the source has a file")
+    task = await create_task(ferry, source, destination)
+    execution = await start(ferry, task)
+    result = await wait(ferry, execution)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert differences(source, destination) == []
+    assert result["FilesTransferred"] == 601, result  # and the root
+    assert result["FilesDeleted"] == 2  # the folder in the way and its file
+    # The order of the execution's activities, as its history has them.
+    labels: dict[int, str] = {}
+    order: list[str] = []
+    handle = ferry.client.get_workflow_handle(execution_id(execution))
+    async for event in handle.fetch_history_events():
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            scheduled = event.activity_task_scheduled_event_attributes
+            name = scheduled.activity_type.name
+            labels[event.event_id] = scheduled.activity_id if name == "TransferBatch" else name
+            order.append(labels[event.event_id])
+        elif event.HasField("activity_task_completed_event_attributes"):
+            completed = event.activity_task_completed_event_attributes
+            order.append("done:" + labels[completed.scheduled_event_id])
+    prepared = order.index("done:PrepareTransfer")
+    removal, first_files = order.index("transfer:removals-0"), order.index("transfer:files-0")
+    assert removal < order.index("done:transfer:removals-0") < first_files < prepared, order
+    assert order.index("done:transfer:files-0") < prepared, order
+
+
+async def test_a_preparing_killed_after_batches_ran_is_retried_after_them(
+    own_stack: Callable[..., Stack], workdir: Path
+) -> None:
+    """The worker dies while PREPARING goes on and batches it completed have run: the retried
+    PREPARING numbers its batches after those, and every file arrives, counted once."""
+    stack = own_stack(FERRY_LIST_SLICE_ENTRIES="1", FERRY_BATCH_FILES="4")
+    ferry = Ferry(await connect(stack.address))
+    source, destination = workdir / "source", empty_folder(workdir / "destination")
+    for number in range(2000):
+        write(source / f"f{number:04d}", os.urandom(100))
+    execution = await start(ferry, await create_task(ferry, source, destination))
+
+    async def transferring_while_preparing() -> bool:
+        now = await ferry.describe_task_execution({"TaskExecutionArn": execution})
+        return now["Result"]["PrepareStatus"] == "PENDING" and now["FilesTransferred"] >= 20
+
+    await until(transferring_while_preparing)
+    stack.stop_worker(stack.workers[0], signal.SIGKILL)
+    stack.start_worker(FERRY_LIST_SLICE_ENTRIES="1", FERRY_BATCH_FILES="4")
+    result = await wait(ferry, execution)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert differences(source, destination) == []
+    assert result["FilesTransferred"] == 2001  # and the root
+    assert result["BytesWritten"] == 2000 * 100

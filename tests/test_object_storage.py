@@ -388,7 +388,8 @@ async def test_keys_that_cannot_be_files_are_skipped_and_named(
 ) -> None:
     client = moto_s3.client()
     bucket = moto_s3.bucket("odd-keys")
-    for key in ("fine.txt", "twice//slashed.txt", "dots/../escape.txt"):
+    too_long = "n" * 300 + ".txt"  # a valid key; no file system takes a 304-byte name
+    for key in ("fine.txt", "twice//slashed.txt", "dots/../escape.txt", too_long):
         client.put_object(Bucket=bucket, Key=key, Body=b"x")
     destination = empty_folder(workdir / "destination" / "inside")
 
@@ -399,6 +400,7 @@ async def test_keys_that_cannot_be_files_are_skipped_and_named(
     assert result["Status"] == "ERROR"
     detail = result["Result"]["ErrorDetail"]
     assert "twice/" in detail and "dots/.." in detail
+    assert "File name too long" in detail, detail
     assert (destination / "fine.txt").read_bytes() == b"x"
     assert sorted(p.name for p in (workdir / "destination").iterdir()) == ["inside"]
     assert not (destination / "escape.txt").exists()

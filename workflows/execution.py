@@ -4,17 +4,21 @@ SUCCESS or ERROR, each phase one or more activities.
 The workflow never sees a file list: PREPARING leaves the plan in the staging store and returns
 batch counts; every later activity takes a reference to one batch. Long executions continue as
 new between batches, carrying only counters and a position in the plan.
+
+TRANSFERRING does not wait for the whole listing: PREPARING signals each batch of files it
+completes, and the batch starts at once (after the removals planned before it), so that a bucket
+of millions of keys is being copied while it is still being listed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
@@ -64,6 +68,8 @@ _LONG = {
     "retry_policy": _RETRY,
     "cancellation_type": workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 }
+# PREPARING is retried by the workflow, which tells the retry which batches ran meanwhile.
+_PREPARE = {**_LONG, "retry_policy": RetryPolicy(maximum_attempts=1)}
 _BATCH = {
     "start_to_close_timeout": timedelta(hours=12),
     # A worker that dies mid-batch is noticed this fast; the retry resumes at its checkpoint.
@@ -104,6 +110,7 @@ class TaskExecutionWorkflow:
         self.granted = not execution.queued or state is not None
         self._cancelled_in: Status | None = None  # the phase a cancel interrupted
         self._in_flight = 0  # batches running now, which share the bandwidth limit
+        self._prepare_attempt = 0  # PREPARING's attempt whose progress counts
         self.timetable = (
             BandwidthTimetable.parse(execution.BandwidthTimetable)
             if execution.BandwidthTimetable
@@ -206,6 +213,20 @@ class TaskExecutionWorkflow:
             )
 
     @workflow.signal
+    def plan_progress(self, progress: PlanSummary, attempt: int) -> None:
+        """From PREPARING: the plan so far, each time it completes a batch of files. Signals may
+        overtake one another (the furthest counts), and an attempt that failed may still send
+        some: only the running attempt's count."""
+        s = self.state
+        known = s.plan_progress.batches.get("files", -1) if s.plan_progress else -1
+        if (
+            s.plan is None
+            and attempt == self._prepare_attempt
+            and progress.batches.get("files", 0) > known
+        ):
+            s.plan_progress = progress
+
+    @workflow.signal
     def grant(self) -> None:
         """From the registry: no execution holds this one's task or agents any more."""
         self.granted = True
@@ -234,23 +255,20 @@ class TaskExecutionWorkflow:
                 "LaunchExecution", self.execution, **self._on(0), **_LAUNCH
             )
             self._begin("PREPARING")
-            s.plan = await workflow.execute_activity(
-                "PrepareTransfer",
-                self.execution,
-                result_type=PlanSummary,
-                **self._on(0),
-                **_LONG,
-            )
+            s.plan = await self._prepare()
+            s.plan_progress = None
             s.PrepareStatus = "ERROR" if s.plan.issue_count else "SUCCESS"
             s.PrepareDuration = self._elapsed()
             s.counters.FilesSkipped += s.plan.FilesSkipped
             if self.execution.DryRun:
                 return  # what would be transferred, deleted and skipped is in the estimates
+            if s.transfer_started is None:
+                s.transfer_started = workflow.now()
             self._begin("TRANSFERRING")
         if s.Status == "TRANSFERRING":
             await self._run_stages(self._transfer_stages(), s.transfer_issues)
             s.TransferStatus = "ERROR" if s.counters.FilesFailed else "SUCCESS"
-            s.TransferDuration = self._elapsed()
+            s.TransferDuration = self._elapsed(s.transfer_started)
             if self.execution.Options.VerifyMode == "NONE":
                 return
             self._begin("VERIFYING")
@@ -259,20 +277,109 @@ class TaskExecutionWorkflow:
             s.VerifyStatus = "ERROR" if s.counters.VerifyFailed else "SUCCESS"
             s.VerifyDuration = self._elapsed()
 
+    async def _prepare(self) -> PlanSummary:
+        """PREPARING, with the batches of files it completes transferred meanwhile (not in a
+        dry run). A failed PREPARING is retried here rather than by Temporal: the retry is told
+        how many batches of each step ran, and numbers its own after them."""
+        early = self._transfer_stages()[:2]
+        for attempt in range(1, (_RETRY.maximum_attempts or 1) + 1):
+            first = {stage.step: self.state.early.get(stage.key, 0) for stage in early}
+            self._prepare_attempt = attempt
+            self.state.plan_progress = None
+            prepare = workflow.start_activity(
+                "PrepareTransfer",
+                args=[self.execution, first, attempt],
+                result_type=PlanSummary,
+                **self._on(0),
+                **_PREPARE,
+            )
+            await self._transfer_while(prepare, *early)
+            try:
+                return prepare.result()
+            except ActivityError as error:
+                if error.retry_state == RetryState.NON_RETRYABLE_FAILURE:
+                    raise
+                if attempt == _RETRY.maximum_attempts:
+                    raise
+                workflow.logger.warning("PREPARING failed, trying again: %s", error.cause)
+                await workflow.sleep(min(30, 2 ** (attempt - 1)))
+        raise AssertionError("unreachable")
+
+    async def _transfer_while(
+        self, prepare: asyncio.Future[PlanSummary], removals: _Stage, files: _Stage
+    ) -> None:
+        """Until PREPARING ends, run the batches it has completed: removals one at a time and
+        in order, files once every removal planned before them is done. Returns when PREPARING
+        and these batches have ended; a failed batch fails the execution."""
+        s = self.state
+        pending: dict[asyncio.Future[BatchResult], _Stage] = {}
+        launched = {stage.key: s.early.get(stage.key, 0) for stage in (removals, files)}
+
+        def ready() -> list[tuple[_Stage, int]]:
+            if prepare.done() or s.plan_progress is None or self.execution.DryRun:
+                return []
+            sealed = s.plan_progress.batches
+            if any(stage is removals for stage in pending.values()):
+                return []
+            if launched[removals.key] < sealed.get("removals", 0):
+                return [(removals, launched[removals.key])]
+            room = self._parallel(files) - len(pending)
+            end = min(sealed.get("files", 0), launched[files.key] + room)
+            return [(files, index) for index in range(launched[files.key], end)]
+
+        try:
+            while not prepare.done() or pending:
+                if not self._history_is_long():  # else the rest waits for TRANSFERRING
+                    for stage, index in ready():
+                        if s.transfer_started is None:
+                            s.transfer_started = workflow.now()
+                            self._set_status("TRANSFERRING")
+                        self._in_flight = len(pending) + 1
+                        pending[self._start_batch(stage, index)] = stage
+                        launched[stage.key] += 1
+                prepared = prepare.done()  # then only a batch ending is news
+                await workflow.wait_condition(
+                    lambda prepared=prepared: (
+                        (prepare.done() and not prepared)
+                        or any(batch.done() for batch in pending)
+                        or (bool(ready()) and not self._history_is_long())
+                    )
+                )
+                for batch in [batch for batch in pending if batch.done()]:
+                    stage = pending.pop(batch)
+                    self._count(batch.result(), s.transfer_issues)
+                    s.early[stage.key] = s.early.get(stage.key, 0) + 1
+                self._in_flight = len(pending)
+        except BaseException as error:
+            if isinstance(error, asyncio.CancelledError):
+                self._cancelling()
+            await self._stop([*pending, prepare], s.transfer_issues)
+            raise
+
     def _transfer_stages(self) -> list[_Stage]:
-        assert self.state.plan is not None
-        batches = self.state.plan.batches
+        plan = self.state.plan
+        batches = plan.batches if plan is not None else {}
         parallel = self.execution.max_parallel_batches
         return [
-            _Stage("transfer:removals", "removals", batches["removals"], "TransferBatch", 1),
+            _Stage("transfer:removals", "removals", batches.get("removals", 0), "TransferBatch", 1),
             _Stage(
-                "transfer:files", "files", batches["files"], "TransferBatch", parallel, False, True
+                "transfer:files",
+                "files",
+                batches.get("files", 0),
+                "TransferBatch",
+                parallel,
+                False,
+                True,
             ),
-            _Stage("transfer:links", "links", batches["links"], "TransferBatch", parallel),
+            _Stage("transfer:links", "links", batches.get("links", 0), "TransferBatch", parallel),
             # Deletes run last to first, so that folders are emptied before they are removed.
-            _Stage("transfer:deletes", "deletes", batches["deletes"], "TransferBatch", 1, True),
+            _Stage(
+                "transfer:deletes", "deletes", batches.get("deletes", 0), "TransferBatch", 1, True
+            ),
             # Directory metadata comes deepest first and after their contents.
-            _Stage("transfer:dirs", "directories", batches["directories"], "TransferBatch", 1),
+            _Stage(
+                "transfer:dirs", "directories", batches.get("directories", 0), "TransferBatch", 1
+            ),
         ]
 
     async def _verify(self) -> None:
@@ -318,7 +425,8 @@ class TaskExecutionWorkflow:
     async def _run_batches(self, stage: _Stage, issues: list[FileIssue]) -> None:
         s = self.state
         if s.step != stage.key:
-            s.step, s.next_batch = stage.key, 0
+            # Batches that ran while PREPARING went on come first in their stage.
+            s.step, s.next_batch = stage.key, s.early.get(stage.key, 0)
         pending: set[asyncio.Future[BatchResult]] = set()
         try:
             while s.next_batch < stage.count or pending:
@@ -339,23 +447,31 @@ class TaskExecutionWorkflow:
                 pending = set(running)
                 self._in_flight = len(pending)
                 for finished in done:
-                    result = finished.result()
-                    s.counters.add(result.counters)
-                    self._keep(issues, result.issues)
+                    self._count(finished.result(), issues)
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError):
                 self._cancelling()
-            for batch in pending:
-                batch.cancel()
-            if pending:
-                await workflow.wait(pending)  # until each batch has stopped and cleaned up
-            for batch in pending:  # what the others did before they stopped still counts
-                if not batch.cancelled() and batch.exception() is None:
-                    s.counters.add(batch.result().counters)
-                    self._keep(issues, batch.result().issues)
+            await self._stop(list(pending), issues)
             raise
         if s.next_batch < stage.count:
             workflow.continue_as_new(args=[self.execution, s])
+
+    def _count(self, result: BatchResult, issues: list[FileIssue]) -> None:
+        self.state.counters.add(result.counters)
+        self._keep(issues, result.issues)
+
+    async def _stop(self, running: list[asyncio.Future[Any]], issues: list[FileIssue]) -> None:
+        """Cancel activities and wait until each has stopped and cleaned up; what batches did
+        before they stopped still counts."""
+        for activity in running:
+            activity.cancel()
+        if running:
+            await workflow.wait(running)
+        for activity in running:
+            if not activity.cancelled() and activity.exception() is None:
+                result = activity.result()
+                if isinstance(result, BatchResult):
+                    self._count(result, issues)
 
     def _start_batch(self, stage: _Stage, index: int) -> asyncio.Future[BatchResult]:
         ref = BatchRef(
@@ -412,8 +528,8 @@ class TaskExecutionWorkflow:
         self.state.phase_started = workflow.now()
         self._set_status(status)
 
-    def _elapsed(self) -> int:
-        started = self.state.phase_started or workflow.now()
+    def _elapsed(self, since: datetime | None = None) -> int:
+        started = since or self.state.phase_started or workflow.now()
         return int((workflow.now() - started).total_seconds() * 1000)
 
     def _set_status(self, status: Status) -> None:
@@ -468,11 +584,13 @@ class TaskExecutionWorkflow:
             # The phase that was running when the execution failed or was cancelled failed too.
             phase = self._cancelled_in or s.Status
             elapsed = self._elapsed()
-            if phase == "PREPARING" and s.PrepareStatus == "PENDING":
+            # PREPARING may still run while TRANSFERRING has begun.
+            if phase in ("PREPARING", "TRANSFERRING") and s.PrepareStatus == "PENDING":
                 s.PrepareStatus, s.PrepareDuration = "ERROR", elapsed
-            elif phase == "TRANSFERRING" and s.TransferStatus == "PENDING":
-                s.TransferStatus, s.TransferDuration = "ERROR", elapsed
-            elif phase == "VERIFYING" and s.VerifyStatus == "PENDING":
+            if phase == "TRANSFERRING" and s.TransferStatus == "PENDING":
+                s.TransferStatus = "ERROR"
+                s.TransferDuration = self._elapsed(s.transfer_started)
+            if phase == "VERIFYING" and s.VerifyStatus == "PENDING":
                 s.VerifyStatus, s.VerifyDuration = "ERROR", elapsed
         s.ErrorCode, s.ErrorDetail = code, detail
         s.EndTime = workflow.now()

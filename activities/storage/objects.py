@@ -631,7 +631,12 @@ def _s3_client(location: S3Location) -> S3Client:
         location.bucket,
         region=region,
         credentials=credentials,
-        endpoint=location.EndpointUrl or os.environ.get("AWS_ENDPOINT_URL_S3"),
+        # The AWS SDKs' standard settings, as botocore reads them.
+        endpoint=(
+            location.EndpointUrl
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+        ),
         connections=CONNECTIONS,
     )
 
