@@ -183,11 +183,14 @@ class _Lister:
 
     def folder(self, task: Task) -> Folder:
         folder = Folder(task, [])
-        mine, mine_keys, mine_more = self._children(self.source, task, 0, folder, "source")
+        nothing: tuple[dict[str, Entry], list[str], bool] = ({}, [], False)
+        mine, mine_keys, mine_more = (
+            self._children(self.source, task, 0, folder, "source") if task.source else nothing
+        )
         theirs, their_keys, their_more = (
             self._children(self.destination, task, 1, folder, "destination")
             if task.destination and self.destination is not None
-            else ({}, [], False)
+            else nothing
         )
         cut = _cut(mine_keys, mine_more, their_keys, their_more)
         if cut is not None and task.after == ("", ""):
@@ -221,7 +224,7 @@ class _Lister:
         """A side's children in this slice by name, the listing keys of all it listed (temporary
         files too), and whether more follow."""
         after = task.after[side_index]
-        if after is None or (side == "source" and not task.source):
+        if after is None:  # this side has no more
             return {}, [], False
         path = task.path
         try:

@@ -645,15 +645,15 @@ def _s3_client(location: S3Location) -> S3Client:
 def _aws_credentials(role: str | None) -> tuple[str, Credentials | None]:
     """The region and credentials of this process, found once: botocore's credentials refresh
     themselves (an instance role's, an assumed role's) before they expire."""
-    import boto3
+    import botocore.session
     from botocore.credentials import RefreshableCredentials
 
-    session = boto3.session.Session()
-    region = session.region_name or "us-east-1"
+    session = botocore.session.get_session()
+    region = session.get_config_variable("region") or "us-east-1"
     credentials = session.get_credentials()
     if credentials is None or not role:
         return region, credentials
-    sts = session.client("sts", region_name=region)
+    sts = session.create_client("sts", region_name=region)
 
     def assume() -> dict[str, str]:
         try:

@@ -130,9 +130,9 @@ class S3Client:
         `credentials`: None sends unsigned requests. `ca_file`: the PEM chain to trust instead
         of the system's."""
         self.bucket = bucket
-        self.region = region
         self.credentials = credentials
-        self.endpoint = endpoint
+        self.endpoint = urllib.parse.urlsplit(endpoint) if endpoint else None
+        self._address(region)
         self.http = urllib3.PoolManager(
             num_pools=4,
             maxsize=connections,
@@ -141,20 +141,25 @@ class S3Client:
             timeout=urllib3.Timeout(connect=CONNECT_SECONDS, read=READ_SECONDS),
             retries=False,
         )
-        self._keys: tuple[str, str, bytes] | None = None  # (day, secret, signing key)
 
     # --- addressing and signing ------------------------------------------------------------------
 
-    def _where(self, key: str) -> tuple[str, str, str]:
-        """Scheme and host, and the path of `key` (encoded as S3 signs it)."""
-        if self.endpoint:
-            url = urllib.parse.urlsplit(self.endpoint)
-            base = url.path.rstrip("/")
-            return url.scheme, url.netloc, _quote(f"{base}/{self.bucket}/{key}", "/-_.~")
-        if "." in self.bucket:  # a dotted name breaks the wildcard certificate
-            host = f"s3.{self.region}.amazonaws.com"
-            return "https", host, _quote(f"/{self.bucket}/{key}", "/-_.~")
-        return "https", f"{self.bucket}.s3.{self.region}.amazonaws.com", _quote("/" + key, "/-_.~")
+    def _address(self, region: str) -> None:
+        """Where requests go, worked out once (and again if the bucket is in another region):
+        scheme, Host header, host and port, and the path before a key."""
+        self.region = region
+        self._keys: tuple[str, str, bytes] | None = None  # (day, secret, signing key)
+        if self.endpoint is not None:  # an S3-compatible server: the bucket in the path
+            url = self.endpoint
+            self.scheme, self.host = url.scheme, url.netloc
+            self.hostname, self.port = url.hostname or "", url.port
+            self.prefix = f"{url.path.rstrip('/')}/{self.bucket}/"
+        elif "." in self.bucket:  # a dotted name breaks the wildcard certificate
+            self.scheme, self.host = "https", f"s3.{region}.amazonaws.com"
+            self.hostname, self.port, self.prefix = self.host, None, f"/{self.bucket}/"
+        else:
+            self.scheme, self.host = "https", f"{self.bucket}.s3.{region}.amazonaws.com"
+            self.hostname, self.port, self.prefix = self.host, None, "/"
 
     def _signing_key(self, day: str, secret: str) -> bytes:
         if self._keys is None or self._keys[:2] != (day, secret):
@@ -215,15 +220,11 @@ class S3Client:
         query_text = "&".join(f"{_quote(name)}={_quote(value)}" for name, value in ordered)
         payload = payload or (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
         for attempt in range(1, ATTEMPTS + 1):
-            scheme, host, path = self._where(key)
-            sent = dict(headers or {}, host=host)
+            path = _quote(self.prefix + key, "/-_.~")
+            sent = dict(headers or {}, host=self.host)
             self._sign(method, path, query_text, sent, payload)
             try:
-                pool = self.http.connection_from_host(
-                    host.rpartition(":")[0] if ":" in host else host,
-                    int(host.rpartition(":")[2]) if ":" in host else None,
-                    scheme,
-                )
+                pool = self.http.connection_from_host(self.hostname, self.port, self.scheme)
                 response = pool.urlopen(
                     method,
                     f"{path}?{query_text}" if query_text else path,
@@ -245,8 +246,8 @@ class S3Client:
                 return response
             error = self._error(response)
             region = response.headers.get("x-amz-bucket-region")
-            if region and region != self.region and not self.endpoint and attempt == 1:
-                self.region = region  # the bucket lives elsewhere: ask there
+            if region and region != self.region and self.endpoint is None and attempt == 1:
+                self._address(region)  # the bucket lives elsewhere: ask there
                 continue
             if attempt < ATTEMPTS and (
                 response.status in _RETRIED_STATUS or error.code in _RETRIED_CODES
