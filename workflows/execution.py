@@ -323,7 +323,10 @@ class TaskExecutionWorkflow:
                 return []
             if launched[removals.key] < sealed.get("removals", 0):
                 return [(removals, launched[removals.key])]
-            room = self._parallel(files) - len(pending)
+            # Under a bandwidth limit one batch at a time: a batch joining a running one would
+            # take its share before the running one gives up its own.
+            limited = (s.BytesPerSecond or -1) > 0
+            room = (1 if limited else self._parallel(files)) - len(pending)
             end = min(sealed.get("files", 0), launched[files.key] + room)
             return [(files, index) for index in range(launched[files.key], end)]
 
@@ -430,6 +433,10 @@ class TaskExecutionWorkflow:
         pending: set[asyncio.Future[BatchResult]] = set()
         try:
             while s.next_batch < stage.count or pending:
+                # Shares of a limit are those of all the batches this round starts: the first
+                # of them must not start with the whole of it.
+                starting = min(stage.count - s.next_batch, self._parallel(stage) - len(pending))
+                self._in_flight = len(pending) + max(0, starting)
                 while (
                     s.next_batch < stage.count
                     and len(pending) < self._parallel(stage)
@@ -438,9 +445,9 @@ class TaskExecutionWorkflow:
                     index = s.next_batch
                     if stage.reverse:
                         index = stage.count - 1 - index
-                    self._in_flight = len(pending) + 1
                     pending.add(self._start_batch(stage, index))
                     s.next_batch += 1
+                self._in_flight = len(pending)
                 if not pending:
                     break  # the history is long: continue as new below, with nothing in flight
                 done, running = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
