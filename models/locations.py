@@ -154,7 +154,257 @@ class ObjectStorageLocation(LocationBase):
         return response
 
 
+# --- file servers ---------------------------------------------------------------------------
+
+NfsVersion = Literal["AUTOMATIC", "NFS3", "NFS4_0", "NFS4_1", "NFS4_2"]
+SmbVersion = Literal["AUTOMATIC", "SMB1", "SMB2_0", "SMB2", "SMB3"]
+
+
+class NfsMountOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    Version: NfsVersion = "AUTOMATIC"
+
+
+class SmbMountOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    Version: SmbVersion = "AUTOMATIC"
+
+
+def aws_file_system(arn: str) -> tuple[str, str]:
+    """The region and id of an EFS or FSx file system ARN."""
+    return arn.split(":")[3], arn.rpartition("/")[2]
+
+
+class FileServerLocation(LocationBase):
+    """A file system that the agent reaches over the network, by NFS or SMB.
+
+    ServerPort is beyond DataSync (which assumes 2049 and 445), for servers on other ports. For
+    the AWS file systems, ServerHostname is the DNS name AWS gives the file system, derived from
+    its ARN unless it was given (for a mount target's address, or another server).
+    """
+
+    ServerHostname: str
+    ServerPort: int
+    Subdirectory: str
+
+    @property
+    def tree(self) -> tuple[str, str]:
+        # By protocol, not location type: an EFS location may name the server an NFS one does.
+        server = f"{self.protocol}:{self.ServerHostname}:{self.ServerPort}"
+        return server, _folder(self.Subdirectory)
+
+    @property
+    def protocol(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def scheme(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def uri_host(self) -> str:
+        return self.ServerHostname
+
+    @property
+    def location_uri(self) -> str:
+        return _prefix_uri(self.scheme, self.uri_host, self.Subdirectory)
+
+    def describe(self) -> dict[str, Any]:
+        response = super().describe()
+        response["ServerHostname"] = self.ServerHostname
+        response["ServerPort"] = self.ServerPort
+        return response
+
+
+class NfsServerLocation(FileServerLocation):
+    """Reached by NFS: Subdirectory is the export path and what lies beneath it."""
+
+    ServerPort: int = 2049
+    MountOptions: NfsMountOptions = NfsMountOptions()
+
+    @property
+    def protocol(self) -> str:
+        return "nfs"
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "MountOptions": self.MountOptions.model_dump()}
+
+
+class SmbServerLocation(FileServerLocation):
+    """Reached by SMB: Subdirectory is the share and a path in it."""
+
+    ServerPort: int = 445
+    User: str = ""
+    Domain: str = ""
+    Password: str | None = None  # sealed (activities.secrets): never in plain text, never shown
+    MountOptions: SmbMountOptions = SmbMountOptions()
+
+    @property
+    def protocol(self) -> str:
+        return "smb"
+
+    def describe(self) -> dict[str, Any]:
+        response = {**super().describe(), "MountOptions": self.MountOptions.model_dump()}
+        if self.User:
+            response["User"] = self.User
+        if self.Domain:
+            response["Domain"] = self.Domain
+        return response
+
+
+class NfsLocation(NfsServerLocation):
+    LocationType: Literal["NFS"] = "NFS"
+
+    @property
+    def scheme(self) -> str:
+        return "nfs"
+
+    def describe(self) -> dict[str, Any]:
+        response = super().describe()
+        if agents := response.pop("AgentArns", None):
+            response["OnPremConfig"] = {"AgentArns": agents}
+        return response
+
+
+class SmbLocation(SmbServerLocation):
+    LocationType: Literal["SMB"] = "SMB"
+    AuthenticationType: Literal["NTLM", "KERBEROS"] = "NTLM"
+    KerberosPrincipal: str | None = None
+    KerberosKeytab: str | None = None  # base64, sealed like Password
+    KerberosKrb5Conf: str | None = None  # base64
+    DnsIpAddresses: tuple[str, ...] = ()
+
+    @property
+    def scheme(self) -> str:
+        return "smb"
+
+    def describe(self) -> dict[str, Any]:
+        response = {**super().describe(), "AuthenticationType": self.AuthenticationType}
+        if self.KerberosPrincipal:
+            response["KerberosPrincipal"] = self.KerberosPrincipal
+        if self.DnsIpAddresses:
+            response["DnsIpAddresses"] = list(self.DnsIpAddresses)
+        return response
+
+
+class Ec2Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    SubnetArn: str
+    SecurityGroupArns: tuple[str, ...]
+
+
+class EfsLocation(NfsServerLocation):
+    """Amazon EFS over NFS 4.1 (by default); the EC2 and IAM settings are kept and shown."""
+
+    LocationType: Literal["EFS"] = "EFS"
+    EfsFilesystemArn: str
+    AccessPointArn: str | None = None
+    FileSystemAccessRoleArn: str | None = None
+    InTransitEncryption: Literal["NONE", "TLS1_2"] = "NONE"
+    Ec2Config: Ec2Settings | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "efs"
+
+    @property
+    def uri_host(self) -> str:
+        return ".".join(aws_file_system(self.EfsFilesystemArn))
+
+    def describe(self) -> dict[str, Any]:
+        response = {**super().describe(), "InTransitEncryption": self.InTransitEncryption}
+        if self.Ec2Config:
+            response["Ec2Config"] = self.Ec2Config.model_dump()
+        for field in ("AccessPointArn", "FileSystemAccessRoleArn"):
+            if getattr(self, field):
+                response[field] = getattr(self, field)
+        return response
+
+
+class FsxLocation(LocationBase):
+    """What every FSx location has: the file system and the security groups DataSync would use."""
+
+    FsxFilesystemArn: str
+    SecurityGroupArns: tuple[str, ...] = ()
+
+    @property
+    def fsx_uri_host(self) -> str:
+        return ".".join(aws_file_system(self.FsxFilesystemArn))
+
+    def describe(self) -> dict[str, Any]:
+        response = super().describe()
+        if self.SecurityGroupArns:
+            response["SecurityGroupArns"] = list(self.SecurityGroupArns)
+        return response
+
+
+class FsxWindowsLocation(SmbServerLocation, FsxLocation):
+    LocationType: Literal["FSX_WINDOWS"] = "FSX_WINDOWS"
+
+    @property
+    def scheme(self) -> str:
+        return "fsxw"
+
+    @property
+    def uri_host(self) -> str:
+        return self.fsx_uri_host
+
+
+class FsxOpenZfsLocation(NfsServerLocation, FsxLocation):
+    LocationType: Literal["FSX_OPENZFS"] = "FSX_OPENZFS"
+
+    @property
+    def scheme(self) -> str:
+        return "fsxz"
+
+    @property
+    def uri_host(self) -> str:
+        return self.fsx_uri_host
+
+    def describe(self) -> dict[str, Any]:
+        response = super().describe()
+        response["Protocol"] = {"NFS": {"MountOptions": response.pop("MountOptions")}}
+        return response
+
+
+class FsxLustreLocation(FsxLocation):
+    """Lustre has no protocol a process speaks by itself: the agent's host mounts the file system
+    with the Lustre client at MountPath (beyond DataSync; /fsx, as AWS's guides mount it), and
+    Ferry works beneath it as on a local directory."""
+
+    LocationType: Literal["FSX_LUSTRE"] = "FSX_LUSTRE"
+    Subdirectory: str = "/"
+    MountPath: str = "/fsx"
+
+    @property
+    def path(self) -> str:
+        return self.MountPath.rstrip("/") + _folder(self.Subdirectory).rstrip("/")
+
+    @property
+    def location_uri(self) -> str:
+        return _prefix_uri("fsxl", self.fsx_uri_host, self.Subdirectory)
+
+    @property
+    def tree(self) -> tuple[str, str]:
+        return f"fsxl:{self.FsxFilesystemArn}", _folder(self.Subdirectory)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "MountPath": self.MountPath}
+
+
 Location = Annotated[
-    LocalLocation | S3Location | ObjectStorageLocation, Field(discriminator="LocationType")
+    LocalLocation
+    | S3Location
+    | ObjectStorageLocation
+    | NfsLocation
+    | SmbLocation
+    | EfsLocation
+    | FsxWindowsLocation
+    | FsxOpenZfsLocation
+    | FsxLustreLocation,
+    Field(discriminator="LocationType"),
 ]
 ObjectLocation = S3Location | ObjectStorageLocation

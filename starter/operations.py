@@ -44,12 +44,22 @@ from models.errors import (
 from models.execution import TERMINAL, Counters
 from models.filters import check_filters
 from models.locations import (
+    Ec2Settings,
+    EfsLocation,
+    FsxLustreLocation,
+    FsxOpenZfsLocation,
+    FsxWindowsLocation,
     LocalLocation,
     Location,
     LocationBase,
+    NfsLocation,
+    NfsMountOptions,
     ObjectStorageLocation,
     S3AccessConfig,
     S3Location,
+    SmbLocation,
+    SmbMountOptions,
+    aws_file_system,
 )
 from models.options import resolve_options
 from models.registry import AgentUpdate, ExecutionQueue, ExecutionStart, Tagging, TaskUpdate
@@ -70,24 +80,40 @@ from starter.requests import (
     SHAPES,
     AgentArnRequest,
     CreateAgentRequest,
+    CreateLocationEfsRequest,
+    CreateLocationFsxLustreRequest,
+    CreateLocationFsxOpenZfsRequest,
+    CreateLocationFsxWindowsRequest,
     CreateLocationLocalRequest,
+    CreateLocationNfsRequest,
     CreateLocationObjectStorageRequest,
     CreateLocationS3Request,
+    CreateLocationSmbRequest,
     CreateTaskRequest,
+    Ec2ConfigShape,
     ListAgentsRequest,
     ListLocationsRequest,
     ListTagsForResourceRequest,
     ListTaskExecutionsRequest,
     ListTasksRequest,
     LocationArnRequest,
+    NfsMountOptionsShape,
+    Request,
+    SmbMountOptionsShape,
     StartTaskExecutionRequest,
     TagResourceRequest,
     TaskArnRequest,
     TaskExecutionArnRequest,
     UntagResourceRequest,
     UpdateAgentRequest,
+    UpdateLocationEfsRequest,
+    UpdateLocationFsxLustreRequest,
+    UpdateLocationFsxOpenZfsRequest,
+    UpdateLocationFsxWindowsRequest,
+    UpdateLocationNfsRequest,
     UpdateLocationObjectStorageRequest,
     UpdateLocationS3Request,
+    UpdateLocationSmbRequest,
     UpdateTaskExecutionRequest,
     UpdateTaskRequest,
     parse,
@@ -259,6 +285,159 @@ class Ferry:
         if req.SecretKey is not None:
             changes["SecretKey"] = _sealed(req.SecretKey, location.LocationArn)
         await self._update("update_location", location.model_copy(update=changes))
+        return {}
+
+    # NFS, SMB and the AWS file systems reached by them. Secrets (Password, KerberosKeytab) are
+    # sealed before they reach Temporal and never shown.
+
+    async def create_location_nfs(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationNfsRequest, request)
+        arn = self._new_location_arn()
+        location = NfsLocation(
+            LocationArn=arn,
+            CreationTime=_now(),
+            AgentArns=tuple(req.OnPremConfig.AgentArns if req.OnPremConfig else ()),
+            ServerHostname=req.ServerHostname,
+            ServerPort=req.ServerPort,
+            Subdirectory=req.Subdirectory,
+            MountOptions=NfsMountOptions(**req.MountOptions.model_dump()),
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_nfs(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, NfsLocation)).describe()
+
+    async def update_location_nfs(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationNfsRequest, request)
+        location = await self._location(req.LocationArn, NfsLocation)
+        changes = _changes(req, exclude={"OnPremConfig"})
+        if req.OnPremConfig is not None:
+            changes["AgentArns"] = tuple(req.OnPremConfig.AgentArns)
+        await self._update("update_location", location.model_copy(update=changes))
+        return {}
+
+    async def create_location_smb(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationSmbRequest, request)
+        _check_smb_authentication(req.model_dump(exclude_none=True))
+        arn = self._new_location_arn()
+        location = SmbLocation(
+            LocationArn=arn,
+            CreationTime=_now(),
+            **_changes(req, exclude={"Tags", "Password", "KerberosKeytab"}),
+            **_smb_secrets(req, arn),
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_smb(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, SmbLocation)).describe()
+
+    async def update_location_smb(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationSmbRequest, request)
+        location = await self._location(req.LocationArn, SmbLocation)
+        changes = _changes(req, exclude={"Password", "KerberosKeytab"})
+        changes.update(_smb_secrets(req, location.LocationArn))
+        _check_smb_authentication(
+            {**location.model_dump(exclude_none=True), **_changes(req)}, updating=True
+        )
+        await self._update("update_location", location.model_copy(update=changes))
+        return {}
+
+    async def create_location_efs(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationEfsRequest, request)
+        arn = self._new_location_arn()
+        region, file_system = aws_file_system(req.EfsFilesystemArn)
+        location = EfsLocation(
+            LocationArn=arn,
+            CreationTime=_now(),
+            **_changes(req, exclude={"Tags", "ServerHostname"}),
+            ServerHostname=req.ServerHostname or f"{file_system}.efs.{region}.amazonaws.com",
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_efs(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, EfsLocation)).describe()
+
+    async def update_location_efs(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationEfsRequest, request)
+        location = await self._location(req.LocationArn, EfsLocation)
+        await self._update("update_location", location.model_copy(update=_changes(req)))
+        return {}
+
+    async def create_location_fsx_windows(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationFsxWindowsRequest, request)
+        arn = self._new_location_arn()
+        location = FsxWindowsLocation(
+            LocationArn=arn,
+            CreationTime=_now(),
+            **_changes(req, exclude={"Tags", "Password", "ServerHostname"}),
+            ServerHostname=req.ServerHostname or _fsx_hostname(req.FsxFilesystemArn),
+            Password=_sealed(req.Password, arn, "Password"),
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_fsx_windows(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, FsxWindowsLocation)).describe()
+
+    async def update_location_fsx_windows(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationFsxWindowsRequest, request)
+        location = await self._location(req.LocationArn, FsxWindowsLocation)
+        changes = _changes(req, exclude={"Password"})
+        if req.Password is not None:
+            changes["Password"] = _sealed(req.Password, location.LocationArn, "Password")
+        await self._update("update_location", location.model_copy(update=changes))
+        return {}
+
+    async def create_location_fsx_open_zfs(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationFsxOpenZfsRequest, request)
+        arn = self._new_location_arn()
+        location = FsxOpenZfsLocation(
+            LocationArn=arn,
+            CreationTime=_now(),
+            **_changes(req, exclude={"Tags", "Protocol", "ServerHostname"}),
+            ServerHostname=req.ServerHostname or _fsx_hostname(req.FsxFilesystemArn),
+            MountOptions=NfsMountOptions(**req.Protocol.NFS.MountOptions.model_dump()),
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_fsx_open_zfs(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, FsxOpenZfsLocation)).describe()
+
+    async def update_location_fsx_open_zfs(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationFsxOpenZfsRequest, request)
+        location = await self._location(req.LocationArn, FsxOpenZfsLocation)
+        changes = _changes(req, exclude={"Protocol"})
+        if req.Protocol is not None:
+            changes["MountOptions"] = NfsMountOptions(**req.Protocol.NFS.MountOptions.model_dump())
+        await self._update("update_location", location.model_copy(update=changes))
+        return {}
+
+    async def create_location_fsx_lustre(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationFsxLustreRequest, request)
+        arn = self._new_location_arn()
+        location = FsxLustreLocation(
+            LocationArn=arn, CreationTime=_now(), **_changes(req, exclude={"Tags"})
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_fsx_lustre(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, FsxLustreLocation)).describe()
+
+    async def update_location_fsx_lustre(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationFsxLustreRequest, request)
+        location = await self._location(req.LocationArn, FsxLustreLocation)
+        await self._update("update_location", location.model_copy(update=_changes(req)))
         return {}
 
     def _new_location_arn(self) -> str:
@@ -636,10 +815,16 @@ _KIND_NAMES: dict[type, str] = {
     LocalLocation: "a local",
     S3Location: "an S3",
     ObjectStorageLocation: "an object storage",
+    NfsLocation: "an NFS",
+    SmbLocation: "an SMB",
+    EfsLocation: "an EFS",
+    FsxWindowsLocation: "an FSx for Windows File Server",
+    FsxOpenZfsLocation: "an FSx for OpenZFS",
+    FsxLustreLocation: "an FSx for Lustre",
 }
 
 
-def _sealed(secret: str | None, location_arn: str) -> str | None:
+def _sealed(secret: str | None, location_arn: str, field: str = "SecretKey") -> str | None:
     if secret is None:
         return None
     if not os.environ.get(KEY_VARIABLE):
@@ -647,7 +832,62 @@ def _sealed(secret: str | None, location_arn: str) -> str | None:
     try:
         return seal(secret, location_arn)
     except SecretError as error:
-        raise InvalidRequestException(f"SecretKey: {error}") from None
+        raise InvalidRequestException(f"{field}: {error}") from None
+
+
+def _changes(request: Request, exclude: set[str] | frozenset[str] = frozenset()) -> Response:
+    """A request's given fields as a location model takes them: nested shapes as models, lists
+    as tuples."""
+    changes: Response = {}
+    for name in type(request).model_fields:
+        value = getattr(request, name)
+        if name in exclude or name == "LocationArn" or value is None:
+            continue
+        if isinstance(value, NfsMountOptionsShape):
+            value = NfsMountOptions(**value.model_dump())
+        elif isinstance(value, SmbMountOptionsShape):
+            value = SmbMountOptions(**value.model_dump())
+        elif isinstance(value, Ec2ConfigShape):
+            value = Ec2Settings(
+                SubnetArn=value.SubnetArn, SecurityGroupArns=tuple(value.SecurityGroupArns)
+            )
+        elif isinstance(value, list):
+            value = tuple(value)
+        changes[name] = value
+    return changes
+
+
+def _smb_secrets(
+    request: CreateLocationSmbRequest | UpdateLocationSmbRequest, location_arn: str
+) -> Response:
+    secrets: Response = {}
+    for field in ("Password", "KerberosKeytab"):
+        if (value := getattr(request, field)) is not None:
+            secrets[field] = _sealed(value, location_arn, field)
+    return secrets
+
+
+def _check_smb_authentication(fields: Response, *, updating: bool = False) -> None:
+    """DataSync's rule: NTLM needs User and Password; KERBEROS its principal, keytab and
+    krb5.conf."""
+    if fields.get("AuthenticationType", "NTLM") == "NTLM":
+        needed = ("User", "Password")
+    else:
+        needed = ("KerberosPrincipal", "KerberosKeytab", "KerberosKrb5Conf")
+    missing = [field for field in needed if not fields.get(field)]
+    if missing:
+        kind = fields.get("AuthenticationType", "NTLM")
+        raise InvalidRequestException(
+            f"AuthenticationType {kind} requires {' and '.join(needed)}: give "
+            f"{', '.join(missing)}" + (" (or change AuthenticationType)." if updating else ".")
+        )
+
+
+def _fsx_hostname(arn: str) -> str:
+    """The DNS name AWS gives an FSx file system (Lustre and OpenZFS; a Windows file system's
+    is in its Active Directory domain, so give ServerHostname for it)."""
+    region, file_system = aws_file_system(arn)
+    return f"{file_system}.fsx.{region}.amazonaws.com"
 
 
 def _now() -> datetime:

@@ -6,6 +6,7 @@ InvalidRequestException whose message names the field and what it accepts.
 
 from __future__ import annotations
 
+import base64
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -205,6 +206,257 @@ class UpdateLocationObjectStorageRequest(Request):
     FolderMarkers: Literal["ENABLED", "DISABLED"] | None = None
 
 
+# --- file servers (NFS, SMB, EFS, FSx) --------------------------------------------------------
+
+FileServerHostnameValue = Annotated[
+    str,
+    Field(
+        max_length=255,
+        pattern=r"^(([a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z0-9\-:]*[A-Za-z0-9])$",
+    ),
+]
+NfsSubdirectoryValue = Annotated[
+    str, Field(min_length=1, max_length=4096, pattern=r"^[a-zA-Z0-9_\-\+\./\(\) ]+$")
+]
+SmbSubdirectoryValue = Annotated[
+    str, Field(min_length=1, max_length=4096, pattern=r"^[a-zA-Z0-9_\-\+\./\(\)\$ ]+$")
+]
+EfsSubdirectoryValue = Annotated[
+    str, Field(max_length=4096, pattern=r"^[a-zA-Z0-9_\-\+\./\(\) ]*$")
+]
+SmbUserValue = Annotated[
+    str, Field(max_length=104, pattern=r"^[^\x22\x5B\x5D/\\:;|=,+*?\x3C\x3E]{1,104}$")
+]
+SmbDomainValue = Annotated[
+    str, Field(max_length=253, pattern=r"^[A-Za-z0-9]((\.|-+)?[A-Za-z0-9]){0,252}$")
+]
+SmbPasswordValue = Annotated[str, Field(max_length=104, pattern=r"^.{0,104}$")]
+FsxFilesystemArnValue = Annotated[
+    str,
+    Field(
+        max_length=128,
+        pattern=rf"^arn:{_PARTITIONS}:fsx:[a-z\-0-9]+:[0-9]{{12}}:file-system/fs-[0-9a-f]+$",
+    ),
+]
+EfsFilesystemArnValue = Annotated[
+    str,
+    Field(
+        max_length=128,
+        pattern=rf"^arn:{_PARTITIONS}:elasticfilesystem:[a-z\-0-9]+:[0-9]{{12}}:"
+        r"file-system/fs-[0-9a-f]{8,40}$",
+    ),
+]
+EfsAccessPointArnValue = Annotated[
+    str,
+    Field(
+        max_length=128,
+        pattern=rf"^arn:{_PARTITIONS}:elasticfilesystem:[a-z\-0-9]+:[0-9]{{12}}:"
+        r"access-point/fsap-[0-9a-f]{8,40}$",
+    ),
+]
+IamRoleArnValue = Annotated[
+    str, Field(max_length=2048, pattern=rf"^arn:{_PARTITIONS}:iam::[0-9]{{12}}:role/.*$")
+]
+SecurityGroupArnsValue = Annotated[
+    list[
+        Annotated[
+            str,
+            Field(
+                max_length=128,
+                pattern=rf"^arn:{_PARTITIONS}:ec2:[a-z\-0-9]*:[0-9]{{12}}:"
+                r"security-group/sg-[a-f0-9]+$",
+            ),
+        ]
+    ],
+    Field(min_length=1, max_length=5),
+]
+KerberosPrincipalValue = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+def _check_base64(text: str) -> str:
+    try:
+        base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError(
+            "give the file's bytes in base64 (on the command line: base64 -w0 FILE)"
+        ) from None
+    return text
+
+
+KeytabValue = Annotated[str, Field(max_length=87384), AfterValidator(_check_base64)]
+Krb5ConfValue = Annotated[str, Field(max_length=174764), AfterValidator(_check_base64)]
+
+
+class NfsMountOptionsShape(Request):
+    Version: Literal["AUTOMATIC", "NFS3", "NFS4_0", "NFS4_1", "NFS4_2"] = "AUTOMATIC"
+
+
+class SmbMountOptionsShape(Request):
+    Version: Literal["AUTOMATIC", "SMB1", "SMB2_0", "SMB2", "SMB3"] = "AUTOMATIC"
+
+
+class OnPremConfigShape(Request):
+    AgentArns: AgentArnList
+
+
+class Ec2ConfigShape(Request):
+    SubnetArn: Annotated[
+        str,
+        Field(
+            max_length=128,
+            pattern=rf"^arn:{_PARTITIONS}:ec2:[a-z\-0-9]*:[0-9]{{12}}:subnet/subnet-[a-f0-9]+$",
+        ),
+    ]
+    SecurityGroupArns: SecurityGroupArnsValue
+
+
+class CreateLocationNfsRequest(Request):
+    ServerHostname: FileServerHostnameValue
+    Subdirectory: NfsSubdirectoryValue
+    # Required by DataSync; optional here: without agents, the ordinary workers reach the server.
+    OnPremConfig: OnPremConfigShape | None = None
+    MountOptions: NfsMountOptionsShape = NfsMountOptionsShape()
+    ServerPort: ServerPortValue = 2049  # beyond DataSync
+    Tags: TagList = []
+
+
+class UpdateLocationNfsRequest(Request):
+    LocationArn: LocationArnValue
+    ServerHostname: FileServerHostnameValue | None = None
+    Subdirectory: NfsSubdirectoryValue | None = None
+    OnPremConfig: OnPremConfigShape | None = None
+    MountOptions: NfsMountOptionsShape | None = None
+    ServerPort: ServerPortValue | None = None
+
+
+class CreateLocationSmbRequest(Request):
+    ServerHostname: FileServerHostnameValue
+    Subdirectory: SmbSubdirectoryValue
+    User: SmbUserValue | None = None
+    Domain: SmbDomainValue | None = None
+    Password: SmbPasswordValue | None = None
+    AuthenticationType: Literal["NTLM", "KERBEROS"] = "NTLM"
+    KerberosPrincipal: KerberosPrincipalValue | None = None
+    KerberosKeytab: KeytabValue | None = None
+    KerberosKrb5Conf: Krb5ConfValue | None = None
+    DnsIpAddresses: Annotated[list[str], Field(max_length=2)] = []
+    AgentArns: AgentArnList | None = None  # required by DataSync; as for NFS
+    MountOptions: SmbMountOptionsShape = SmbMountOptionsShape()
+    ServerPort: ServerPortValue = 445  # beyond DataSync
+    Tags: TagList = []
+
+
+class UpdateLocationSmbRequest(Request):
+    LocationArn: LocationArnValue
+    ServerHostname: FileServerHostnameValue | None = None
+    Subdirectory: SmbSubdirectoryValue | None = None
+    User: SmbUserValue | None = None
+    Domain: SmbDomainValue | None = None
+    Password: SmbPasswordValue | None = None
+    AuthenticationType: Literal["NTLM", "KERBEROS"] | None = None
+    KerberosPrincipal: KerberosPrincipalValue | None = None
+    KerberosKeytab: KeytabValue | None = None
+    KerberosKrb5Conf: Krb5ConfValue | None = None
+    DnsIpAddresses: Annotated[list[str], Field(max_length=2)] | None = None
+    AgentArns: AgentArnList | None = None
+    MountOptions: SmbMountOptionsShape | None = None
+    ServerPort: ServerPortValue | None = None
+
+
+class CreateLocationEfsRequest(Request):
+    EfsFilesystemArn: EfsFilesystemArnValue
+    Subdirectory: EfsSubdirectoryValue = "/"
+    # Required by DataSync; accepted and shown: Ferry's agent reaches the mount target itself.
+    Ec2Config: Ec2ConfigShape | None = None
+    AccessPointArn: EfsAccessPointArnValue | None = None
+    FileSystemAccessRoleArn: IamRoleArnValue | None = None
+    InTransitEncryption: Literal["NONE", "TLS1_2"] = "NONE"
+    AgentArns: AgentArnList | None = None  # beyond DataSync, as for local locations
+    # Beyond DataSync: the file system's address if not its AWS DNS name, and its port.
+    ServerHostname: FileServerHostnameValue | None = None
+    ServerPort: ServerPortValue = 2049
+    MountOptions: NfsMountOptionsShape = NfsMountOptionsShape(Version="NFS4_1")
+    Tags: TagList = []
+
+
+class UpdateLocationEfsRequest(Request):
+    LocationArn: LocationArnValue
+    Subdirectory: EfsSubdirectoryValue | None = None
+    AccessPointArn: EfsAccessPointArnValue | None = None
+    FileSystemAccessRoleArn: IamRoleArnValue | None = None
+    InTransitEncryption: Literal["NONE", "TLS1_2"] | None = None
+    ServerHostname: FileServerHostnameValue | None = None
+    ServerPort: ServerPortValue | None = None
+
+
+class CreateLocationFsxWindowsRequest(Request):
+    FsxFilesystemArn: FsxFilesystemArnValue
+    SecurityGroupArns: SecurityGroupArnsValue | None = None  # required by DataSync; kept
+    User: SmbUserValue
+    Domain: SmbDomainValue | None = None
+    Password: SmbPasswordValue
+    Subdirectory: SmbSubdirectoryValue = "/share"
+    AgentArns: AgentArnList | None = None
+    ServerHostname: FileServerHostnameValue | None = None
+    ServerPort: ServerPortValue = 445
+    Tags: TagList = []
+
+
+class UpdateLocationFsxWindowsRequest(Request):
+    LocationArn: LocationArnValue
+    Subdirectory: SmbSubdirectoryValue | None = None
+    Domain: SmbDomainValue | None = None
+    User: SmbUserValue | None = None
+    Password: SmbPasswordValue | None = None
+    ServerHostname: FileServerHostnameValue | None = None
+    ServerPort: ServerPortValue | None = None
+
+
+class FsxProtocolNfsShape(Request):
+    MountOptions: NfsMountOptionsShape = NfsMountOptionsShape()
+
+
+class FsxProtocolShape(Request):
+    NFS: FsxProtocolNfsShape
+
+
+class CreateLocationFsxOpenZfsRequest(Request):
+    FsxFilesystemArn: FsxFilesystemArnValue
+    Protocol: FsxProtocolShape
+    SecurityGroupArns: SecurityGroupArnsValue | None = None
+    Subdirectory: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/fsx(/.*)?$")] = (
+        "/fsx"
+    )
+    AgentArns: AgentArnList | None = None
+    ServerHostname: FileServerHostnameValue | None = None
+    ServerPort: ServerPortValue = 2049
+    Tags: TagList = []
+
+
+class UpdateLocationFsxOpenZfsRequest(Request):
+    LocationArn: LocationArnValue
+    Protocol: FsxProtocolShape | None = None
+    Subdirectory: Annotated[str, Field(max_length=4096, pattern=r"^/fsx(/.*)?$")] | None = None
+    ServerHostname: FileServerHostnameValue | None = None
+    ServerPort: ServerPortValue | None = None
+
+
+class CreateLocationFsxLustreRequest(Request):
+    FsxFilesystemArn: FsxFilesystemArnValue
+    SecurityGroupArns: SecurityGroupArnsValue | None = None
+    Subdirectory: SmbSubdirectoryValue = "/"
+    AgentArns: AgentArnList | None = None
+    # Beyond DataSync: where the agent's host has the file system mounted by the Lustre client.
+    MountPath: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")] = "/fsx"
+    Tags: TagList = []
+
+
+class UpdateLocationFsxLustreRequest(Request):
+    LocationArn: LocationArnValue
+    Subdirectory: SmbSubdirectoryValue | None = None
+    MountPath: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")] | None = None
+
+
 class LocationArnRequest(Request):
     LocationArn: LocationArnValue
 
@@ -402,6 +654,24 @@ SHAPES: dict[str, type[Request]] = {
     "CreateLocationObjectStorage": CreateLocationObjectStorageRequest,
     "DescribeLocationObjectStorage": LocationArnRequest,
     "UpdateLocationObjectStorage": UpdateLocationObjectStorageRequest,
+    "CreateLocationNfs": CreateLocationNfsRequest,
+    "DescribeLocationNfs": LocationArnRequest,
+    "UpdateLocationNfs": UpdateLocationNfsRequest,
+    "CreateLocationSmb": CreateLocationSmbRequest,
+    "DescribeLocationSmb": LocationArnRequest,
+    "UpdateLocationSmb": UpdateLocationSmbRequest,
+    "CreateLocationEfs": CreateLocationEfsRequest,
+    "DescribeLocationEfs": LocationArnRequest,
+    "UpdateLocationEfs": UpdateLocationEfsRequest,
+    "CreateLocationFsxWindows": CreateLocationFsxWindowsRequest,
+    "DescribeLocationFsxWindows": LocationArnRequest,
+    "UpdateLocationFsxWindows": UpdateLocationFsxWindowsRequest,
+    "CreateLocationFsxOpenZfs": CreateLocationFsxOpenZfsRequest,
+    "DescribeLocationFsxOpenZfs": LocationArnRequest,
+    "UpdateLocationFsxOpenZfs": UpdateLocationFsxOpenZfsRequest,
+    "CreateLocationFsxLustre": CreateLocationFsxLustreRequest,
+    "DescribeLocationFsxLustre": LocationArnRequest,
+    "UpdateLocationFsxLustre": UpdateLocationFsxLustreRequest,
     "ListLocations": ListLocationsRequest,
     "DeleteLocation": LocationArnRequest,
     "CreateTask": CreateTaskRequest,
