@@ -1,0 +1,578 @@
+"""`nfs` locations: a folder of an NFS export, reached from user space with nfs-rs (no mount).
+
+NFSv4 servers such as nfs-ganesha refuse every operation on the handle of a mounted export's
+root ("bad name"), so with NFSv4 the pseudo root "/" is mounted and paths are prefixed with the
+export path; with NFSv3 the export path itself is mounted. Writes follow the local adapter: a
+temporary name, metadata, then rename (or link, for an exclusive commit) into place.
+
+NFS LOOKUP never follows a symbolic link, so a link in the destination never leads a write
+outside the location; ".." is refused, since nfs-rs would resolve it within the mount.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import functools
+import heapq
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+from urllib.parse import quote
+
+import nfs_rs
+import xxhash
+
+from activities.storage.base import (
+    BLOCK_DEVICE,
+    CHAR_DEVICE,
+    DIR,
+    FIFO,
+    FILE,
+    SOCKET,
+    SYMLINK,
+    TRANSIENT_ERRNOS,
+    Entry,
+    MetadataError,
+    MetadataPolicy,
+    Storage,
+    StorageError,
+    describe_error,
+    listing_key,
+    temp_name,
+)
+from activities.storage.local import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
+from models.errors import ErrorCode
+
+_KINDS = {
+    nfs_rs.FileType.FILE: FILE,
+    nfs_rs.FileType.DIRECTORY: DIR,
+    nfs_rs.FileType.SYMLINK: SYMLINK,
+    nfs_rs.FileType.CHARACTER_DEVICE: CHAR_DEVICE,
+    nfs_rs.FileType.BLOCK_DEVICE: BLOCK_DEVICE,
+    nfs_rs.FileType.FIFO: FIFO,
+    nfs_rs.FileType.SOCKET: SOCKET,
+}
+# DataSync's NfsVersion values, as the protocol versions tried in turn.
+_VERSIONS = {
+    "AUTOMATIC": ("4.1", "4.0", "3"),
+    "NFS4_1": ("4.1",),
+    "NFS4_0": ("4.0",),
+    "NFS3": ("3",),
+}
+NFS_PORT = 2049
+CONNECT_TIMEOUT = 5.0
+# Long enough for a few MiB over a slow link; a hung server still fails the call in the end.
+OPERATION_TIMEOUT = 120.0
+# Servers exporting with "secure" (Linux's default) only answer privileged source ports, which
+# only root may bind; as another user, the export must allow others ("insecure").
+_UNPRIVILEGED = os.geteuid() != 0
+
+# NFS statuses (NFS3ERR_x, NFS4ERR_x) that nfs-rs leaves without an errno.
+_STATUS_ERRNOS = {
+    "NOENT": errno.ENOENT,
+    "EXIST": errno.EEXIST,
+    "NOTDIR": errno.ENOTDIR,
+    "ISDIR": errno.EISDIR,
+    "NOTEMPTY": errno.ENOTEMPTY,
+    "ACCESS": errno.EACCES,
+    "PERM": errno.EPERM,
+    "NOSPC": errno.ENOSPC,
+    "DQUOT": errno.EDQUOT,
+    "ROFS": errno.EROFS,
+    "FBIG": errno.EFBIG,
+    "MLINK": errno.EMLINK,
+    "XDEV": errno.EXDEV,
+    "NAMETOOLONG": errno.ENAMETOOLONG,
+    "BADNAME": errno.EINVAL,
+    "INVAL": errno.EINVAL,
+    "SYMLINK": errno.ELOOP,
+    "NOTSUPP": errno.EOPNOTSUPP,
+    "STALE": errno.ESTALE,
+    "DELAY": errno.EAGAIN,
+    "JUKEBOX": errno.EAGAIN,
+    "GRACE": errno.EAGAIN,
+    "IO": errno.EIO,
+}
+# Failures without a status, by kind; the transport's and the server's state's are transient.
+_CLASS_ERRNOS: tuple[tuple[type[nfs_rs.NfsError], int], ...] = (
+    (nfs_rs.NfsTimeoutError, errno.ETIMEDOUT),
+    (nfs_rs.NfsConnectionError, errno.ECONNRESET),
+    (nfs_rs.NfsRpcError, errno.ECONNRESET),
+    (nfs_rs.NfsBadCookieError, errno.EAGAIN),  # the folder changed while it was listed
+    (nfs_rs.NfsRetryableError, errno.EAGAIN),
+    (nfs_rs.NfsStateLostError, errno.EAGAIN),
+    (nfs_rs.NfsOperationOutcomeError, errno.EAGAIN),
+    (nfs_rs.NfsUnsupportedError, errno.EOPNOTSUPP),
+    (nfs_rs.NfsInvalidInputError, errno.EINVAL),
+    (nfs_rs.NfsEncodingError, errno.EPROTO),
+)
+
+
+def os_error(error: nfs_rs.NfsError) -> OSError:
+    """The OSError the rest of Ferry understands (errno, retryable or not) for an nfs-rs one."""
+    status = (error.code_name or "").rpartition("ERR_")[2]
+    code = error.errno or _STATUS_ERRNOS.get(status)
+    if code:
+        return OSError(code, os.strerror(code))
+    code = next((code for kind, code in _CLASS_ERRNOS if isinstance(error, kind)), errno.EIO)
+    return OSError(code, error.message)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _os_errors(call: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Raise nfs-rs failures of `call` as OSError (see os_error)."""
+
+    @functools.wraps(call)
+    def translated(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return call(*args, **kwargs)
+        except nfs_rs.NfsError as error:
+            raise os_error(error) from error
+
+    return translated
+
+
+def _metadata(what: str, call: Callable[..., None], *args: object, **kwargs: object) -> None:
+    try:
+        call(*args, **kwargs)
+    except nfs_rs.NfsError as error:
+        failure = os_error(error)
+        if failure.errno in TRANSIENT_ERRNOS:
+            raise failure from error
+        raise MetadataError(f"cannot set {what}: {describe_error(failure)}") from error
+
+
+def _default_mode(entry: Entry) -> int:
+    return DEFAULT_DIR_MODE if entry.kind == DIR else DEFAULT_FILE_MODE
+
+
+class _NfsReader:
+    __slots__ = ("file", "full", "path", "seen", "storage")
+
+    def __init__(self, storage: NfsStorage, file: nfs_rs.File, full: str, path: str) -> None:
+        self.storage = storage
+        self.file = file
+        self.full = full
+        self.path = path
+        self.seen: nfs_rs.FileInfo | None = None  # what stat() saw, for the version() after it
+
+    @_os_errors
+    def read(self, size: int) -> bytes:
+        return self.file.read(size)
+
+    @_os_errors
+    def stat(self) -> Entry:
+        self.seen = self.storage._nfs.stat(self.full)
+        return self.storage._entry(self.path, self.seen)
+
+    @_os_errors
+    def version(self) -> tuple[int, int, int]:
+        # stat() and the version() that follows it describe the same moment: one GETATTR.
+        info, self.seen = self.seen or self.storage._nfs.stat(self.full), None
+        return (info.size, info.mtime, info.ctime)
+
+
+class _NfsWriter:
+    """Writes under the temporary name, then moves it into place."""
+
+    __slots__ = ("entry", "file", "final", "policy", "storage", "temp")
+
+    def __init__(
+        self,
+        storage: NfsStorage,
+        file: nfs_rs.File,
+        temp: str,
+        final: str,
+        entry: Entry,
+        policy: MetadataPolicy,
+    ) -> None:
+        self.storage = storage
+        self.file: nfs_rs.File | None = file
+        self.temp = temp
+        self.final = final
+        self.entry = entry
+        self.policy = policy
+
+    @_os_errors
+    def write(self, data: bytes | memoryview) -> None:
+        assert self.file is not None
+        self.file.write(data)
+
+    @_os_errors
+    def commit(self, *, exclusive: bool) -> bool:
+        assert self.file is not None
+        file, self.file = self.file, None
+        file.close()
+        self.storage._set_full_metadata(self.temp, self.entry, self.policy, created=True)
+        return self.storage._place(self.temp, self.final, exclusive=exclusive)
+
+    @_os_errors
+    def abort(self) -> None:
+        if self.file is not None:
+            with contextlib.suppress(nfs_rs.NfsError):
+                self.file.close()
+            self.file = None
+        self.storage._nfs.remove(self.temp, missing_ok=True)
+
+
+class NfsStorage(Storage):
+    """The folder `export_path` (DataSync's Subdirectory: an export, or a folder in one) of
+    the NFS server at `host`:`port`, with `version` one of DataSync's NfsVersion values."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        export_path: str,
+        version: str = "AUTOMATIC",
+        temp_tag: str = "",
+    ) -> None:
+        if version not in _VERSIONS:
+            raise ValueError(f"unknown NFS version {version!r}: one of {', '.join(_VERSIONS)}")
+        self.host = host
+        self.port = port
+        self.export_path = "/" + export_path.strip("/")
+        self.version = version
+        self._temp_tag = temp_tag
+        self._where = f"{host}:{port}"
+        # The client, and what is put before every path (the export path, with NFSv4).
+        self._mounted: tuple[nfs_rs.Client, str] | None = None
+        self._connecting = threading.Lock()
+        self._devices: dict[int, int] = {}
+
+    def close(self) -> None:
+        mounted, self._mounted = self._mounted, None
+        if mounted is not None:
+            with contextlib.suppress(nfs_rs.NfsError):
+                mounted[0].close()
+
+    # --- connecting --------------------------------------------------------------------------
+
+    def _mount(self) -> tuple[nfs_rs.Client, str]:
+        """The connected client and the path prefix; the first use connects (a StorageError
+        if that fails)."""
+        if self._mounted is None:
+            with self._connecting:
+                if self._mounted is None:
+                    self._mounted = self._connect()
+        return self._mounted
+
+    @property
+    def _nfs(self) -> nfs_rs.Client:
+        return self._mount()[0]
+
+    def _unavailable(self, message: str) -> StorageError:
+        return StorageError(message, code=ErrorCode.LOCATION_UNAVAILABLE)
+
+    def _connect(self) -> tuple[nfs_rs.Client, str]:
+        # A plain TCP connection first: it tells "unreachable" apart from a refused mount,
+        # which the NFS client reports alike once all versions have failed.
+        try:
+            socket.create_connection((self.host, self.port), CONNECT_TIMEOUT).close()
+        except OSError as error:
+            reason = describe_error(error)
+            raise self._unavailable(
+                f"cannot reach the NFS server {self._where}: {reason[:1].lower()}{reason[1:]}"
+            ) from error
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        failures = []
+        for version in _VERSIONS[self.version]:
+            v4 = version != "3"
+            mounted = "/" if v4 else quote(self.export_path)
+            try:
+                client = nfs_rs.Client.connect(
+                    f"nfs://{host}{mounted}",
+                    versions=[version],
+                    nfs_port=self.port,
+                    # Without rpcbind (a server on a port of its own), MOUNT shares the NFS port.
+                    mount_port=None if v4 or self.port == NFS_PORT else self.port,
+                    noresvport=_UNPRIVILEGED,
+                    connect_timeout=CONNECT_TIMEOUT,
+                    operation_timeout=OPERATION_TIMEOUT,
+                )
+            except nfs_rs.NfsError as error:
+                failures.append(f"NFS {version}: {error}")
+                continue
+            return client, self.export_path.strip("/") if v4 else ""
+        raise self._unavailable(
+            f"the NFS server {self._where} did not mount the export path {self.export_path}"
+            f" ({'; '.join(failures)}): check Subdirectory and NfsVersion"
+        )
+
+    # --- paths and entries -------------------------------------------------------------------
+
+    def _full(self, path: str) -> str:
+        """The path nfs-rs is given for a location path ("" for the location root)."""
+        if ".." in path and ".." in path.split("/"):
+            raise OSError(errno.EINVAL, "'..' is not a file name", path)
+        prefix = self._mount()[1]
+        if not path:
+            return prefix or "."
+        return f"{prefix}/{path}" if prefix else path
+
+    def _temp(self, path: str) -> tuple[str, str]:
+        """The folder of `path`, and the full temporary name `path` is made under."""
+        parent = path.rpartition("/")[0]
+        name = temp_name(self._temp_tag, path)
+        return parent, self._full(f"{parent}/{name}" if parent else name)
+
+    def _entry(self, path: str, info: nfs_rs.FileInfo) -> Entry:
+        return Entry(
+            path,
+            _KINDS.get(info.type, SOCKET),
+            info.size,
+            info.mtime,
+            info.atime,
+            info.mode & 0o7777,
+            info.uid,
+            info.gid,
+            info.nlink,
+            info.fileid,
+            self._device(info.fsid),
+        )
+
+    def _device(self, fsid: int) -> int:
+        """A device number for hard-link keys: the server's file system id, told apart from
+        another server's and kept within a signed 64-bit integer."""
+        device = self._devices.get(fsid)
+        if device is None:
+            device = xxhash.xxh64_intdigest(f"{self._where}/{fsid}".encode()) >> 1
+            self._devices[fsid] = device
+        return device
+
+    def _with_target(self, entry: Entry, full: str) -> Entry:
+        if entry.kind == SYMLINK:
+            entry.target = self._nfs.readlink(full)
+        return entry
+
+    # --- the interface -----------------------------------------------------------------------
+
+    def check(self, *, writable: bool) -> None:
+        where = f"the export path {self.export_path} on the NFS server {self._where}"
+        root = self._full("")
+        try:
+            client = self._nfs
+            info = client.stat(root)
+            if info.type != nfs_rs.FileType.DIRECTORY:
+                raise self._unavailable(f"{where} is not a directory: check Subdirectory")
+            client.scandir_page(root)
+        except nfs_rs.NfsNotFoundError as error:
+            raise self._unavailable(
+                f"the export path {self.export_path} does not exist on the NFS server"
+                f" {self._where}: check Subdirectory"
+            ) from error
+        except nfs_rs.NfsError as error:
+            reason = describe_error(os_error(error))
+            raise self._unavailable(f"cannot list {where}: {reason}") from error
+        # Asked of the server (ACCESS), not tried: a file made and removed would change the
+        # root's mtime at every launch, and the next run would find it to copy again.
+        if writable and not self._may_write(client, root):
+            raise self._unavailable(f"cannot write to {where}: permission denied")
+
+    @staticmethod
+    def _may_write(client: nfs_rs.Client, root: str) -> bool:
+        try:
+            return client.access(root, os.W_OK | os.X_OK)
+        except nfs_rs.NfsError as error:
+            raise os_error(error) from error
+
+    @_os_errors
+    def stat(self, path: str) -> Entry | None:
+        full = self._full(path)
+        try:
+            info = self._nfs.stat(full)
+        except nfs_rs.NfsNotFoundError:
+            return None
+        return self._with_target(self._entry(path, info), full)
+
+    @_os_errors
+    def list_dir(self, path: str, *, after: str = "", limit: int = 0) -> tuple[list[Entry], bool]:
+        # The server's order is not the listing order: a slice of a large folder is found by
+        # reading every name (scandir pages through it), keeping no more than the slice holds.
+        prefix = path + "/" if path else ""
+        keyed = (
+            (listing_key(item.name, _KINDS.get(item.info.type, SOCKET)), item)
+            for item in self._nfs.scandir(self._full(path))
+            if item.name not in (".", "..")
+        )
+        later = (pair for pair in keyed if pair[0] > after)
+        chosen = heapq.nsmallest(limit + 1, later) if limit else sorted(later)
+        more = bool(limit) and len(chosen) > limit
+        entries = [
+            self._with_target(self._entry(prefix + item.name, item.info), item.path)
+            for _, item in (chosen[:limit] if more else chosen)
+        ]
+        return entries, more
+
+    @_os_errors
+    def open_read(self, path: str) -> _NfsReader:
+        full = self._full(path)
+        return _NfsReader(self, self._nfs.open(full, "rb"), full, path)
+
+    @_os_errors
+    def close_reader(self, reader: _NfsReader) -> None:  # type: ignore[override]
+        reader.file.close()
+
+    @_os_errors
+    def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> _NfsWriter:
+        parent, temp = self._temp(path)
+        client = self._nfs
+        # A leftover of an earlier attempt may share its inode with the final name (a crash
+        # between link and remove): never write through it.
+        client.remove(temp, missing_ok=True)  # a missing folder too
+        try:
+            file = client.open(temp, "wb")
+        except nfs_rs.NfsNotFoundError:
+            self.make_dir(parent)  # batches run in parallel: the folder may not exist yet
+            file = client.open(temp, "wb")
+        return _NfsWriter(self, file, temp, self._full(path), entry, policy)
+
+    @_os_errors
+    def make_dir(self, path: str) -> bool:
+        if not path:
+            if self.stat("") is None:
+                raise self._gone()
+            return False
+        full = self._full(path)
+        try:
+            self._nfs.mkdir(full)
+            return True
+        except nfs_rs.NfsAlreadyExistsError:
+            if self._nfs.stat(full).type != nfs_rs.FileType.DIRECTORY:
+                raise
+            return False
+        except nfs_rs.NfsNotFoundError:
+            parent = path.rpartition("/")[0]
+            if not parent:
+                raise self._gone() from None
+            self.make_dir(parent)
+            return self.make_dir(path)
+
+    def _gone(self) -> StorageError:
+        """Never recreate a location root that went away: that is the location failing."""
+        return self._unavailable(
+            f"the export path {self.export_path} on the NFS server {self._where} no longer exists"
+        )
+
+    def _make(
+        self,
+        path: str,
+        entry: Entry | None,
+        policy: MetadataPolicy | None,
+        exclusive: bool,
+        create: Callable[[str], None],
+    ) -> bool:
+        """Make an entry under the temporary name with `create(full path)`, give it its
+        metadata, then its final name."""
+        parent, temp = self._temp(path)
+        client = self._nfs
+        client.remove(temp, missing_ok=True)
+        try:
+            create(temp)
+        except nfs_rs.NfsNotFoundError:
+            self.make_dir(parent)
+            create(temp)
+        try:
+            if entry is not None and policy is not None:
+                self._set_full_metadata(temp, entry, policy, created=True)
+            return self._place(temp, self._full(path), exclusive=exclusive)
+        except BaseException:
+            with contextlib.suppress(nfs_rs.NfsError):
+                client.remove(temp, missing_ok=True)
+            raise
+
+    @_os_errors
+    def make_symlink(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        target = entry.target or ""
+        return self._make(
+            path, entry, policy, exclusive, lambda temp: self._nfs.symlink(target, temp)
+        )
+
+    def make_special(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        raise OSError(
+            errno.EOPNOTSUPP,
+            "devices and named pipes cannot be created on an NFS location (no MKNOD in nfs-rs)",
+            path,
+        )
+
+    @_os_errors
+    def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
+        source = self._full(existing)
+        return self._make(path, None, None, exclusive, lambda temp: self._nfs.link(source, temp))
+
+    @_os_errors
+    def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+        self._set_full_metadata(self._full(path), entry, policy, created=False)
+
+    def _set_full_metadata(
+        self, full: str, entry: Entry, policy: MetadataPolicy, *, created: bool
+    ) -> None:
+        """`created`: the entry was just made with a placeholder mode that must not stay."""
+        client = self._nfs
+        # Owner first: chown clears setuid/setgid bits, so the mode is set after it.
+        if (policy.uid or policy.gid) and entry.uid >= 0:
+            uid, gid = entry.uid if policy.uid else -1, entry.gid if policy.gid else -1
+            _metadata(f"owner {uid}:{gid}", client.chown, full, uid, gid)
+        # Linux has no modes on symbolic links.
+        if entry.kind != SYMLINK and (policy.mode or created):
+            mode = entry.mode if policy.mode else _default_mode(entry)
+            _metadata(f"mode {mode:04o}", client.chmod, full, mode)
+        if policy.mtime:
+            times = (entry.atime_ns if policy.atime else entry.mtime_ns, entry.mtime_ns)
+            _metadata("times", client.utime, full, ns=times)
+
+    def _place(self, temp: str, final: str, *, exclusive: bool) -> bool:
+        """Give a complete entry its final name. With `exclusive`, an entry already there stays
+        (LINK fails where RENAME would replace: an atomic "create, never overwrite")."""
+        if not exclusive:
+            self._nfs.rename(temp, final)
+            return True
+        try:
+            self._nfs.link(temp, final)
+        except nfs_rs.NfsAlreadyExistsError:
+            return False
+        except nfs_rs.NfsError as error:
+            if os_error(error).errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            # A server without hard links (rclone's): look, then rename; a racing writer loses.
+            if self._nfs.exists(final):
+                return False
+            self._nfs.rename(temp, final)
+        finally:
+            self._nfs.remove(temp, missing_ok=True)
+        return True
+
+    @_os_errors
+    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+        full = self._full(path)
+        if kind != DIR:
+            self._nfs.remove(full)
+            return 1
+        removed = 1 + (self._empty(full) if recursive else 0)
+        self._nfs.rmdir(full)
+        return removed
+
+    def _empty(self, folder: str) -> int:
+        """Remove everything in `folder` (never following a link); the number removed."""
+        removed = 0
+        # Read whole before removing: removing while a listing pages on may void its cookie.
+        for item in list(self._nfs.scandir(folder)):
+            if item.name in (".", ".."):
+                continue
+            if item.info.type == nfs_rs.FileType.DIRECTORY:
+                removed += self._empty(item.path)
+                self._nfs.rmdir(item.path)
+            else:
+                self._nfs.remove(item.path)
+            removed += 1
+        return removed

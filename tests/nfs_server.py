@@ -1,0 +1,146 @@
+"""Real NFS servers for the tests, on free ports of 127.0.0.1, without a kernel mount.
+
+nfs-ganesha serves NFSv4.x (no rpcbind needed) with the VFS backend, so that modes, owners,
+times and links are those of a real file system: the tests look at `export_dir` with os.stat.
+`rclone serve nfs` serves NFSv3 (its MOUNT service on the same port); it is not POSIX-faithful
+(no chmod/chown, no symbolic links, writes reach the disk after a write-back delay).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+GANESHA = "ganesha.nfsd"
+RCLONE = os.path.join(sysconfig.get_path("scripts"), "rclone")
+PSEUDO_PATH = "/export"
+
+_GANESHA_CONFIG = """\
+NFS_CORE_PARAM {{ Protocols = 4; NFS_Port = {port}; Bind_addr = 127.0.0.1; Enable_NLM = false;
+  Enable_RQUOTA = false; Enable_UDP = false; Plugins_Dir = /usr/lib/x86_64-linux-gnu/ganesha; }}
+NFSV4 {{ RecoveryBackend = fs; RecoveryRoot = {directory}/recov; Graceless = true;
+  Lease_Lifetime = 15; Allow_Numeric_Owners = true; Only_Numeric_Owners = true; }}
+NFS_KRB5 {{ Active_krb5 = false; }}
+EXPORT {{ Export_Id = 1; Path = {directory}/export; Pseudo = {pseudo}; Access_Type = RW;
+  Squash = No_Root_Squash; SecType = sys; Protocols = 4; Transports = TCP; FSAL {{ Name = VFS; }} }}
+EXPORT {{ Export_Id = 2; Path = {directory}/fsx; Pseudo = /fsx; Access_Type = RW;
+  Squash = No_Root_Squash; SecType = sys; Protocols = 4; Transports = TCP; FSAL {{ Name = VFS; }} }}
+LOG {{ Default_Log_Level = EVENT; }}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the NFS server exited with {process.returncode}; see {log}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"the NFS server did not open port {port} in {timeout} s; see {log}")
+
+
+@dataclass
+class NfsServer:
+    """A running server: `export_dir` is the directory on disk behind `pseudo_path`."""
+
+    port: int
+    export_dir: str
+    pseudo_path: str
+    version: str
+    directory: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def fsx_dir(self) -> str:
+        """The directory behind ganesha's second export, /fsx (FSx for OpenZFS's root)."""
+        return os.path.join(self.directory, "fsx")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ganesha() -> Iterator[NfsServer]:
+    """nfs-ganesha serving a fresh directory as NFSv4.0/4.1 at the pseudo path /export (it runs
+    as root: the VFS backend opens files by handle)."""
+    directory = tempfile.mkdtemp(prefix="ferry-ganesha-", dir="/tmp")
+    export_dir = os.path.join(directory, "export")
+    os.makedirs(export_dir)
+    os.makedirs(os.path.join(directory, "fsx"))  # as FSx for OpenZFS exports: /fsx
+    os.makedirs(os.path.join(directory, "recov"))
+    port = free_port()
+    config = os.path.join(directory, "ganesha.conf")
+    with open(config, "w") as file:
+        file.write(_GANESHA_CONFIG.format(port=port, directory=directory, pseudo=PSEUDO_PATH))
+    log = os.path.join(directory, "ganesha.log")
+    pid = os.path.join(directory, "ganesha.pid")
+    process = subprocess.Popen(
+        [GANESHA, "-F", "-f", config, "-L", log, "-p", pid],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C of the tests does not reach it before stop()
+    )
+    server = NfsServer(port, export_dir, PSEUDO_PATH, "NFS4_1", directory, process)
+    try:
+        _wait_for_port(port, process, log, timeout=10)
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def rclone_nfs() -> Iterator[NfsServer]:
+    """`rclone serve nfs` serving a fresh directory as NFSv3; its export path is "/"."""
+    directory = tempfile.mkdtemp(prefix="ferry-rclone-nfs-", dir="/tmp")
+    export_dir = os.path.join(directory, "export")
+    os.makedirs(export_dir)
+    port = free_port()
+    log = os.path.join(directory, "rclone.log")
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [
+                RCLONE, "serve", "nfs", "--addr", f"127.0.0.1:{port}", "--config", "/dev/null",
+                "--vfs-cache-mode", "full", "--cache-dir", os.path.join(directory, "cache"),
+                export_dir,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    server = NfsServer(port, export_dir, "/", "NFS3", directory, process)
+    try:
+        _wait_for_port(port, process, log, timeout=10)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def nfs_server() -> Iterator[NfsServer]:
+    """One ganesha for the session; each test works in its own subfolder of the export."""
+    with ganesha() as server:
+        yield server
