@@ -1,0 +1,937 @@
+"""`smb` locations: a folder of an SMB share (DataSync's Subdirectory "/share/path/inside"),
+reached over SMB 2/3 with smbprotocol.
+
+Every storage holds its own connection, session and tree connect, made on first use: Ferry
+runs one storage per thread, and a connection of its own keeps one thread's failures, dialect
+and credentials from another's. smbclient's pooled high-level API is not used: its pool is
+keyed by host and port and reuses a session by user name alone (a wrong password would go
+unnoticed after a right one), it cannot restrict the dialect, and each of its calls opens the
+file again. Here each file is one handle, and small files travel in one compound request:
+create, write, set the times, attributes and security descriptor, rename into place, close.
+
+SMB has no POSIX metadata: entries get DataSync's defaults (NO_POSIX_ID, NO_POSIX_FILE_MODE,
+NO_POSIX_DIR_MODE). Windows metadata rides in `Entry.attributes`, from an SMB source to an
+SMB destination (other destinations ignore it):
+
+- "smb_creation_ns": the creation time, in ns since 1970.
+- "smb_file_attributes": the READONLY, HIDDEN, SYSTEM and ARCHIVE bits (others are masked).
+- "smb_security_descriptor": a callable taking SecurityDescriptorCopyFlags ("OWNER_DACL" or
+  "OWNER_DACL_SACL") and returning the self-relative security descriptor (owner, group and
+  DACL, plus the SACL for OWNER_DACL_SACL). It is only called where a destination copies it.
+
+Source files are opened with share access read|write|delete and held only while read, so that
+Ferry never locks out another client; a file another client holds exclusively is reported as
+locked (EACCES, not retried).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import struct
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from smbprotocol import Dialects
+from smbprotocol.connection import Connection
+from smbprotocol.exceptions import SMBAuthenticationError, SMBException, SMBResponseException
+from smbprotocol.file_info import FileInformationClass, FileRenameInformation, InfoType
+from smbprotocol.header import NtStatus, SMB2HeaderResponse
+from smbprotocol.open import (
+    SMB2CloseRequest,
+    SMB2CreateRequest,
+    SMB2QueryDirectoryRequest,
+    SMB2QueryInfoRequest,
+    SMB2ReadRequest,
+    SMB2SetInfoRequest,
+    SMB2WriteRequest,
+)
+from smbprotocol.session import Session
+from smbprotocol.structure import Structure
+from smbprotocol.tree import TreeConnect
+
+from activities.storage.base import (
+    DIR,
+    FILE,
+    NO_POSIX_DIR_MODE,
+    NO_POSIX_FILE_MODE,
+    NO_POSIX_ID,
+    TEMP_NAME,
+    TRANSIENT_ERRNOS,
+    Entry,
+    MetadataError,
+    MetadataPolicy,
+    Storage,
+    StorageError,
+    describe_error,
+    listing_key,
+    temp_name,
+)
+from models.errors import ErrorCode
+
+CREATION_NS = "smb_creation_ns"
+FILE_ATTRIBUTES = "smb_file_attributes"
+SECURITY_DESCRIPTOR = "smb_security_descriptor"
+
+READONLY, HIDDEN, SYSTEM, ARCHIVE = 0x1, 0x2, 0x4, 0x20
+KEPT_ATTRIBUTES = READONLY | HIDDEN | SYSTEM | ARCHIVE
+_DIRECTORY_ATTRIBUTE, _NORMAL = 0x10, 0x80
+
+# DataSync's SMB Version, as the one dialect it restricts negotiation to (None: negotiate).
+DIALECTS: dict[str, int | None] = {
+    "AUTOMATIC": None,
+    "SMB2_0": Dialects.SMB_2_0_2,
+    "SMB2": Dialects.SMB_2_1_0,
+    "SMB3": Dialects.SMB_3_0_2,
+}
+CONNECT_TIMEOUT = 5.0
+_CREDIT_BYTES = 65536  # what one SMB2 credit carries
+_CREDITS = 512  # asked for once: room for 8 MiB reads and writes, and compounds
+_CHUNK = 8 << 20
+# A server that stops answering fails the call (as a lost connection, retried) instead of
+# holding the batch forever; an 8 MiB write takes far less even on a slow link.
+_REPLY_SECONDS = 120
+_BUFFERED = 1 << 20  # a file this small is sent with its create, metadata and close at once
+
+# 100 ns units between 1601-01-01 (FILETIME) and 1970-01-01.
+_FILETIME_1970 = 116_444_736_000_000_000
+
+# Access rights, share access, dispositions and options of SMB2 CREATE (MS-SMB2 2.2.13).
+_READ_DATA, _WRITE_DATA, _READ_ATTRIBUTES, _WRITE_ATTRIBUTES = 0x1, 0x2, 0x80, 0x100
+_DELETE, _READ_CONTROL, _WRITE_DAC, _WRITE_OWNER = 0x10000, 0x20000, 0x40000, 0x80000
+_SYNCHRONIZE, _SYSTEM_SECURITY = 0x100000, 0x01000000
+_ADD_FILE, _ADD_SUBDIRECTORY = 0x2, 0x4  # a folder's WRITE_DATA and APPEND_DATA
+_SHARE_ALL = 0x1 | 0x2 | 0x4  # read | write | delete: never lock out other clients
+_OPEN, _CREATE, _OVERWRITE_IF = 1, 2, 5
+_DIRECTORY_FILE, _NON_DIRECTORY_FILE, _DELETE_ON_CLOSE = 0x1, 0x40, 0x1000
+_RELATED = b"\xff" * 16  # "the handle the previous CREATE of this compound opened"
+# Security information: owner, group, DACL, SACL.
+_OWNER_DACL, _SACL = 0x1 | 0x2 | 0x4, 0x8
+_NETWORK_OPEN_INFORMATION = 34
+_BASIC = struct.Struct("<QQQQII")  # FileBasicInformation
+_CREATED = struct.Struct("<HBBIQQQQQQII16s")  # the fixed part of a CREATE response
+_LISTED = struct.Struct("<IIQQQQQQII")  # FileDirectoryInformation before the name
+
+_STATUS_ERRNOS: dict[int, tuple[int, str]] = {
+    NtStatus.STATUS_OBJECT_NAME_NOT_FOUND: (errno.ENOENT, "no such file or folder"),
+    NtStatus.STATUS_OBJECT_PATH_NOT_FOUND: (errno.ENOENT, "no such file or folder"),
+    NtStatus.STATUS_NO_SUCH_FILE: (errno.ENOENT, "no such file or folder"),
+    NtStatus.STATUS_DELETE_PENDING: (errno.ENOENT, "being deleted"),
+    NtStatus.STATUS_OBJECT_NAME_COLLISION: (errno.EEXIST, "already exists"),
+    NtStatus.STATUS_ACCESS_DENIED: (errno.EACCES, "access denied"),
+    NtStatus.STATUS_CANNOT_DELETE: (errno.EACCES, "cannot delete (read-only)"),
+    NtStatus.STATUS_PRIVILEGE_NOT_HELD: (
+        errno.EPERM,
+        "privilege not held (copying a SACL needs 'Manage auditing and security log')",
+    ),
+    NtStatus.STATUS_SHARING_VIOLATION: (
+        errno.EACCES,
+        "locked by another client (sharing violation)",
+    ),
+    0xC0000054: (errno.EACCES, "locked by another client (byte-range lock)"),  # FILE_LOCK_CONFLICT
+    0xC0000055: (errno.EACCES, "locked by another client (byte-range lock)"),  # LOCK_NOT_GRANTED
+    NtStatus.STATUS_DISK_FULL: (errno.ENOSPC, "no space left on the share"),
+    0xC0000044: (errno.EDQUOT, "quota exceeded"),  # QUOTA_EXCEEDED
+    0xC00000A2: (errno.EROFS, "the share is write-protected"),  # MEDIA_WRITE_PROTECTED
+    NtStatus.STATUS_FILE_IS_A_DIRECTORY: (errno.EISDIR, "is a folder"),
+    NtStatus.STATUS_NOT_A_DIRECTORY: (errno.ENOTDIR, "not a folder"),
+    NtStatus.STATUS_DIRECTORY_NOT_EMPTY: (errno.ENOTEMPTY, "folder not empty"),
+    NtStatus.STATUS_OBJECT_NAME_INVALID: (errno.EINVAL, "invalid name for SMB"),
+    NtStatus.STATUS_OBJECT_PATH_SYNTAX_BAD: (errno.EINVAL, "invalid path for SMB"),
+    NtStatus.STATUS_NOT_SUPPORTED: (errno.EOPNOTSUPP, "not supported by the SMB server"),
+    NtStatus.STATUS_IO_TIMEOUT: (errno.ETIMEDOUT, "the SMB server timed out"),
+    NtStatus.STATUS_NETWORK_NAME_DELETED: (errno.ECONNRESET, "the share went away"),
+    NtStatus.STATUS_USER_SESSION_DELETED: (errno.ECONNRESET, "the SMB session ended"),
+    0xC000035C: (errno.ECONNRESET, "the SMB session expired"),  # NETWORK_SESSION_EXPIRED
+    NtStatus.STATUS_INSUFFICIENT_RESOURCES: (errno.EAGAIN, "the SMB server is short of resources"),
+    NtStatus.STATUS_INSUFF_SERVER_RESOURCES: (errno.EAGAIN, "the SMB server is short of resources"),
+}
+
+
+def ns_from_filetime(filetime: int) -> int:
+    return (filetime - _FILETIME_1970) * 100
+
+
+def filetime_from_ns(ns: int) -> int:
+    return ns // 100 + _FILETIME_1970
+
+
+def _os_error(status: int, path: str) -> OSError:
+    number, reason = _STATUS_ERRNOS.get(status, (errno.EIO, f"SMB error 0x{status:08x}"))
+    return OSError(number, reason, path)
+
+
+@contextlib.contextmanager
+def _mapped(path: str) -> Iterator[None]:
+    """smbprotocol's exceptions as OSErrors with an errno, which Ferry knows how to handle."""
+    try:
+        yield
+    except SMBResponseException as error:
+        raise _os_error(error.status, path) from error
+    except SMBException as error:  # the connection closed, or a reply never came
+        raise OSError(errno.ECONNRESET, f"lost the SMB connection: {error}", path) from error
+
+
+def _raise_first(results: list[SMB2HeaderResponse | SMBResponseException], path: str) -> None:
+    for result in results:
+        if isinstance(result, SMBResponseException):
+            raise _os_error(result.status, path) from result
+
+
+# --- SMB2 requests ---------------------------------------------------------------------------
+
+
+def _create(
+    name: str, access: int, disposition: int = _OPEN, options: int = 0
+) -> SMB2CreateRequest:
+    request = SMB2CreateRequest()
+    request["impersonation_level"] = 2  # Impersonation
+    request["desired_access"] = access
+    request["file_attributes"] = 0
+    request["share_access"] = _SHARE_ALL
+    request["create_disposition"] = disposition
+    request["create_options"] = options
+    request["buffer_path"] = name.encode("utf-16-le") if name else b"\x00\x00"
+    return request
+
+
+def _close(file_id: bytes = _RELATED) -> SMB2CloseRequest:
+    request = SMB2CloseRequest()
+    request["file_id"] = file_id
+    return request
+
+
+def _set_info(
+    info_type: int, info_class: int, buffer: bytes, additional: int = 0, file_id: bytes = _RELATED
+) -> SMB2SetInfoRequest:
+    request = SMB2SetInfoRequest()
+    request["info_type"] = info_type
+    request["file_info_class"] = info_class
+    request["additional_information"] = additional
+    request["file_id"] = file_id
+    request["buffer"] = buffer
+    return request
+
+
+def _query_info(
+    info_type: int, info_class: int, additional: int = 0, file_id: bytes = _RELATED
+) -> SMB2QueryInfoRequest:
+    request = SMB2QueryInfoRequest()
+    request["info_type"] = info_type
+    request["file_info_class"] = info_class
+    request["output_buffer_length"] = 65536
+    request["additional_information"] = additional
+    request["file_id"] = file_id
+    return request
+
+
+def _basic_info(
+    *, mtime: int = 0, atime: int = 0, creation: int = 0, attributes: int = 0
+) -> SMB2SetInfoRequest:
+    """FileBasicInformation; a 0 time or attribute set leaves that value as it is."""
+    buffer = _BASIC.pack(creation, atime, mtime, 0, attributes, 0)
+    return _set_info(InfoType.SMB2_0_INFO_FILE, FileInformationClass.FILE_BASIC_INFORMATION, buffer)
+
+
+def _metadata_info(entry: Entry, policy: MetadataPolicy, attributes: int) -> SMB2SetInfoRequest:
+    """The times `policy` keeps, the creation time the source gave, and `attributes`."""
+    creation = (entry.attributes or {}).get(CREATION_NS)
+    return _basic_info(
+        mtime=filetime_from_ns(entry.mtime_ns) if policy.mtime else 0,
+        atime=filetime_from_ns(entry.atime_ns) if policy.atime else 0,
+        creation=0 if creation is None else filetime_from_ns(creation),
+        attributes=attributes,
+    )
+
+
+def _attribute_bits(wanted: int | None) -> int:
+    """What FileBasicInformation sets for the source's attributes (0: keep the server's);
+    FILE_ATTRIBUTE_NORMAL stands for "none of them", which 0 cannot say."""
+    return 0 if wanted is None else wanted or _NORMAL
+
+
+def _raise_metadata(results: list[SMB2HeaderResponse | SMBResponseException], path: str) -> None:
+    """A metadata step that failed: a MetadataError (the file is not kept) unless retrying
+    may help."""
+    for result in results:
+        if isinstance(result, SMBResponseException):
+            error = _os_error(result.status, path)
+            if error.errno in TRANSIENT_ERRNOS:
+                raise error from result
+            raise MetadataError(f"cannot set SMB metadata: {describe_error(error)}") from result
+
+
+def _rename(target: str, *, replace: bool) -> SMB2SetInfoRequest:
+    info = FileRenameInformation()
+    info["replace_if_exists"] = replace
+    info["file_name"] = target
+    return _set_info(
+        InfoType.SMB2_0_INFO_FILE, FileInformationClass.FILE_RENAME_INFORMATION, info.pack()
+    )
+
+
+def _security_information(flags: str) -> int:
+    """The parts of a security descriptor SecurityDescriptorCopyFlags copies."""
+    return _OWNER_DACL | (_SACL if flags == "OWNER_DACL_SACL" else 0)
+
+
+def _security_access(flags: str) -> int:
+    """The access rights a handle needs to set those parts (none for NONE)."""
+    if flags == "NONE":
+        return 0
+    sacl = _SYSTEM_SECURITY if flags == "OWNER_DACL_SACL" else 0
+    return _WRITE_DAC | _WRITE_OWNER | sacl
+
+
+def _set_security(descriptor: bytes, flags: str) -> SMB2SetInfoRequest:
+    info = _security_information(flags)
+    return _set_info(InfoType.SMB2_0_INFO_SECURITY, 0, descriptor, info)
+
+
+def _payload(result: SMB2HeaderResponse) -> bytes:
+    return result["data"].get_value()
+
+
+def _out_buffer(result: SMB2HeaderResponse) -> bytes:
+    """The output buffer of a QUERY_INFO or QUERY_DIRECTORY response."""
+    data = _payload(result)
+    offset, length = struct.unpack_from("<HI", data, 2)
+    start = offset - 64  # offsets count from the start of the SMB2 header
+    return data[start : start + length]
+
+
+class _Opened:
+    """What a CREATE response says of the file it opened."""
+
+    __slots__ = ("access_ns", "attributes", "change", "creation", "file_id", "size", "write")
+
+    def __init__(self, result: SMB2HeaderResponse) -> None:
+        fields = _CREATED.unpack_from(_payload(result))
+        self.creation, access, self.write, self.change = fields[4:8]
+        self.access_ns = ns_from_filetime(access)
+        self.size, self.attributes, self.file_id = fields[9], fields[10], fields[12]
+
+    def entry(self, path: str) -> Entry:
+        return _entry(path, self.size, self.write, self.access_ns, self.creation, self.attributes)
+
+
+def _entry(path: str, size: int, write: int, access_ns: int, creation: int, attrs: int) -> Entry:
+    is_dir = bool(attrs & _DIRECTORY_ATTRIBUTE)
+    return Entry(
+        path,
+        DIR if is_dir else FILE,
+        0 if is_dir else size,
+        ns_from_filetime(write),
+        access_ns,
+        NO_POSIX_DIR_MODE if is_dir else NO_POSIX_FILE_MODE,
+        NO_POSIX_ID,
+        NO_POSIX_ID,
+        attributes={
+            CREATION_NS: ns_from_filetime(creation),
+            FILE_ATTRIBUTES: attrs & KEPT_ATTRIBUTES,
+        },
+    )
+
+
+class _SmbReader:
+    __slots__ = ("file_id", "offset", "opened", "path", "storage")
+
+    def __init__(self, storage: SmbStorage, path: str, opened: _Opened) -> None:
+        self.storage = storage
+        self.path = path
+        self.opened = opened
+        self.file_id = opened.file_id
+        self.offset = 0
+
+    def read(self, size: int) -> bytes:
+        request = SMB2ReadRequest()
+        request["length"] = self.storage._chunk(size, self.storage._max_read)
+        request["offset"] = self.offset
+        request["file_id"] = self.file_id
+        (result,) = self.storage._exchange([request])
+        if isinstance(result, SMBResponseException):
+            if result.status == NtStatus.STATUS_END_OF_FILE:
+                return b""
+            raise _os_error(result.status, self.path) from result
+        data = _payload(result)
+        offset, length = struct.unpack_from("<BxI", data, 2)
+        start = offset - 64
+        self.offset += length
+        return data[start : start + length]
+
+    def stat(self) -> Entry:
+        entry = self.opened.entry(self.path)
+        entry.attributes[SECURITY_DESCRIPTOR] = self.storage._descriptor_getter(self.path)  # type: ignore[index]
+        return entry
+
+    def version(self) -> tuple[int, int, int]:
+        query = _query_info(
+            InfoType.SMB2_0_INFO_FILE, _NETWORK_OPEN_INFORMATION, file_id=self.file_id
+        )
+        (result,) = self.storage._exchange([query])
+        _raise_first([result], self.path)
+        _, _, write, change, _, size, _, _ = struct.unpack_from("<QQQQQQII", _out_buffer(result))
+        return (size, write, change)
+
+
+class _SmbWriter:
+    """Writes under the temporary name and renames into place, through one handle. A file of
+    at most _BUFFERED bytes is kept until commit and sent in a single compound."""
+
+    __slots__ = (
+        "buffer", "created", "entry", "file_id", "final", "offset", "path", "policy", "storage",
+        "temp",
+    )  # fmt: skip
+
+    def __init__(
+        self, storage: SmbStorage, path: str, temp: str, entry: Entry, policy: MetadataPolicy
+    ) -> None:
+        self.storage = storage
+        self.path = path
+        self.temp = temp  # share-relative names
+        self.final = storage._name(path)
+        self.entry = entry
+        self.policy = policy
+        self.buffer = bytearray()
+        self.file_id: bytes | None = None
+        self.created = False  # the temporary file exists
+        self.offset = 0
+
+    def _access(self) -> int:
+        access = _WRITE_DATA | _READ_ATTRIBUTES | _WRITE_ATTRIBUTES | _DELETE | _SYNCHRONIZE
+        if self._descriptor_source():
+            access |= _security_access(self.policy.security_descriptor)
+        return access
+
+    def _descriptor_source(self) -> Callable[[str], bytes] | None:
+        return (self.entry.attributes or {}).get(SECURITY_DESCRIPTOR)
+
+    def _opening(self) -> list[Structure]:
+        """The CREATE of the temporary file, and the data buffered so far."""
+        create = _create(self.temp, self._access(), _OVERWRITE_IF, _NON_DIRECTORY_FILE)
+        messages: list[Structure] = [create]
+        step = self.storage._max_write
+        for start in range(0, len(self.buffer), step):
+            data = bytes(self.buffer[start : start + step])
+            messages.append(self.storage._write_request(_RELATED, start, data))
+        self.offset = len(self.buffer)
+        self.buffer.clear()
+        return messages
+
+    def _opened(self, results: list[SMB2HeaderResponse | SMBResponseException]) -> None:
+        """Take the handle the CREATE of `results` opened, then raise what failed after it."""
+        _raise_first(results[:1], self.path)
+        self.file_id = _Opened(results[0]).file_id  # type: ignore[arg-type]
+        self.created = True
+        _raise_first(results[1:], self.path)
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.file_id is None and not self.created:
+            if len(self.buffer) + len(data) <= _BUFFERED:
+                self.buffer += data
+                return
+            results = self.storage._exchange_creating(self._opening(), self.path)
+            self._opened(results)
+        view = memoryview(data)
+        while view:
+            size = self.storage._chunk(len(view), self.storage._max_write)
+            request = self.storage._write_request(self.file_id, self.offset, bytes(view[:size]))
+            _raise_first(self.storage._exchange([request]), self.path)
+            self.offset += size
+            view = view[size:]
+
+    def commit(self, *, exclusive: bool) -> bool:
+        """One compound: [create, write,] times and attributes, security descriptor, rename,
+        close. Times are set after the last write, so closing keeps them; READONLY comes after
+        the rename, since a read-only file could not be renamed."""
+        opening = [] if self.file_id is not None else self._opening()
+        file_id = self.file_id or _RELATED
+        wanted = (self.entry.attributes or {}).get(FILE_ATTRIBUTES)
+        readonly = wanted is not None and wanted & READONLY
+        without_readonly = None if wanted is None else wanted & ~READONLY
+        metadata = [_metadata_info(self.entry, self.policy, _attribute_bits(without_readonly))]
+        source = self._descriptor_source()
+        if self.policy.security_descriptor != "NONE" and source is not None:
+            flags = self.policy.security_descriptor
+            metadata.append(_set_security(source(flags), flags))
+        for message in metadata:
+            message["file_id"] = file_id
+        rename = _rename(self.final, replace=not exclusive)
+        rename["file_id"] = file_id
+        closing = [] if readonly else [_close(file_id)]
+        messages = opening + metadata + [rename] + closing
+        if opening:
+            results = self.storage._exchange_creating(messages, self.path)
+            self._opened(results[: len(opening)])
+        else:
+            results = self.storage._exchange(messages)
+        if closing and not isinstance(results[-1], SMBResponseException):
+            self.file_id = None
+        _raise_metadata(results[len(opening) : len(opening) + len(metadata)], self.path)
+        renamed = results[len(opening) + len(metadata)]
+        if isinstance(renamed, SMBResponseException):
+            if renamed.status == NtStatus.STATUS_OBJECT_NAME_COLLISION and exclusive:
+                self.abort()
+                return False
+            if renamed.status != NtStatus.STATUS_ACCESS_DENIED or exclusive:
+                raise _os_error(renamed.status, self.path) from renamed
+            self._replace_read_only()
+        if readonly:
+            assert self.file_id is not None
+            last = [_basic_info(attributes=wanted), _close(self.file_id)]
+            last[0]["file_id"] = self.file_id
+            results = self.storage._exchange(last)
+            self.file_id = None
+            _raise_first(results, self.path)
+        return True
+
+    def _replace_read_only(self) -> None:
+        """A read-only file is in the way: clear its READONLY, then rename again."""
+        self.storage._clear_read_only(self.final, self.path)
+        rename = _rename(self.final, replace=True)
+        if self.file_id is not None:
+            rename["file_id"] = self.file_id
+            messages: list[Structure] = [rename]
+        else:
+            messages = [_create(self.temp, _DELETE | _SYNCHRONIZE), rename, _close()]
+        _raise_first(self.storage._exchange(messages), self.path)
+
+    def abort(self) -> None:
+        self.buffer.clear()
+        if self.file_id is not None:
+            file_id, self.file_id = self.file_id, None
+            # Deleted through the handle still open: nothing is left under the temporary name.
+            delete = _set_info(
+                InfoType.SMB2_0_INFO_FILE,
+                FileInformationClass.FILE_DISPOSITION_INFORMATION,
+                b"\x01",
+                file_id=file_id,
+            )
+            self.storage._exchange([delete, _close(file_id)])
+        elif self.created:
+            self.storage._delete(self.temp)
+        self.created = False
+
+
+class SmbStorage(Storage):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        subdirectory: str,
+        user: str,
+        password: str,
+        domain: str = "",
+        version: str = "AUTOMATIC",
+        temp_tag: str = "",
+    ) -> None:
+        self.host = host
+        self.port = port
+        parts = [p for p in subdirectory.replace("\\", "/").split("/") if p]
+        self.share = parts[0] if parts else ""
+        self._base = "\\".join(parts[1:])  # the location root, relative to the share
+        self.user = user
+        self._password = password
+        self.domain = domain
+        self.version = version
+        self._temp_tag = temp_tag
+        self._connection: Connection | None = None
+        self._session: Session | None = None
+        self._tree: TreeConnect | None = None
+        self._max_read = self._max_write = 65536
+
+    def close(self) -> None:
+        connection, self._connection, self._session, self._tree = self._connection, None, None, None
+        if connection is not None:
+            # The socket is closed without a TREE_DISCONNECT and LOGOFF: the server ends the
+            # session with its connection, and smbprotocol waits for those answers without a
+            # time limit, so a server that stopped answering would hold a worker's shutdown.
+            with contextlib.suppress(Exception):
+                connection.disconnect(close=False)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    # --- the connection ----------------------------------------------------------------------
+
+    @property
+    def _where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _connect(self) -> TreeConnect:
+        """The tree connect of the share, connecting first where needed; StorageError with
+        the cause and the fix when that fails."""
+        if self._tree is not None and self._connection and self._connection.transport.connected:
+            return self._tree
+        self.close()
+        if self.version == "SMB1":
+            raise StorageError(
+                "SMB1 is not supported (it is obsolete and insecure, and Ferry's SMB client "
+                "speaks SMB 2 and 3 only): set Version to AUTOMATIC, SMB2 or SMB3",
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            )
+        if self.version not in DIALECTS:
+            raise StorageError(
+                f"unknown SMB Version {self.version!r}", code=ErrorCode.LOCATION_UNAVAILABLE
+            )
+        if not self.share:
+            raise StorageError(
+                "the Subdirectory names no share: it must be /share/path",
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            )
+        connection = Connection(uuid.uuid4(), self.host, self.port, require_signing=True)
+        try:
+            connection.connect(dialect=DIALECTS[self.version], timeout=CONNECT_TIMEOUT)
+        except (ValueError, OSError, SMBException) as error:
+            with contextlib.suppress(Exception):
+                connection.disconnect(close=False)
+            cause = error.__cause__ or error
+            raise StorageError(
+                f"cannot reach the SMB server {self._where}: {cause}",
+                transient=True,
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            ) from error
+        self._connection = connection
+        try:
+            user = f"{self.domain}\\{self.user}" if self.domain else self.user
+            session = Session(
+                connection, user, self._password, require_encryption=False, auth_protocol="ntlm"
+            )
+            try:
+                session.connect()
+            except (SMBAuthenticationError, SMBResponseException) as error:
+                raise StorageError(
+                    f"the SMB server {self._where} refused the logon of user {user!r}: logon "
+                    "failure: check User, Password and Domain",
+                    code=ErrorCode.LOCATION_UNAVAILABLE,
+                ) from error
+            self._session = session
+            tree = TreeConnect(session, rf"\\{self.host}\{self.share}")
+            try:
+                tree.connect()
+            except SMBResponseException as error:
+                if error.status == NtStatus.STATUS_BAD_NETWORK_NAME:
+                    message = (
+                        f"the share {self.share!r} does not exist on {self.host}: "
+                        "check Subdirectory"
+                    )
+                else:
+                    message = (
+                        f"cannot connect to the share {self.share!r} on {self._where}: "
+                        f"{describe_error(_os_error(error.status, ''))}"
+                    )
+                raise StorageError(message, code=ErrorCode.LOCATION_UNAVAILABLE) from error
+            connection.echo(sid=session.session_id, credit_request=_CREDITS)
+        except SMBException as error:
+            self.close()
+            raise StorageError(
+                f"lost the connection to the SMB server {self._where}: {error}",
+                transient=True,
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            ) from error
+        except BaseException:
+            self.close()
+            raise
+        if connection.supports_multi_credit:
+            self._max_read = min(connection.max_read_size, _CHUNK)
+            self._max_write = min(connection.max_write_size, _CHUNK)
+        self._tree = tree
+        return tree
+
+    def _exchange(
+        self, messages: list[Structure]
+    ) -> list[SMB2HeaderResponse | SMBResponseException]:
+        """Send `messages` as one related compound and wait for every reply; a failed step is
+        returned as its exception, so that the caller sees which one failed."""
+        tree = self._connect()
+        connection = tree.session.connection
+        with _mapped(""):
+            requests = connection.send_compound(
+                messages, tree.session.session_id, tree.tree_connect_id, related=True
+            )
+            results: list[SMB2HeaderResponse | SMBResponseException] = []
+            for request in requests:
+                try:
+                    reply = connection.receive(
+                        request, timeout=_REPLY_SECONDS, resolve_symlinks=False
+                    )
+                    results.append(reply)
+                except SMBResponseException as error:
+                    results.append(error)
+            # A server may fail the rest of a compound after one failed step, its CLOSE too
+            # (Windows does): never leave the handle open.
+            last = messages[-1]
+            if (
+                len(messages) > 1
+                and isinstance(messages[0], SMB2CreateRequest)
+                and isinstance(last, SMB2CloseRequest)
+                and last["file_id"].get_value() == _RELATED
+                and isinstance(results[-1], SMBResponseException)
+                and not isinstance(results[0], SMBResponseException)
+            ):
+                close = _close(_Opened(results[0]).file_id)
+                connection.receive(
+                    connection.send(close, tree.session.session_id, tree.tree_connect_id),
+                    timeout=_REPLY_SECONDS,
+                )
+        return results
+
+    def _delete(self, name: str) -> None:
+        """Delete the file `name` (share-relative) if it is there."""
+        options = _NON_DIRECTORY_FILE | _DELETE_ON_CLOSE
+        self._exchange([_create(name, _DELETE | _SYNCHRONIZE, _OPEN, options), _close()])
+
+    def _exchange_creating(
+        self, messages: list[Structure], path: str
+    ) -> list[SMB2HeaderResponse | SMBResponseException]:
+        """An exchange that creates `path` (or its temporary file) first: a missing folder is
+        made (batches run in parallel, so a parent may not exist yet) and the exchange sent
+        again."""
+        results = self._exchange(messages)
+        first = results[0]
+        if isinstance(first, SMBResponseException) and first.status in (
+            NtStatus.STATUS_OBJECT_PATH_NOT_FOUND,
+            NtStatus.STATUS_OBJECT_NAME_NOT_FOUND,
+        ):
+            parent = path.rpartition("/")[0]
+            if parent:
+                self.make_dir(parent)
+                results = self._exchange(messages)
+        return results
+
+    def _chunk(self, length: int, largest: int) -> int:
+        """How much of `length` one READ or WRITE may carry: the negotiated size, and what the
+        credits granted allow."""
+        connection = self._connection
+        assert connection is not None
+        if not connection.supports_multi_credit:
+            return min(length, 65536)
+        window = connection.sequence_window
+        credits = max(1, window["high"] - window["low"])
+        return max(1, min(length, largest, credits * _CREDIT_BYTES))
+
+    def _write_request(self, file_id: bytes, offset: int, data: bytes) -> SMB2WriteRequest:
+        request = SMB2WriteRequest()
+        request["length"] = len(data)
+        request["offset"] = offset
+        request["file_id"] = file_id
+        request["buffer"] = data
+        return request
+
+    def _name(self, path: str) -> str:
+        """`path` as a name relative to the share."""
+        inside = path.replace("/", "\\")
+        return f"{self._base}\\{inside}" if self._base and inside else self._base or inside
+
+    def _descriptor_getter(self, path: str) -> Callable[[str], bytes]:
+        def descriptor(flags: str) -> bytes:
+            additional = _security_information(flags)
+            access = _READ_CONTROL | (_SYSTEM_SECURITY if additional & _SACL else 0)
+            query = _query_info(InfoType.SMB2_0_INFO_SECURITY, 0, additional)
+            results = self._exchange([_create(self._name(path), access), query, _close()])
+            _raise_first(results[:2], path)
+            return _out_buffer(results[1])  # type: ignore[arg-type]
+
+        return descriptor
+
+    def _clear_read_only(self, name: str, path: str) -> None:
+        """Take READONLY off the entry `name` (share-relative), keeping its other attributes."""
+        create = _create(name, _READ_ATTRIBUTES | _WRITE_ATTRIBUTES)
+        results = self._exchange([create, _close()])
+        _raise_first(results[:1], path)
+        attributes = _Opened(results[0]).attributes  # type: ignore[arg-type]
+        if attributes & READONLY:
+            cleared = attributes & ~READONLY & ~_DIRECTORY_ATTRIBUTE
+            update = [create, _basic_info(attributes=cleared or _NORMAL), _close()]
+            _raise_first(self._exchange(update), path)
+
+    # --- the interface -----------------------------------------------------------------------
+
+    def check(self, *, writable: bool) -> None:
+        self._connect()
+        inside = self._base.replace("\\", "/")
+        where = f"in the share {self.share!r} on {self.host}: check Subdirectory"
+        try:
+            entry = self.stat("")
+        except OSError as error:
+            raise StorageError(
+                f"cannot open the folder {inside or '/'!r} {where} ({describe_error(error)})",
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            ) from error
+        if entry is None:
+            raise StorageError(
+                f"the folder {inside!r} does not exist {where}", code=ErrorCode.LOCATION_UNAVAILABLE
+            )
+        if entry.kind != DIR:
+            raise StorageError(
+                f"{inside!r} is not a folder {where}", code=ErrorCode.LOCATION_UNAVAILABLE
+            )
+        if writable:
+            # The right to add files and folders is asked for, not tried: a file made and
+            # removed would change the folder's last write time at every launch, and the next
+            # run would find the folder to update again.
+            probe = _create(self._name(""), _ADD_FILE | _ADD_SUBDIRECTORY, _OPEN, _DIRECTORY_FILE)
+            results = self._exchange([probe, _close()])
+            if isinstance(results[0], SMBResponseException):
+                error = _os_error(results[0].status, "")
+                raise StorageError(
+                    f"cannot write to {inside or '/'!r} in the share {self.share!r} on "
+                    f"{self.host} ({describe_error(error)}): check the user's permissions",
+                    code=ErrorCode.LOCATION_UNAVAILABLE,
+                )
+
+    def stat(self, path: str) -> Entry | None:
+        # The CREATE response carries all there is to know; the handle is closed at once.
+        create = _create(self._name(path), _READ_ATTRIBUTES | _SYNCHRONIZE)
+        opened, _ = self._exchange([create, _close()])
+        if isinstance(opened, SMBResponseException):
+            if _os_error(opened.status, path).errno in (errno.ENOENT, errno.ENOTDIR):
+                return None
+            raise _os_error(opened.status, path) from opened
+        return _Opened(opened).entry(path)
+
+    def attributes(self, path: str) -> dict[str, Any] | None:
+        entry = self.stat(path)
+        if entry is None or entry.attributes is None:
+            return None
+        entry.attributes[SECURITY_DESCRIPTOR] = self._descriptor_getter(path)
+        return entry.attributes
+
+    def list_dir(self, path: str, *, after: str = "", limit: int = 0) -> tuple[list[Entry], bool]:
+        prefix = path + "/" if path else ""
+        # A folder's names come in the server's order: a slice is found by reading every
+        # name, keeping no more of them than the slice holds.
+        listed = (
+            (listing_key(entry.path.rpartition("/")[2], entry.kind), entry)
+            for entry in self._scan(path, prefix)
+        )
+        later = ((key, entry.path, entry) for key, entry in listed if key > after)
+        chosen = heapq.nsmallest(limit + 1, later) if limit else sorted(later)
+        more = bool(limit) and len(chosen) > limit
+        return [entry for _, _, entry in (chosen[:limit] if more else chosen)], more
+
+    def _scan(self, path: str, prefix: str) -> Iterator[Entry]:
+        access = _READ_DATA | _READ_ATTRIBUTES | _SYNCHRONIZE
+        create = _create(self._name(path), access, _OPEN, _DIRECTORY_FILE)
+        results = self._exchange([create, self._query_directory(_RELATED, restart=True)])
+        _raise_first(results[:1], path)
+        file_id = _Opened(results[0]).file_id  # type: ignore[arg-type]
+        try:
+            result = results[1]
+            while not (
+                isinstance(result, SMBResponseException)
+                and result.status == NtStatus.STATUS_NO_MORE_FILES
+            ):
+                _raise_first([result], path)
+                yield from _directory_entries(_out_buffer(result), prefix)  # type: ignore[arg-type]
+                (result,) = self._exchange([self._query_directory(file_id)])
+        finally:
+            self._exchange([_close(file_id)])
+
+    @staticmethod
+    def _query_directory(file_id: bytes, *, restart: bool = False) -> SMB2QueryDirectoryRequest:
+        request = SMB2QueryDirectoryRequest()
+        request["file_information_class"] = FileInformationClass.FILE_DIRECTORY_INFORMATION
+        request["flags"] = 0x1 if restart else 0  # SMB2_RESTART_SCANS
+        request["file_id"] = file_id
+        request["output_buffer_length"] = 65536
+        request["buffer"] = "*".encode("utf-16-le")
+        return request
+
+    def open_read(self, path: str) -> _SmbReader:
+        access = _READ_DATA | _READ_ATTRIBUTES | _SYNCHRONIZE
+        (result,) = self._exchange([_create(self._name(path), access, _OPEN, _NON_DIRECTORY_FILE)])
+        _raise_first([result], path)
+        return _SmbReader(self, path, _Opened(result))  # type: ignore[arg-type]
+
+    def close_reader(self, reader: _SmbReader) -> None:  # type: ignore[override]
+        _raise_first(self._exchange([_close(reader.file_id)]), reader.path)
+
+    def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> _SmbWriter:
+        parent = path.rpartition("/")[0]
+        temp = temp_name(self._temp_tag, path)
+        return _SmbWriter(
+            self, path, self._name(f"{parent}/{temp}" if parent else temp), entry, policy
+        )
+
+    def make_dir(self, path: str) -> bool:
+        if not path:
+            self._connect()
+            return False
+        access = _READ_ATTRIBUTES | _SYNCHRONIZE
+        create = _create(self._name(path), access, _CREATE, _DIRECTORY_FILE)
+        results = self._exchange_creating([create, _close()], path)
+        first = results[0]
+        if isinstance(first, SMBResponseException):
+            if first.status != NtStatus.STATUS_OBJECT_NAME_COLLISION:
+                raise _os_error(first.status, path) from first
+            existing = self.stat(path)
+            if existing is None or existing.kind != DIR:
+                raise FileExistsError(errno.EEXIST, "a file is in the way", path)
+            return False
+        return True
+
+    def make_symlink(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        raise OSError(errno.EOPNOTSUPP, "SMB cannot store symbolic links", path)
+
+    def make_special(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        raise OSError(errno.EOPNOTSUPP, "SMB cannot store devices or named pipes", path)
+
+    def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
+        raise OSError(errno.EOPNOTSUPP, "SMB cannot store hard links", path)
+
+    def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+        source = (entry.attributes or {}).get(SECURITY_DESCRIPTOR)
+        flags = policy.security_descriptor if source is not None else "NONE"
+        wanted = (entry.attributes or {}).get(FILE_ATTRIBUTES)
+        messages: list[Structure] = [
+            _create(self._name(path), _WRITE_ATTRIBUTES | _SYNCHRONIZE | _security_access(flags)),
+            _metadata_info(entry, policy, _attribute_bits(wanted)),
+        ]
+        if flags != "NONE":
+            messages.append(_set_security(source(flags), flags))  # type: ignore[misc]
+        results = self._exchange([*messages, _close()])
+        _raise_first(results[:1], path)
+        _raise_metadata(results[1:-1], path)
+
+    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+        removed = 1
+        if kind == DIR and recursive:
+            for child in list(self._scan(path, path + "/" if path else "")):
+                removed += self.remove(child.path, child.kind, recursive=True)
+        options = (_DIRECTORY_FILE if kind == DIR else _NON_DIRECTORY_FILE) | _DELETE_ON_CLOSE
+        delete = [_create(self._name(path), _DELETE | _READ_ATTRIBUTES, _OPEN, options), _close()]
+        results = self._exchange(delete)
+        first = results[0]
+        if (
+            isinstance(first, SMBResponseException)
+            and first.status == NtStatus.STATUS_CANNOT_DELETE
+        ):
+            self._clear_read_only(self._name(path), path)  # Windows keeps read-only files
+            results = self._exchange(delete)
+        _raise_first(results[:1], path)
+        return removed
+
+
+def _directory_entries(buffer: bytes, prefix: str) -> Iterator[Entry]:
+    """The entries of a FILE_DIRECTORY_INFORMATION buffer, without '.', '..' and the
+    temporary files of writes in progress."""
+    offset = 0
+    while True:
+        (following, _, creation, access, write, _, size, _, attrs, length) = _LISTED.unpack_from(
+            buffer, offset
+        )
+        start = offset + _LISTED.size
+        name = buffer[start : start + length].decode("utf-16-le", errors="surrogatepass")
+        if name not in (".", "..") and not TEMP_NAME.fullmatch(name):
+            yield _entry(prefix + name, size, write, ns_from_filetime(access), creation, attrs)
+        if not following:
+            return
+        offset += following

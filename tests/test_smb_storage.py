@@ -1,0 +1,387 @@
+"""SmbStorage against a real samba smbd on 127.0.0.1 (the `smb_server` fixture of
+tests/smb_server.py, which conftest loads as a plugin)."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+
+import pytest
+from smb_server import RawClient, SmbServer, acl_sids
+
+from activities.storage.base import DIR, FILE, Entry, MetadataPolicy, StorageError
+from activities.storage.smb import (
+    ARCHIVE,
+    CREATION_NS,
+    FILE_ATTRIBUTES,
+    HIDDEN,
+    READONLY,
+    SECURITY_DESCRIPTOR,
+    SmbStorage,
+)
+from models.errors import ErrorCode
+
+MTIME = 1_600_000_000_123_456_700  # FILETIME has 100 ns steps
+ATIME = 1_500_000_000_987_654_300
+CREATED = 1_400_000_000_000_000_100
+USERS = "S-1-5-32-545"  # BUILTIN\Users: a SID samba keeps only with acl_xattr
+
+
+def policy(security_descriptor: str = "NONE") -> MetadataPolicy:
+    return MetadataPolicy(
+        mtime=True,
+        atime=True,
+        uid=True,
+        gid=True,
+        mode=True,
+        devices=False,
+        security_descriptor=security_descriptor,
+    )
+
+
+@pytest.fixture
+def storage(smb_server: SmbServer, request: pytest.FixtureRequest) -> Iterator[SmbStorage]:
+    """A storage rooted in a folder of its own, named after the test."""
+    folder = request.node.name.replace("[", "-").rstrip("]")
+    os.makedirs(os.path.join(smb_server.share_dir, folder))
+    store = SmbStorage(
+        smb_server.host,
+        smb_server.port,
+        smb_server.subdirectory(inside=folder),
+        smb_server.user,
+        smb_server.password,
+        temp_tag="test",
+    )
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def raw(smb_server: SmbServer) -> Iterator[RawClient]:
+    client = RawClient(smb_server)
+    yield client
+    client.close()
+
+
+def write(storage: SmbStorage, path: str, data: bytes, entry: Entry | None = None, **kw) -> bool:
+    entry = entry or Entry(path, FILE, len(data), MTIME, ATIME)
+    writer = storage.create_file(path, entry, kw.pop("metadata", policy()))
+    for start in range(0, len(data), 8 << 20):
+        writer.write(data[start : start + (8 << 20)])
+    return writer.commit(exclusive=kw.pop("exclusive", False))
+
+
+def read(storage: SmbStorage, path: str) -> bytes:
+    reader = storage.open_read(path)
+    try:
+        chunks = []
+        while chunk := reader.read(8 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        storage.close_reader(reader)
+
+
+def on_disk(server: SmbServer, storage: SmbStorage, path: str) -> str:
+    inside = storage._base.replace("\\", "/")
+    return os.path.join(server.share_dir, inside, path)
+
+
+# --- writing and metadata --------------------------------------------------------------------
+
+
+def test_file_gets_times_and_attributes(storage, smb_server):
+    attributes = {CREATION_NS: CREATED, FILE_ATTRIBUTES: READONLY | HIDDEN | ARCHIVE | 0x100}
+    entry = Entry("a/b/c.txt", FILE, 5, MTIME, ATIME, attributes=attributes)
+    assert write(storage, "a/b/c.txt", b"hello", entry)
+
+    st = os.stat(on_disk(smb_server, storage, "a/b/c.txt"))
+    assert (st.st_mtime_ns, st.st_atime_ns) == (MTIME, ATIME)
+    stat = storage.stat("a/b/c.txt")
+    assert stat is not None
+    assert (stat.kind, stat.size, stat.mtime_ns, stat.atime_ns) == (FILE, 5, MTIME, ATIME)
+    assert (stat.uid, stat.gid, stat.mode, stat.nlink, stat.inode) == (65534, 65534, 0o644, 1, 0)
+    # TEMPORARY (0x100) is not carried; the rest are.
+    assert stat.attributes == {CREATION_NS: CREATED, FILE_ATTRIBUTES: READONLY | HIDDEN | ARCHIVE}
+    assert read(storage, "a/b/c.txt") == b"hello"
+    assert storage.stat("a") == storage.list_dir("")[0][0]
+    assert storage.stat("a").mode == 0o755
+
+    # A read-only file is replaced, and the new one is read-only again.
+    assert write(storage, "a/b/c.txt", b"again", entry)
+    assert read(storage, "a/b/c.txt") == b"again"
+    assert storage.stat("a/b/c.txt").attributes[FILE_ATTRIBUTES] == READONLY | HIDDEN | ARCHIVE
+    assert sorted(os.listdir(on_disk(smb_server, storage, "a/b"))) == ["c.txt"]
+
+
+def test_exclusive_commit_keeps_the_file_there(storage, smb_server):
+    assert write(storage, "f", b"first")
+    assert not write(storage, "f", b"second", exclusive=True)
+    assert read(storage, "f") == b"first"
+    # A large file goes through an open handle rather than one compound: the same rules.
+    assert not write(storage, "f", os.urandom(3 << 20), exclusive=True)
+    assert read(storage, "f") == b"first"
+    assert os.listdir(on_disk(smb_server, storage, "")) == ["f"]
+    assert write(storage, "f", b"second")
+    assert read(storage, "f") == b"second"
+
+
+def test_abort_leaves_nothing(storage, smb_server):
+    for size in (10, 3 << 20):
+        writer = storage.create_file("x", Entry("x", FILE, size), policy())
+        writer.write(os.urandom(size))
+        writer.abort()
+    assert os.listdir(on_disk(smb_server, storage, "")) == []
+
+
+def test_security_descriptor_is_copied_with_owner_dacl(storage, raw, smb_server):
+    folder = storage._base.replace("\\", "/")
+    write(storage, "src", b"data")
+    raw.grant(f"{folder}/src", USERS)
+    source = raw.get_sd(f"{folder}/src")
+    assert USERS in acl_sids(source)
+
+    reader = storage.open_read("src")
+    entry = reader.stat()
+    storage.close_reader(reader)
+    assert callable(entry.attributes[SECURITY_DESCRIPTOR])
+    write(storage, "copied", b"data", entry, metadata=policy("OWNER_DACL"))
+    write(storage, "not-copied", b"data", entry, metadata=policy("NONE"))
+
+    copied = raw.get_sd(f"{folder}/copied")
+    assert str(copied.get_owner()) == str(source.get_owner())
+    assert str(copied.get_group()) == str(source.get_group())
+    assert copied.get_dacl().pack() == source.get_dacl().pack()
+    assert USERS not in acl_sids(raw.get_sd(f"{folder}/not-copied"))
+
+
+def test_folder_metadata_from_one_share_to_another(storage, smb_server):
+    attributes = {CREATION_NS: CREATED, FILE_ATTRIBUTES: HIDDEN}
+    storage.make_dir("d")
+    storage.set_metadata("d", Entry("d", DIR, 0, MTIME, ATIME, attributes=attributes), policy())
+    other = SmbStorage(
+        smb_server.host,
+        smb_server.port,
+        smb_server.subdirectory("other"),
+        smb_server.user,
+        smb_server.password,
+    )
+    try:
+        assert other.make_dir("copy/d") and not other.make_dir("copy/d")
+        source = storage.stat("d")
+        source.attributes = storage.attributes("d")
+        other.set_metadata("copy/d", source, policy("OWNER_DACL"))
+        copied = other.stat("copy/d")
+        assert (copied.kind, copied.mtime_ns, copied.atime_ns) == (DIR, MTIME, ATIME)
+        assert copied.attributes == {CREATION_NS: CREATED, FILE_ATTRIBUTES: HIDDEN}
+        assert os.stat(os.path.join(smb_server.shares["other"], "copy/d")).st_mtime_ns == MTIME
+    finally:
+        other.close()
+
+
+def test_links_and_devices_are_refused(storage):
+    entry = Entry("l", "l", target="x")
+    for call in (
+        lambda: storage.make_symlink("l", entry, policy()),
+        lambda: storage.make_special("p", Entry("p", "p"), policy()),
+        lambda: storage.make_hard_link("h", "x"),
+    ):
+        with pytest.raises(OSError) as caught:
+            call()
+        assert caught.value.errno == errno.EOPNOTSUPP
+        assert "SMB cannot store" in str(caught.value)
+
+
+# --- listing and removing --------------------------------------------------------------------
+
+
+def test_list_dir_in_listing_key_order_with_paging(storage, raw):
+    folder = storage._base.replace("\\", "/")
+    for name in ("c0", "c.y", "c-x"):
+        write(storage, f"l/{name}", b"x")
+    storage.make_dir("l/c")
+    with raw.open(f"{folder}/l/.ferry-0123456789abcdef.tmp", "wb") as handle:
+        handle.write(b"in progress")
+
+    entries, more = storage.list_dir("l")
+    # A folder sorts as if followed by "/": after "c-x" and "c.y", before "c0".
+    assert [e.path for e in entries] == ["l/c-x", "l/c.y", "l/c", "l/c0"]
+    assert [e.kind for e in entries] == [FILE, FILE, DIR, FILE]
+    assert not more
+    assert entries[0].attributes[FILE_ATTRIBUTES] & ARCHIVE
+    assert entries[0].mtime_ns == MTIME
+
+    page, more = storage.list_dir("l", limit=2)
+    assert [e.path for e in page] == ["l/c-x", "l/c.y"] and more
+    page, more = storage.list_dir("l", after="c.y", limit=2)
+    assert [e.path for e in page] == ["l/c", "l/c0"] and not more
+    assert storage.list_dir("l", after="c0") == ([], False)
+    assert storage.stat("missing") is None
+    with pytest.raises(FileNotFoundError):
+        storage.list_dir("missing")
+
+
+def test_list_dir_of_many_children(storage, smb_server):
+    names = [f"n{i:04d}" for i in range(1500)]  # more than one QUERY_DIRECTORY reply
+    folder = on_disk(smb_server, storage, "many")
+    os.mkdir(folder)
+    for name in names:  # made behind samba's back: listing is what is tested
+        open(os.path.join(folder, name), "wb").close()
+    entries, more = storage.list_dir("many")
+    assert [e.path.rpartition("/")[2] for e in entries] == names and not more
+
+
+def test_remove_counts_everything_removed(storage, smb_server):
+    for path in ("t/f1", "t/e/f2", "t/e/f3"):
+        write(storage, path, b"x")
+    readonly = Entry("t/e/ro", FILE, 1, MTIME, ATIME, attributes={FILE_ATTRIBUTES: READONLY})
+    write(storage, "t/e/ro", b"x", readonly)
+    storage.make_dir("t/empty")
+    assert storage.remove("t/f1", FILE) == 1
+    assert storage.remove("t", DIR, recursive=True) == 6  # t, e, f2, f3, ro, empty
+    assert os.listdir(on_disk(smb_server, storage, "")) == []
+    with pytest.raises(FileNotFoundError):
+        storage.remove("t", DIR)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_large_file_round_trip(storage, smb_server):
+    data = os.urandom(64 << 20)
+    started = time.perf_counter()
+    write(storage, "big", data)
+    written = time.perf_counter() - started
+    started = time.perf_counter()
+    back = read(storage, "big")
+    took = time.perf_counter() - started
+    assert hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
+    with open(on_disk(smb_server, storage, "big"), "rb") as handle:
+        assert hashlib.sha256(handle.read()).digest() == hashlib.sha256(data).digest()
+    print(f"64 MiB: write {64 / written:.0f} MB/s, read {64 / took:.0f} MB/s")
+
+
+def test_reader_version_and_no_lock_on_others(storage, raw):
+    folder = storage._base.replace("\\", "/")
+    write(storage, "v", b"12345")
+    reader = storage.open_read("v")
+    try:
+        before = reader.version()
+        # Ferry's open shares read, write and delete: another client may still write.
+        with raw.open(f"{folder}/v", "ab", share_access="rwd") as handle:
+            handle.write(b"678")
+        assert reader.version() != before
+        assert reader.version()[0] == 8
+    finally:
+        storage.close_reader(reader)
+
+
+def test_file_locked_by_another_client(storage, raw):
+    folder = storage._base.replace("\\", "/")
+    write(storage, "locked", b"mine")
+    with raw.open(f"{folder}/locked", "rb", share_access=None):  # exclusive
+        with pytest.raises(OSError) as caught:
+            storage.open_read("locked")
+        assert caught.value.errno == errno.EACCES
+        assert "locked" in str(caught.value)
+    assert read(storage, "locked") == b"mine"
+
+
+# --- the location ----------------------------------------------------------------------------
+
+
+def location(server: SmbServer, **changes: object) -> SmbStorage:
+    arguments = {
+        "host": server.host,
+        "port": server.port,
+        "subdirectory": server.subdirectory(),
+        "user": server.user,
+        "password": server.password,
+        **changes,
+    }
+    return SmbStorage(**arguments)  # type: ignore[arg-type]
+
+
+def check_error(storage: SmbStorage, *, writable: bool = False) -> StorageError:
+    try:
+        with pytest.raises(StorageError) as caught:
+            storage.check(writable=writable)
+    finally:
+        storage.close()
+    assert caught.value.code == ErrorCode.LOCATION_UNAVAILABLE
+    return caught.value
+
+
+def test_check(smb_server):
+    good = location(smb_server)
+    good.check(writable=True)
+    good.close()
+    assert not [n for n in os.listdir(smb_server.share_dir) if n.startswith(".ferry-")]
+
+    error = check_error(location(smb_server, password="wrong"))
+    assert "logon failure: check User, Password and Domain" in str(error)
+    error = check_error(location(smb_server, subdirectory="/nosuch/x"))
+    assert str(error) == "the share 'nosuch' does not exist on 127.0.0.1: check Subdirectory"
+    error = check_error(location(smb_server, subdirectory="/share/no/such"))
+    assert "'no/such' does not exist in the share 'share'" in str(error)
+    error = check_error(location(smb_server, port=1))
+    assert str(error).startswith("cannot reach the SMB server 127.0.0.1:1: ")
+    assert error.transient
+    error = check_error(location(smb_server, version="SMB1"))
+    assert "SMB1 is not supported" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("version", "dialect"), [("SMB2_0", 0x202), ("SMB2", 0x210), ("SMB3", 0x302)]
+)
+def test_versions(smb_server, version, dialect):
+    storage = location(smb_server, subdirectory=smb_server.subdirectory("other"), version=version)
+    try:
+        storage.check(writable=True)
+        assert storage._connection.dialect == dialect
+        data = os.urandom(200_000)
+        assert write(storage, f"v-{version}", data)
+        assert read(storage, f"v-{version}") == data
+    finally:
+        storage.close()
+
+
+def test_many_small_files_keep_every_piece_of_metadata(storage, raw):
+    """2,000 4 KiB files with every piece of metadata, security descriptor included (files/s
+    are measured by bench/file_servers.py, not here)."""
+    folder = storage._base.replace("\\", "/")
+    write(storage, "model", b"x")
+    getter = storage.attributes("model")[SECURITY_DESCRIPTOR]
+    descriptor = getter("OWNER_DACL")  # as a source reads it once per file; measured apart
+    attributes = {
+        CREATION_NS: CREATED,
+        FILE_ATTRIBUTES: ARCHIVE | HIDDEN,
+        SECURITY_DESCRIPTOR: lambda flags: descriptor,
+    }
+    data = os.urandom(4096)
+    full = policy("OWNER_DACL")
+    for i in range(2000):
+        path = f"small/{i // 100}/{i:04d}"
+        writer = storage.create_file(
+            path, Entry(path, FILE, 4096, MTIME, ATIME, attributes=attributes), full
+        )
+        writer.write(data)
+        assert writer.commit(exclusive=True)
+    assert storage.stat("small/19/1999").mtime_ns == MTIME
+    assert (
+        raw.get_sd(f"{folder}/small/19/1999").get_dacl().pack()
+        == raw.get_sd(f"{folder}/model").get_dacl().pack()
+    )
+
+
+def test_security_descriptor_with_sacl(storage):
+    write(storage, "src", b"data")
+    reader = storage.open_read("src")
+    entry = reader.stat()
+    storage.close_reader(reader)
+    descriptor = entry.attributes[SECURITY_DESCRIPTOR]("OWNER_DACL_SACL")
+    assert write(storage, "copied", b"data", entry, metadata=policy("OWNER_DACL_SACL"))
+    assert storage.attributes("copied")[SECURITY_DESCRIPTOR]("OWNER_DACL_SACL") == descriptor
