@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from activities.metadata import compare
 from activities.pool import WorkPool
-from activities.storage import open_storage, time_resolution_ns
+from activities.storage import metadata_policy, open_storage, time_resolution_ns
 from activities.storage.base import (
     DIR,
     FILE,
@@ -166,7 +166,7 @@ class _Lister:
         self.source = open_storage(sides.source, sides.tag)
         self.destination = open_storage(sides.destination, sides.tag) if sides.destination else None
         self.filter = PathFilter(list(sides.includes), list(sides.excludes))
-        self.policy = MetadataPolicy.from_options(sides.options)
+        self.policy = metadata_policy(sides.options, sides.destination)
         # A temporary file untouched this long belongs to no copy in progress.
         self.stale_before = time.time_ns() - STALE_TEMP_SECONDS * 1_000_000_000
         self.resolution = time_resolution_ns(

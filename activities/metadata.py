@@ -47,7 +47,8 @@ def compare(
             content.append(f"link target {destination.target!r} instead of {source.target!r}")
     elif source.kind != DIR and source.rdev != destination.rdev:
         content.append(f"device number {destination.rdev} instead of {source.rdev}")
-    if policy.mtime and source.kind != FILE and not same_time:
+    times_kept = source.kind != SYMLINK or policy.link_times
+    if policy.mtime and source.kind != FILE and times_kept and not same_time:
         metadata.append(_mtime(source, destination))
     if policy.mode and source.kind != SYMLINK and source.mode != destination.mode:
         metadata.append(f"mode {destination.mode:04o} instead of {source.mode:04o}")

@@ -113,6 +113,7 @@ def _start_pool_process(log_level: int) -> None:
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
     )
+    logging.getLogger("smbprotocol").setLevel(logging.WARNING)  # it logs every request at INFO
 
 
 def _ready() -> int:

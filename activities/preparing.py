@@ -18,7 +18,7 @@ from activities.manifest import ManifestWalk
 from activities.metadata import compare
 from activities.pool import WorkPool
 from activities.staging import StagingStore
-from activities.storage import time_resolution_ns
+from activities.storage import metadata_policy, time_resolution_ns
 from activities.storage.base import DIR, FILE, SOCKET, SPECIAL_KINDS, Entry, MetadataPolicy
 from activities.storage.base import SYMLINK as SYMLINK_KIND
 from models.execution import (
@@ -76,6 +76,7 @@ class Planner:
         store: StagingStore,
         execution_id: str,
         options: Options,
+        policy: MetadataPolicy,
         resolution_ns: int,
         unlisted_source: set[str],
         files_per_batch: int = FILES_PER_BATCH,
@@ -86,7 +87,7 @@ class Planner:
         """`first`: batches of a step that ran before this attempt (numbering goes on after
         them). `announce`: gets the plan so far each time a batch of files is complete, so that
         it can be transferred while PREPARING goes on."""
-        self.policy = MetadataPolicy.from_options(options)
+        self.policy = policy
         self.never = options.OverwriteMode == "NEVER"
         self.remove = options.PreserveDeletedFiles == "REMOVE"
         self.resolution_ns = resolution_ns
@@ -302,6 +303,7 @@ def plan(
         store,
         execution.execution_id,
         options,
+        metadata_policy(options, execution.Destination),
         resolution,
         walk.unlisted,
         files_per_batch,

@@ -18,13 +18,12 @@ from activities.events import metadata
 from activities.pool import Control, Stopped
 from activities.preparing import COPY, MAKE_SYMLINK, SET_METADATA
 from activities.staging import StagingStore
-from activities.storage import files_in_flight
+from activities.storage import files_in_flight, metadata_policy
 from activities.storage.base import (
     FILE,
     KIND_NAMES,
     Entry,
     MetadataError,
-    MetadataPolicy,
     Reader,
     Storage,
     StorageError,
@@ -71,7 +70,7 @@ class BatchTransfer:
         tag = ref.execution_id
         self.sources = ThreadStorages(ref.source, tag)
         self.destinations = ThreadStorages(ref.destination, tag)
-        self.policy = MetadataPolicy.from_options(ref.options)
+        self.policy = metadata_policy(ref.options, ref.destination)
         self.limiter = RateLimiter(ref.bytes_per_second)
         reverse = ref.step == "deletes"
         # Files are independent of each other; the other steps' rows run in order.
@@ -134,6 +133,7 @@ class BatchTransfer:
                 self._copy(entry, exclusive)
                 return
             if action == SET_METADATA:
+                entry.attributes = self.source.attributes(entry.path)
                 self.destination.set_metadata(entry.path, entry, self.policy)
                 self.run.record([WROTE_METADATA, *entry.row()])
                 self._transferred(entry, "METADATA_ONLY")
@@ -306,6 +306,7 @@ class BatchTransfer:
         changed, entry = bool(row[0]), Entry.from_row(row[1:])
         try:
             self.destination.make_dir(entry.path)
+            entry.attributes = self.source.attributes(entry.path)
             self.destination.set_metadata(entry.path, entry, self.policy)
         except Exception as error:
             self._problem(entry.path, "write", error)

@@ -23,13 +23,12 @@ from activities.metadata import compare
 from activities.pool import Control, Stopped, WorkPool
 from activities.preparing import is_below
 from activities.staging import StagingStore
-from activities.storage import files_in_flight, time_resolution_ns
+from activities.storage import files_in_flight, metadata_policy, time_resolution_ns
 from activities.storage.base import (
     FILE,
     SOCKET,
     SPECIAL_KINDS,
     Entry,
-    MetadataPolicy,
     Storage,
     describe_error,
     is_transient,
@@ -73,7 +72,7 @@ def prepare_verification(
     compared here: files left as they were are not the source's, and those written by this
     execution are checked from the result logs."""
     options = execution.Options
-    policy = MetadataPolicy.from_options(options)
+    policy = metadata_policy(options, execution.Destination)
     never = options.OverwriteMode == "NEVER"
     remove = options.PreserveDeletedFiles == "REMOVE"
     batches = store.batches(execution.execution_id, "verify")
@@ -189,7 +188,7 @@ def verify_transferred(
 ) -> BatchResult:
     """What one transfer batch wrote, read back from the destination (in a pool process)."""
     destinations = ThreadStorages(ref.destination, ref.execution_id)
-    policy = MetadataPolicy.from_options(ref.options)
+    policy = metadata_policy(ref.options, ref.destination)
     resolution = time_resolution_ns(ref.destination)
     parallel = files_in_flight(ref.destination) if ref.step == "files" else 1
     run = BatchRun(

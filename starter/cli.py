@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("temporalio").setLevel(logging.WARNING)
+    logging.getLogger("smbprotocol").setLevel(logging.WARNING)  # it logs every request at INFO
     try:
         if args.command in ("dev", "worker", "demo"):
             # Exported to the processes they start: workers open the secrets they use.

@@ -25,6 +25,9 @@ from starter.client import connect
 from starter.dev import DevServer
 from starter.operations import Ferry
 
+# The file servers' fixtures (smbd, nfs-ganesha) live beside their starters.
+pytest_plugins = ["nfs_server", "smb_server"]
+
 Popen = subprocess.Popen[bytes]
 FERRY = os.path.join(sysconfig.get_path("scripts"), "ferry")
 DROP_DAC = [

@@ -2,24 +2,80 @@
 
 from __future__ import annotations
 
-from activities.storage.base import Storage
+import dataclasses
+
+from activities.storage.base import MetadataPolicy, Storage, StorageError
 from activities.storage.local import LocalStorage
-from models.locations import LocalLocation, Location
+from models.errors import ErrorCode
+from models.locations import (
+    FsxLustreLocation,
+    LocalLocation,
+    Location,
+    NfsServerLocation,
+    SmbServerLocation,
+)
+from models.options import Options
 
 
 def open_storage(location: Location, temp_tag: str = "") -> Storage:
-    """The storage of a location. `temp_tag` names this execution's temporary files."""
+    """The storage of a location. `temp_tag` names this execution's temporary files.
+
+    Protocol clients are imported only by the workers that reach such a location.
+    """
     if isinstance(location, LocalLocation):
         return LocalStorage(location.Path, temp_tag)
-    # Only workers that reach object storage load its client (urllib3, botocore's credentials).
+    if isinstance(location, FsxLustreLocation):
+        return LocalStorage(location.path, temp_tag)
+    if isinstance(location, NfsServerLocation):
+        from activities.storage.nfs import NfsStorage
+
+        return NfsStorage(
+            location.ServerHostname,
+            location.ServerPort,
+            location.Subdirectory,
+            location.MountOptions.Version,
+            temp_tag,
+        )
+    if isinstance(location, SmbServerLocation):
+        from activities.storage.smb import SmbStorage
+
+        return SmbStorage(
+            location.ServerHostname,
+            location.ServerPort,
+            location.Subdirectory,
+            location.User,
+            _unsealed(location.Password, location.LocationArn),
+            location.Domain,
+            location.MountOptions.Version,
+            temp_tag,
+        )
     from activities.storage.objects import ObjectStorage
 
     return ObjectStorage(location, temp_tag)
 
 
+def _unsealed(sealed: str | None, location_arn: str) -> str:
+    from activities.secrets import SecretError, unseal
+
+    try:
+        return unseal(sealed, location_arn) if sealed else ""
+    except SecretError as error:
+        raise StorageError(str(error), code=ErrorCode.LOCATION_UNAVAILABLE) from None
+
+
 # The mtime resolution each location type keeps, to compare times without opening a storage
-# (Ferry writes object storage mtimes in nanoseconds, in user metadata).
-_TIME_RESOLUTION_NS = {"LOCAL": 1, "S3": 1, "OBJECT_STORAGE": 1}
+# (Ferry writes object storage mtimes in nanoseconds, in user metadata; SMB counts 100 ns).
+_TIME_RESOLUTION_NS = {
+    "LOCAL": 1,
+    "S3": 1,
+    "OBJECT_STORAGE": 1,
+    "NFS": 1,
+    "EFS": 1,
+    "FSX_OPENZFS": 1,
+    "FSX_LUSTRE": 1,
+    "SMB": 100,
+    "FSX_WINDOWS": 100,
+}
 
 
 def time_resolution_ns(*locations: Location) -> int:
@@ -28,9 +84,41 @@ def time_resolution_ns(*locations: Location) -> int:
 
 
 # Files a batch works on at once: one where a file costs little more than its bytes (local
-# disks, CPU-bound), several where each costs a round trip to a server (a PUT, a GET).
-_FILES_IN_FLIGHT = {"LOCAL": 1, "S3": 8, "OBJECT_STORAGE": 8}
+# disks, CPU-bound), several where each costs round trips to a server (a PUT, a CREATE).
+_FILES_IN_FLIGHT = {
+    "LOCAL": 1,
+    "S3": 8,
+    "OBJECT_STORAGE": 8,
+    "NFS": 8,
+    "EFS": 8,
+    "FSX_OPENZFS": 8,
+    "FSX_LUSTRE": 8,
+    "SMB": 8,
+    "FSX_WINDOWS": 8,
+}
 
 
 def files_in_flight(*locations: Location) -> int:
     return max(_FILES_IN_FLIGHT[location.LocationType] for location in locations)
+
+
+# Where files have no owner, group or permission bits: DataSync neither writes nor compares them
+# there (a source of that kind gives its entries the defaults, NO_POSIX_ID and the like).
+_NO_POSIX = frozenset({"SMB", "FSX_WINDOWS"})
+
+
+# Where a symbolic link's own times may not be kept: NFS servers differ on a SETATTR of a link's
+# times (nfs-ganesha's VFS back end ignores it), so they are set but never compared there.
+_NO_LINK_TIMES = frozenset({"NFS", "EFS", "FSX_OPENZFS"})
+
+
+def metadata_policy(options: Options, destination: Location | None) -> MetadataPolicy:
+    """What a transfer to `destination` writes and compares, from the task's options."""
+    policy = MetadataPolicy.from_options(options)
+    if destination is None:
+        return policy
+    if destination.LocationType in _NO_POSIX:
+        policy = dataclasses.replace(policy, uid=False, gid=False, mode=False, devices=False)
+    if destination.LocationType in _NO_LINK_TIMES:
+        policy = dataclasses.replace(policy, link_times=False)
+    return policy

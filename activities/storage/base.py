@@ -36,6 +36,11 @@ KIND_NAMES = {
     SOCKET: "socket",
 }
 
+# DataSync's metadata for an entry whose storage has no POSIX metadata (an object without
+# Ferry's user metadata, a file on SMB).
+NO_POSIX_ID = 65534
+NO_POSIX_FILE_MODE = 0o644
+NO_POSIX_DIR_MODE = 0o755
 
 # Files being written are named like this until they are complete; listings skip such names and
 # PREPARING removes the ones a crashed attempt left behind.
@@ -105,6 +110,10 @@ class MetadataPolicy:
     mode: bool
     devices: bool
     tags: bool = False  # object tags, between object stores
+    # SMB's SecurityDescriptorCopyFlags: NONE, OWNER_DACL or OWNER_DACL_SACL.
+    security_descriptor: str = "NONE"
+    # Whether a symbolic link's own mtime is kept (not where the server ignores it on links).
+    link_times: bool = True
 
     @classmethod
     def from_options(cls, options: Options) -> MetadataPolicy:
@@ -116,6 +125,7 @@ class MetadataPolicy:
             mode=options.PosixPermissions == "PRESERVE",
             devices=options.PreserveDevices == "PRESERVE",
             tags=options.ObjectTags == "PRESERVE",
+            security_descriptor=options.SecurityDescriptorCopyFlags or "NONE",
         )
 
 
@@ -231,6 +241,13 @@ class Storage(ABC):
         """Whether the folder `path` ("" for the root) keeps metadata. Where it does not, it is
         taken to have the source's, so that it is never written nor found different."""
         return True
+
+    def attributes(self, path: str) -> dict[str, Any] | None:
+        """What the entry at `path` carries beyond Entry's fields, as `Entry.attributes`, for a
+        destination of the same kind (SMB's security descriptor): the reader's stat has them
+        for files; this is for folders and entries whose metadata alone is set. Lazy where
+        costly, since most destinations ignore them."""
+        return None
 
     def take_rejected(self) -> list[tuple[str, str]]:
         """Names the last listings left out because no file can have them, with the reason."""

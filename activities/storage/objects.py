@@ -37,6 +37,9 @@ from activities.secrets import SecretError, unseal
 from activities.storage.base import (
     DIR,
     FILE,
+    NO_POSIX_DIR_MODE,
+    NO_POSIX_FILE_MODE,
+    NO_POSIX_ID,
     SYMLINK,
     Entry,
     MetadataPolicy,
@@ -56,9 +59,6 @@ HEADS_IN_FLIGHT = 16  # objects whose metadata a listing reads at once
 CONNECTIONS = HEADS_IN_FLIGHT + PARTS_IN_FLIGHT
 DELETE_BATCH = 1000  # keys per DeleteObjects request, S3's maximum
 
-DEFAULT_ID = 65534  # DataSync's uid and gid where the source has none
-DEFAULT_FILE_MODE = 0o644
-DEFAULT_DIR_MODE = 0o755
 
 META_MTIME = "file-mtime"
 META_ATIME = "file-atime"
@@ -136,7 +136,7 @@ def entry_from_object(path: str, answer: dict[str, Any], kind: str) -> Entry:
         mtime = int(last_modified.timestamp()) * 1_000_000_000 if last_modified else 0
     atime = _number(meta.get(META_ATIME))
     permissions = meta.get(META_PERMISSIONS)
-    mode = DEFAULT_DIR_MODE if kind == DIR else DEFAULT_FILE_MODE
+    mode = NO_POSIX_DIR_MODE if kind == DIR else NO_POSIX_FILE_MODE
     if permissions is not None:
         try:
             bits = int(permissions, 8)
@@ -154,14 +154,14 @@ def entry_from_object(path: str, answer: dict[str, Any], kind: str) -> Entry:
         mtime_ns=mtime,
         atime_ns=mtime if atime is None else atime,
         mode=mode,
-        uid=DEFAULT_ID if uid is None else uid,
-        gid=DEFAULT_ID if gid is None else gid,
+        uid=NO_POSIX_ID if uid is None else uid,
+        gid=NO_POSIX_ID if gid is None else gid,
     )
 
 
 def _folder(path: str) -> Entry:
     """A folder that only exists as the common prefix of its objects."""
-    return Entry(path, DIR, mode=DEFAULT_DIR_MODE, uid=DEFAULT_ID, gid=DEFAULT_ID)
+    return Entry(path, DIR, mode=NO_POSIX_DIR_MODE, uid=NO_POSIX_ID, gid=NO_POSIX_ID)
 
 
 # --- errors --------------------------------------------------------------------------------

@@ -1,0 +1,461 @@
+"""NFS, SMB and the AWS file systems reached by them, against real servers on 127.0.0.1:
+nfs-ganesha (NFSv4.1) and samba's smbd (SMB3, NT ACLs kept by acl_xattr)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import digest, run, write
+from nfs_server import NfsServer, ganesha
+from smb_server import RawClient, SmbServer, acl_sids, smb_server_running
+
+from activities.storage.base import FILE, Entry, MetadataPolicy
+from activities.storage.nfs import NfsStorage
+from activities.storage.smb import (
+    ARCHIVE,
+    CREATION_NS,
+    FILE_ATTRIBUTES,
+    HIDDEN,
+    READONLY,
+    SmbStorage,
+)
+from models.errors import InvalidRequestException
+from starter.operations import Ferry
+
+OLD = 1_500_000_000_123_456_789  # a file time with nanoseconds, 2017
+SMB_OLD = OLD - OLD % 100  # SMB keeps times in units of 100 ns
+USERS = "S-1-5-32-545"  # BUILTIN\\Users: a SID samba keeps only with acl_xattr
+
+
+async def local(ferry: Ferry, path: Path) -> str:
+    return (await ferry.create_location_local({"Path": str(path)}))["LocationArn"]
+
+
+async def nfs(ferry: Ferry, server: NfsServer, inside: str = "") -> str:
+    request = {
+        "ServerHostname": "127.0.0.1",
+        "ServerPort": server.port,
+        "Subdirectory": server.pseudo_path + ("/" + inside if inside else ""),
+        "MountOptions": {"Version": server.version},
+    }
+    return (await ferry.create_location_nfs(request))["LocationArn"]
+
+
+async def smb(
+    ferry: Ferry, server: SmbServer, share: str = "", inside: str = "", **more: Any
+) -> str:
+    request = {
+        "ServerHostname": "127.0.0.1",
+        "ServerPort": server.port,
+        "Subdirectory": server.subdirectory(share, inside),
+        "User": server.user,
+        "Password": server.password,
+        **more,
+    }
+    return (await ferry.create_location_smb(request))["LocationArn"]
+
+
+async def task(ferry: Ferry, source: str, destination: str, **options: Any) -> str:
+    request: dict[str, Any] = {"SourceLocationArn": source, "DestinationLocationArn": destination}
+    request["Options"] = {"VerifyMode": "POINT_IN_TIME_CONSISTENT", **options}
+    return (await ferry.create_task(request))["TaskArn"]
+
+
+def folder(root: str, name: str) -> Path:
+    path = Path(root) / name
+    path.mkdir(parents=True)
+    return path
+
+
+def posix_tree(root: Path) -> None:
+    """Files with owners, modes and times to the nanosecond; a link and a hard link."""
+    write(root / "top.txt", "top", 0o640)
+    write(root / "sub" / "deeper" / "data.bin", os.urandom(3 << 20), 0o600)
+    write(root / "sub" / "setuid", "x", 0o4755)
+    os.chown(root / "top.txt", 1234, 5678)
+    os.symlink("../top.txt", root / "sub" / "link")
+    os.link(root / "top.txt", root / "sub" / "hard.txt")
+    os.chmod(root / "sub", 0o750)
+    for path in (root / "top.txt", root / "sub" / "deeper" / "data.bin", root / "sub" / "setuid"):
+        os.utime(path, ns=(OLD, OLD))
+    os.utime(root / "sub" / "deeper", ns=(OLD, OLD))
+
+
+def posix_view(root: Path) -> dict[str, tuple[Any, ...]]:
+    view = {}
+    for path in sorted(root.rglob("*")):
+        st = os.lstat(path)
+        content = digest(path) if stat.S_ISREG(st.st_mode) else None
+        target = os.readlink(path) if stat.S_ISLNK(st.st_mode) else None
+        mode = None if stat.S_ISLNK(st.st_mode) else stat.S_IMODE(st.st_mode)
+        mtime = None if stat.S_ISLNK(st.st_mode) else st.st_mtime_ns
+        view[str(path.relative_to(root))] = (
+            stat.S_IFMT(st.st_mode), mode, st.st_uid, st.st_gid, mtime, content, target,
+        )  # fmt: skip
+    return view
+
+
+async def test_local_to_nfs_keeps_bytes_owners_modes_times_and_links(
+    ferry: Ferry, nfs_server: NfsServer, workdir: Path
+) -> None:
+    source = workdir / "source"
+    posix_tree(source)
+    destination = folder(nfs_server.export_dir, "from-local")
+    arn = await task(ferry, await local(ferry, source), await nfs(ferry, nfs_server, "from-local"))
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    assert posix_view(destination) == posix_view(source)
+    assert os.stat(destination / "top.txt").st_ino == os.stat(destination / "sub/hard.txt").st_ino
+    assert result["FilesTransferred"] == 8  # 4 files (one a hard link), a link, 3 folders
+    again = await run(ferry, arn)
+    assert again["Status"] == "SUCCESS"
+    assert again["FilesTransferred"] == 0
+
+
+async def test_nfs_to_smb_keeps_bytes_and_times(
+    ferry: Ferry, nfs_server: NfsServer, smb_server: SmbServer
+) -> None:
+    source = folder(nfs_server.export_dir, "to-smb")
+    write(source / "a.txt", "over nfs", 0o600)
+    write(source / "folder" / "b.bin", os.urandom(1 << 20))
+    for path in (source / "a.txt", source / "folder" / "b.bin"):
+        os.utime(path, ns=(OLD, OLD))
+    destination = folder(smb_server.share_dir, "from-nfs")
+    arn = await task(
+        ferry,
+        await nfs(ferry, nfs_server, "to-smb"),
+        await smb(ferry, smb_server, inside="from-nfs"),
+        Atime="BEST_EFFORT",
+    )
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    for name in ("a.txt", "folder/b.bin"):
+        assert digest(destination / name) == digest(source / name)
+        assert os.stat(destination / name).st_mtime_ns == SMB_OLD
+    again = await run(ferry, arn)
+    assert (again["Status"], again["FilesTransferred"]) == ("SUCCESS", 0)
+
+
+async def test_smb_to_local_gets_datasyncs_defaults_for_owner_and_mode(
+    ferry: Ferry, smb_server: SmbServer, workdir: Path
+) -> None:
+    source = folder(smb_server.share_dir, "to-local")
+    write(source / "report.txt", "from a filer", 0o600)
+    write(source / "year" / "q1.csv", "1,2,3")
+    os.utime(source / "report.txt", ns=(OLD, OLD))
+    destination = workdir / "destination"
+    destination.mkdir()
+    arn = await task(
+        ferry, await smb(ferry, smb_server, inside="to-local"), await local(ferry, destination)
+    )
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    assert (destination / "report.txt").read_text() == "from a filer"
+    assert (destination / "year" / "q1.csv").read_text() == "1,2,3"
+    report = os.stat(destination / "report.txt")
+    assert report.st_mtime_ns == SMB_OLD
+    assert (report.st_uid, report.st_gid, stat.S_IMODE(report.st_mode)) == (65534, 65534, 0o644)
+    year = os.stat(destination / "year")
+    assert (year.st_uid, year.st_gid, stat.S_IMODE(year.st_mode)) == (65534, 65534, 0o755)
+
+
+async def test_smb_to_smb_keeps_times_attributes_and_nt_acls_exactly(
+    ferry: Ferry, smb_server: SmbServer
+) -> None:
+    source = SmbStorage(
+        "127.0.0.1",
+        smb_server.port,
+        smb_server.subdirectory(inside="acl-source"),
+        smb_server.user,
+        smb_server.password,
+    )
+    folder(smb_server.share_dir, "acl-source")
+    keep = MetadataPolicy(mtime=True, atime=True, uid=False, gid=False, mode=False, devices=False)
+    attributes = {CREATION_NS: SMB_OLD - 10**12, FILE_ATTRIBUTES: READONLY | HIDDEN | ARCHIVE}
+    source.make_dir("restricted")
+    writer = source.create_file(
+        "restricted/plan.txt",
+        Entry("restricted/plan.txt", FILE, 4, SMB_OLD, SMB_OLD, attributes=attributes),
+        keep,
+    )
+    writer.write(b"plan")
+    assert writer.commit(exclusive=True)
+    source.close()
+    other_client = RawClient(smb_server)
+    try:
+        acls = {
+            name: other_client.grant(f"acl-source/{name}", USERS)
+            for name in ("restricted", "restricted/plan.txt")
+        }
+    finally:
+        other_client.close()
+    folder(smb_server.shares["other"], "acl-copy")
+    arn = await task(
+        ferry,
+        await smb(ferry, smb_server, inside="acl-source"),
+        await smb(ferry, smb_server, share="other", inside="acl-copy"),
+    )
+
+    result = await run(ferry, arn)  # SecurityDescriptorCopyFlags: OWNER_DACL, the default
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    copy_client = RawClient(smb_server, share="other")
+    destination = SmbStorage(
+        "127.0.0.1",
+        smb_server.port,
+        smb_server.subdirectory("other", "acl-copy"),
+        smb_server.user,
+        smb_server.password,
+    )
+    try:
+        for name, acl in acls.items():
+            copied = copy_client.get_sd(f"acl-copy/{name}")
+            assert USERS in acl_sids(copied), name
+            assert copied.get_dacl().pack() == acl.get_dacl().pack(), name
+            assert str(copied.get_owner()) == str(acl.get_owner()), name
+        plan = destination.stat("restricted/plan.txt")
+        assert plan is not None and plan.mtime_ns == SMB_OLD
+        assert plan.attributes == attributes
+    finally:
+        copy_client.close()
+        destination.close()
+    assert (Path(smb_server.shares["other"]) / "acl-copy/restricted/plan.txt").read_bytes() == (
+        b"plan"
+    )
+    again = await run(ferry, arn)
+    assert (again["Status"], again["FilesTransferred"]) == ("SUCCESS", 0)
+
+
+async def test_a_file_locked_by_another_client_is_skipped_and_named(
+    ferry: Ferry, smb_server: SmbServer, workdir: Path
+) -> None:
+    source = folder(smb_server.share_dir, "locked")
+    write(source / "free.txt", "free")
+    write(source / "busy.db", "held open")
+    destination = workdir / "destination"
+    destination.mkdir()
+    arn = await task(
+        ferry, await smb(ferry, smb_server, inside="locked"), await local(ferry, destination)
+    )
+
+    holder = lock(smb_server, "locked/busy.db")
+    try:
+        result = await run(ferry, arn)
+    finally:
+        holder.close()
+
+    assert result["Status"] == "ERROR"
+    assert "/busy.db" in result["Result"]["ErrorDetail"]
+    assert "locked" in result["Result"]["ErrorDetail"]
+    assert (destination / "free.txt").read_text() == "free"
+    assert not (destination / "busy.db").exists()
+    # Ferry holds nothing open once it is done: the file can be locked again at once.
+    lock(smb_server, "locked/busy.db").close()
+
+
+def lock(server: SmbServer, path: str) -> Any:
+    """Another client's handle on `path` with no sharing: every other open fails."""
+    import smbclient
+
+    return smbclient.open_file(
+        rf"\\127.0.0.1\{server.share}\{path}".replace("/", "\\"),
+        mode="rb",
+        share_access=None,
+        port=server.port,
+        username=server.user,
+        password=server.password,
+    )
+
+
+async def launch_failure(ferry: Ferry, source: str, workdir: Path) -> dict[str, Any]:
+    destination = workdir / "destination"
+    destination.mkdir(exist_ok=True)
+    result = await run(ferry, await task(ferry, source, await local(ferry, destination)))
+    assert result["Status"] == "ERROR"
+    assert result["Result"]["ErrorCode"] == "LocationUnavailable"
+    assert result["Result"]["PrepareStatus"] == "PENDING"  # it never got past LAUNCHING
+    assert list(destination.iterdir()) == []
+    return result
+
+
+async def test_smb_failures_end_in_launching_with_the_reason(ferry: Ferry, workdir: Path) -> None:
+    with smb_server_running(("share", "doomed")) as server:
+        folder(server.share_dir, "inside")
+        wrong_password = await smb(ferry, server, inside="inside")
+        unreachable = await smb(ferry, server, inside="inside")
+        subprocess.run(
+            ["smbpasswd", "-c", f"{server.directory}/smb.conf", "-s", "root"],
+            input=b"Changed-1\nChanged-1\n",
+            check=True,
+            capture_output=True,
+        )
+        detail = (await launch_failure(ferry, wrong_password, workdir))["Result"]["ErrorDetail"]
+        assert "logon failure" in detail.lower() and "Password" in detail
+    stopped = await launch_failure(ferry, unreachable, workdir)
+    assert f"127.0.0.1:{server.port}" in stopped["Result"]["ErrorDetail"]
+
+    with smb_server_running(("share", "doomed")) as server:
+        folder(server.share_dir, "inside")
+        missing_share = await smb(ferry, server, share="doomed")
+        missing_folder = await smb(ferry, server, inside="inside")
+        os.rmdir(server.shares["doomed"])
+        os.rmdir(Path(server.share_dir) / "inside")
+        share = await launch_failure(ferry, missing_share, workdir)
+        inside = await launch_failure(ferry, missing_folder, workdir)
+    assert "doomed" in share["Result"]["ErrorDetail"]
+    assert "inside" in inside["Result"]["ErrorDetail"]
+    assert "Subdirectory" in inside["Result"]["ErrorDetail"]
+
+
+async def test_nfs_failures_end_in_launching_with_the_reason(ferry: Ferry, workdir: Path) -> None:
+    with ganesha() as server:
+        folder(server.export_dir, "inside")
+        missing = await nfs(ferry, server, "inside")
+        unreachable = await nfs(ferry, server, "inside")
+        # Removed by another NFS client (behind the server's back, ganesha answers ESTALE).
+        other_client = NfsStorage("127.0.0.1", server.port, server.pseudo_path)
+        assert other_client.remove("inside", "d") == 1
+        other_client.close()
+        gone = await launch_failure(ferry, missing, workdir)
+    assert "/export/inside" in gone["Result"]["ErrorDetail"]
+    assert "Subdirectory" in gone["Result"]["ErrorDetail"]
+    stopped = await launch_failure(ferry, unreachable, workdir)
+    assert f"127.0.0.1:{server.port}" in stopped["Result"]["ErrorDetail"]
+
+
+async def test_bad_file_server_locations_are_refused_and_nothing_is_created(
+    ferry: Ferry, smb_server: SmbServer, nfs_server: NfsServer
+) -> None:
+    before = (await ferry.list_locations({}))["Locations"]
+    refusals = {
+        "wrong password": (
+            ferry.create_location_smb,
+            {
+                "ServerHostname": "127.0.0.1",
+                "ServerPort": smb_server.port,
+                "Subdirectory": "/share",
+                "User": smb_server.user,
+                "Password": "not-it",
+            },
+            "Password",
+        ),
+        "no password": (
+            ferry.create_location_smb,
+            {"ServerHostname": "127.0.0.1", "Subdirectory": "/share", "User": "u"},
+            "AuthenticationType NTLM requires User and Password: give Password.",
+        ),
+        "no share": (
+            ferry.create_location_smb,
+            {
+                "ServerHostname": "127.0.0.1",
+                "ServerPort": smb_server.port,
+                "Subdirectory": "/nosuch",
+                "User": smb_server.user,
+                "Password": smb_server.password,
+            },
+            "nosuch",
+        ),
+        "no export": (
+            ferry.create_location_nfs,
+            {"ServerHostname": "127.0.0.1", "ServerPort": nfs_server.port, "Subdirectory": "/no"},
+            "Subdirectory",
+        ),
+        "bad version": (
+            ferry.create_location_nfs,
+            {"ServerHostname": "h", "Subdirectory": "/x", "MountOptions": {"Version": "NFS5"}},
+            "MountOptions.Version",
+        ),
+        "bad ARN": (
+            ferry.create_location_efs,
+            {"EfsFilesystemArn": "arn:aws:elasticfilesystem:us-east-1:1:file-system/x"},
+            "EfsFilesystemArn",
+        ),
+        "not under /fsx": (
+            ferry.create_location_fsx_open_zfs,
+            {
+                "FsxFilesystemArn": "arn:aws:fsx:us-east-1:123456789012:file-system/fs-0abc",
+                "Protocol": {"NFS": {}},
+                "Subdirectory": "/data",
+            },
+            "Subdirectory",
+        ),
+    }
+    for case, (create, request, expected) in refusals.items():
+        with pytest.raises(InvalidRequestException) as refused:
+            await create(request)
+        assert expected in refused.value.message, (case, refused.value.message)
+    assert (await ferry.list_locations({}))["Locations"] == before
+
+
+async def test_aws_file_systems_are_reached_by_their_protocol(
+    ferry: Ferry, nfs_server: NfsServer, smb_server: SmbServer, workdir: Path
+) -> None:
+    """EFS and FSx for OpenZFS over NFS, FSx for Windows over SMB, FSx for Lustre beneath the
+    agent's mount: each named by its ARN, each reached here on a server given by name."""
+    source = workdir / "source"
+    write(source / "a.txt", "to every file system")
+    os.utime(source / "a.txt", ns=(OLD, OLD))
+    source_arn = await local(ferry, source)
+    lustre_mount = workdir / "lustre"
+    folder(str(lustre_mount), "data")
+    folder(nfs_server.export_dir, "efs")
+    folder(smb_server.share_dir, "fsxw")
+    fsx_arn = "arn:aws:fsx:us-east-1:123456789012:file-system/fs-0123456789abcdef0"
+    efs_arn = "arn:aws:elasticfilesystem:us-east-1:123456789012:file-system/fs-0123abcd"
+    nfs_at = {"ServerHostname": "127.0.0.1", "ServerPort": nfs_server.port}
+    created = {
+        "efs": await ferry.create_location_efs(
+            {"EfsFilesystemArn": efs_arn, "Subdirectory": "/export/efs", **nfs_at}
+        ),
+        "fsxz": await ferry.create_location_fsx_open_zfs(
+            {
+                "FsxFilesystemArn": fsx_arn,
+                "Protocol": {"NFS": {"MountOptions": {"Version": "NFS4_1"}}},
+                "Subdirectory": "/fsx",
+                **nfs_at,
+            }
+        ),
+        "fsxw": await ferry.create_location_fsx_windows(
+            {
+                "FsxFilesystemArn": fsx_arn,
+                "User": smb_server.user,
+                "Password": smb_server.password,
+                "Subdirectory": "/share/fsxw",
+                "ServerHostname": "127.0.0.1",
+                "ServerPort": smb_server.port,
+            }
+        ),
+        "fsxl": await ferry.create_location_fsx_lustre(
+            {"FsxFilesystemArn": fsx_arn, "Subdirectory": "/data", "MountPath": str(lustre_mount)}
+        ),
+    }
+    arrived = {
+        "efs": Path(nfs_server.export_dir) / "efs" / "a.txt",
+        "fsxz": Path(nfs_server.fsx_dir) / "a.txt",
+        "fsxw": Path(smb_server.share_dir) / "fsxw" / "a.txt",
+        "fsxl": lustre_mount / "data" / "a.txt",
+    }
+    for kind, response in created.items():
+        result = await run(ferry, await task(ferry, source_arn, response["LocationArn"]))
+        assert result["Status"] == "SUCCESS", (kind, result["Result"].get("ErrorDetail"))
+        assert arrived[kind].read_text() == "to every file system", kind
+
+    described = await ferry.describe_location_efs({"LocationArn": created["efs"]["LocationArn"]})
+    assert described["LocationUri"] == "efs://us-east-1.fs-0123abcd/export/efs/"
+    assert described["InTransitEncryption"] == "NONE"
+    windows = await ferry.describe_location_fsx_windows(
+        {"LocationArn": created["fsxw"]["LocationArn"]}
+    )
+    assert windows["LocationUri"] == "fsxw://us-east-1.fs-0123456789abcdef0/share/fsxw/"
+    assert "Password" not in windows
