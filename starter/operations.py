@@ -878,7 +878,7 @@ def _check_smb_authentication(fields: Response, *, updating: bool = False) -> No
     if missing:
         kind = fields.get("AuthenticationType", "NTLM")
         raise InvalidRequestException(
-            f"AuthenticationType {kind} requires {' and '.join(needed)}: give "
+            f"AuthenticationType {kind} requires {', '.join(needed[:-1])} and {needed[-1]}: give "
             f"{', '.join(missing)}" + (" (or change AuthenticationType)." if updating else ".")
         )
 

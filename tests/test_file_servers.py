@@ -3,6 +3,7 @@ nfs-ganesha (NFSv4.1) and samba's smbd (SMB3, NT ACLs kept by acl_xattr)."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Stack, run_cli
 from helpers import digest, run, write
 from nfs_server import NfsServer, ganesha
 from smb_server import RawClient, SmbServer, acl_sids, smb_server_running
@@ -459,3 +461,56 @@ async def test_aws_file_systems_are_reached_by_their_protocol(
     )
     assert windows["LocationUri"] == "fsxw://us-east-1.fs-0123456789abcdef0/share/fsxw/"
     assert "Password" not in windows
+
+
+def test_file_server_locations_from_the_cli(
+    stack: Stack, nfs_server: NfsServer, smb_server: SmbServer
+) -> None:
+    folder(nfs_server.export_dir, "cli")
+    folder(smb_server.share_dir, "cli")
+
+    def ok(*args: str) -> dict[str, Any]:
+        result = run_cli(stack, *args)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout) if result.stdout.strip() else {}
+
+    nfs_arn = ok(
+        "create-location-nfs", "--server-hostname", "127.0.0.1",
+        "--server-port", str(nfs_server.port), "--subdirectory", "/export/cli",
+        "--mount-options", "Version=NFS4_1",
+    )["LocationArn"]  # fmt: skip
+    smb_arn = ok(
+        "create-location-smb", "--server-hostname", "127.0.0.1",
+        "--server-port", str(smb_server.port), "--subdirectory", "/share/cli",
+        "--user", smb_server.user, "--password", smb_server.password,
+        "--mount-options", "Version=SMB3",
+    )["LocationArn"]  # fmt: skip
+
+    nfs_described = ok("describe-location-nfs", "--location-arn", nfs_arn)
+    assert nfs_described["LocationUri"] == "nfs://127.0.0.1/export/cli/"
+    assert nfs_described["MountOptions"] == {"Version": "NFS4_1"}
+    assert nfs_described["ServerPort"] == nfs_server.port
+    smb_described = ok("describe-location-smb", "--location-arn", smb_arn)
+    assert smb_described["LocationUri"] == "smb://127.0.0.1/share/cli/"
+    assert smb_described["User"] == smb_server.user
+    assert smb_described["AuthenticationType"] == "NTLM"
+    assert "Password" not in smb_described
+    assert smb_server.password not in json.dumps(smb_described)
+
+    wrong = run_cli(stack, "update-location-smb", "--location-arn", smb_arn, "--password", "nope")
+    assert wrong.returncode == 254
+    assert "InvalidRequestException" in wrong.stderr and "logon failure" in wrong.stderr
+    ok("update-location-smb", "--location-arn", smb_arn, "--mount-options", "Version=SMB2")
+    assert ok("describe-location-smb", "--location-arn", smb_arn)["MountOptions"] == {
+        "Version": "SMB2"
+    }
+    kerberos = run_cli(
+        stack, "create-location-smb", "--server-hostname", "127.0.0.1",
+        "--server-port", str(smb_server.port), "--subdirectory", "/share/cli",
+        "--authentication-type", "KERBEROS", "--kerberos-principal", "ferry@EXAMPLE.COM",
+    )  # fmt: skip
+    assert kerberos.returncode == 254
+    assert (
+        "AuthenticationType KERBEROS requires KerberosPrincipal, KerberosKeytab and "
+        "KerberosKrb5Conf: give KerberosKeytab, KerberosKrb5Conf." in kerberos.stderr
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 
 from activities.storage.base import MetadataPolicy, Storage, StorageError
@@ -12,6 +13,7 @@ from models.locations import (
     LocalLocation,
     Location,
     NfsServerLocation,
+    SmbLocation,
     SmbServerLocation,
 )
 from models.options import Options
@@ -37,8 +39,15 @@ def open_storage(location: Location, temp_tag: str = "") -> Storage:
             temp_tag,
         )
     if isinstance(location, SmbServerLocation):
-        from activities.storage.smb import SmbStorage
+        from activities.storage.smb import Kerberos, SmbStorage
 
+        kerberos = None
+        if isinstance(location, SmbLocation) and location.AuthenticationType == "KERBEROS":
+            kerberos = Kerberos(
+                location.KerberosPrincipal or "",
+                base64.b64decode(_unsealed(location.KerberosKeytab, location.LocationArn)),
+                base64.b64decode(location.KerberosKrb5Conf or ""),
+            )
         return SmbStorage(
             location.ServerHostname,
             location.ServerPort,
@@ -48,6 +57,7 @@ def open_storage(location: Location, temp_tag: str = "") -> Storage:
             location.Domain,
             location.MountOptions.Version,
             temp_tag,
+            kerberos,
         )
     from activities.storage.objects import ObjectStorage
 

@@ -29,9 +29,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import heapq
+import os
 import struct
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from smbprotocol import Dialects
@@ -515,6 +518,39 @@ class _SmbWriter:
         self.created = False
 
 
+@dataclass(frozen=True)
+class Kerberos:
+    """AuthenticationType KERBEROS: the principal, its keytab and the realm's krb5.conf.
+
+    Kerberos through GSSAPI reads its configuration and a client keytab from files named by
+    KRB5_CONFIG and KRB5_CLIENT_KTNAME, for the whole process: a worker serves the Kerberos
+    locations of one realm configuration at a time.
+    """
+
+    principal: str
+    keytab: bytes
+    krb5_conf: bytes
+
+    def install(self) -> None:
+        try:
+            import gssapi  # noqa: F401 - pyspnego's Kerberos needs it
+        except ImportError:
+            raise StorageError(
+                "AuthenticationType KERBEROS needs the gssapi package and the MIT Kerberos "
+                "libraries on the agent (apt install libkrb5-dev; pip install gssapi)",
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            ) from None
+        folder = tempfile.mkdtemp(prefix="ferry-krb5-")  # 0700: the keytab is a secret
+        for name, data, variable in (
+            ("krb5.conf", self.krb5_conf, "KRB5_CONFIG"),
+            ("client.keytab", self.keytab, "KRB5_CLIENT_KTNAME"),
+        ):
+            path = os.path.join(folder, name)
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
+                file.write(data)
+            os.environ[variable] = path
+
+
 class SmbStorage(Storage):
     def __init__(
         self,
@@ -526,6 +562,7 @@ class SmbStorage(Storage):
         domain: str = "",
         version: str = "AUTOMATIC",
         temp_tag: str = "",
+        kerberos: Kerberos | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -537,6 +574,7 @@ class SmbStorage(Storage):
         self.domain = domain
         self.version = version
         self._temp_tag = temp_tag
+        self._kerberos = kerberos
         self._connection: Connection | None = None
         self._session: Session | None = None
         self._tree: TreeConnect | None = None
@@ -596,9 +634,14 @@ class SmbStorage(Storage):
             ) from error
         self._connection = connection
         try:
-            user = f"{self.domain}\\{self.user}" if self.domain else self.user
+            if self._kerberos is not None:
+                user, password, protocol = self._kerberos.principal, None, "kerberos"
+                self._kerberos.install()
+            else:
+                user = f"{self.domain}\\{self.user}" if self.domain else self.user
+                password, protocol = self._password, "ntlm"
             session = Session(
-                connection, user, self._password, require_encryption=False, auth_protocol="ntlm"
+                connection, user, password, require_encryption=False, auth_protocol=protocol
             )
             try:
                 session.connect()
