@@ -152,10 +152,10 @@ async def compare(
         for scenario in ("initial", "noop") if name == "small" else ("initial",):
             for tool in order:
                 subprocess.run(["sync"], check=True)
-                before = Cpu.now(server)
+                before = Cpu.now(server.process.pid)
                 outcome = runs[tool]()
                 elapsed = (await outcome)[0] if asyncio.iscoroutine(outcome) else outcome
-                cpu = Cpu.now(server) - before
+                cpu = Cpu.now(server.process.pid) - before
                 times[scenario].setdefault(tool, []).append(elapsed)
                 loads[scenario].setdefault(tool, []).append(cpu.shares(elapsed))
                 print(
@@ -173,21 +173,28 @@ async def compare(
 
 
 class Cpu:
-    """CPU time of the whole machine and of the S3 server: whether a run was bound by the two
-    cores, and how much of them the server took."""
+    """CPU time of the whole machine and of a server (a process and its descendants): whether a
+    run was bound by the two cores, and how much of them the server took."""
 
     def __init__(self, busy: float, server: float) -> None:
         self.busy = busy
         self.server = server
 
     @classmethod
-    def now(cls, server: Server) -> Cpu:
+    def now(cls, pid: int) -> Cpu:
         import psutil
 
         total = psutil.cpu_times()
         busy = sum(total) - total.idle - getattr(total, "iowait", 0.0)
-        own = psutil.Process(server.process.pid).cpu_times()
-        return cls(busy, own.user + own.system)
+        root = psutil.Process(pid)
+        used = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            try:  # with the children it has waited for (smbd's ended connections)
+                own = process.cpu_times()
+            except psutil.Error:  # ended meanwhile: counted by its parent from now on
+                continue
+            used += own.user + own.system + own.children_user + own.children_system
+        return cls(busy, used)
 
     def __sub__(self, other: Cpu) -> Cpu:
         return Cpu(self.busy - other.busy, self.server - other.server)

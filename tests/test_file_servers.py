@@ -147,6 +147,33 @@ async def test_nfs_to_smb_keeps_bytes_and_times(
     assert (again["Status"], again["FilesTransferred"]) == ("SUCCESS", 0)
 
 
+async def test_local_to_smb_keeps_times_and_hard_links_and_names_what_smb_cannot_hold(
+    ferry: Ferry, smb_server: SmbServer, workdir: Path
+) -> None:
+    source = workdir / "source"
+    posix_tree(source)  # owners and modes: SMB has none; a symbolic link: SMB cannot hold one
+    destination = folder(smb_server.share_dir, "from-local")
+    arn = await task(
+        ferry, await local(ferry, source), await smb(ferry, smb_server, inside="from-local")
+    )
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "ERROR"
+    assert "/sub/link (write: SMB cannot store symbolic links)" in result["Result"]["ErrorDetail"]
+    assert not (destination / "sub" / "link").exists()
+    for name in ("top.txt", "sub/deeper/data.bin", "sub/setuid", "sub/hard.txt"):
+        assert digest(destination / name) == digest(source / name), name
+    assert os.stat(destination / "sub/deeper/data.bin").st_mtime_ns == SMB_OLD
+    top, hard = os.stat(destination / "top.txt"), os.stat(destination / "sub/hard.txt")
+    assert (top.st_ino, top.st_nlink) == (hard.st_ino, 2)
+    source_link = source / "sub" / "link"
+    source_link.unlink()
+    again = await run(ferry, arn)
+    assert again["Status"] == "SUCCESS", again["Result"].get("ErrorDetail")
+    assert again["FilesTransferred"] == 1  # the folder whose link went; nothing else differs
+
+
 async def test_smb_to_local_gets_datasyncs_defaults_for_owner_and_mode(
     ferry: Ferry, smb_server: SmbServer, workdir: Path
 ) -> None:

@@ -182,17 +182,32 @@ def test_folder_metadata_from_one_share_to_another(storage, smb_server):
         other.close()
 
 
-def test_links_and_devices_are_refused(storage):
+def test_symbolic_links_and_devices_are_refused(storage):
     entry = Entry("l", "l", target="x")
     for call in (
         lambda: storage.make_symlink("l", entry, policy()),
         lambda: storage.make_special("p", Entry("p", "p"), policy()),
-        lambda: storage.make_hard_link("h", "x"),
     ):
         with pytest.raises(OSError) as caught:
             call()
         assert caught.value.errno == errno.EOPNOTSUPP
         assert "SMB cannot store" in str(caught.value)
+
+
+def test_hard_links_are_made_by_the_server(storage, smb_server):
+    write(storage, "a", b"shared")
+    storage.make_dir("sub")
+
+    assert storage.make_hard_link("sub/b", "a")
+    assert not storage.make_hard_link("sub/b", "a", exclusive=True)
+    assert storage.make_hard_link("sub/b", "a")  # replaced by a link to the same file
+
+    first, second = (
+        os.stat(on_disk(smb_server, storage, "a")),
+        os.stat(on_disk(smb_server, storage, "sub/b")),
+    )
+    assert (first.st_ino, first.st_nlink) == (second.st_ino, 2)
+    assert read(storage, "sub/b") == b"shared"
 
 
 # --- listing and removing --------------------------------------------------------------------

@@ -40,7 +40,12 @@ from typing import Any
 from smbprotocol import Dialects
 from smbprotocol.connection import Connection
 from smbprotocol.exceptions import SMBAuthenticationError, SMBException, SMBResponseException
-from smbprotocol.file_info import FileInformationClass, FileRenameInformation, InfoType
+from smbprotocol.file_info import (
+    FileInformationClass,
+    FileLinkInformation,
+    FileRenameInformation,
+    InfoType,
+)
 from smbprotocol.header import NtStatus, SMB2HeaderResponse
 from smbprotocol.open import (
     SMB2CloseRequest,
@@ -928,7 +933,20 @@ class SmbStorage(Storage):
         raise OSError(errno.EOPNOTSUPP, "SMB cannot store devices or named pipes", path)
 
     def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
-        raise OSError(errno.EOPNOTSUPP, "SMB cannot store hard links", path)
+        """SMB2's FileLinkInformation: NTFS and samba keep hard links (others refuse)."""
+        link = FileLinkInformation()
+        link["replace_if_exists"] = not exclusive
+        link["file_name"] = self._name(path)
+        request = _set_info(
+            InfoType.SMB2_0_INFO_FILE, FileInformationClass.FILE_LINK_INFORMATION, link.pack()
+        )
+        results = self._exchange([_create(self._name(existing), _SYNCHRONIZE), request, _close()])
+        linked = results[1]
+        collided = getattr(linked, "status", None) == NtStatus.STATUS_OBJECT_NAME_COLLISION
+        if exclusive and collided:
+            return False
+        _raise_first(results[:2], path)
+        return True
 
     def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
         source = (entry.attributes or {}).get(SECURITY_DESCRIPTOR)
