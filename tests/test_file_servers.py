@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Stack, run_cli
+from conftest import S3Server, Stack, run_cli
 from helpers import digest, run, write
 from nfs_server import NfsServer, ganesha
 from smb_server import RawClient, SmbServer, acl_sids, smb_server_running
@@ -541,3 +541,34 @@ def test_file_server_locations_from_the_cli(
         "AuthenticationType KERBEROS requires KerberosPrincipal, KerberosKeytab and "
         "KerberosKrb5Conf: give KerberosKeytab, KerberosKrb5Conf." in kerberos.stderr
     )
+
+
+async def test_smb_to_s3_and_back_to_smb_keeps_times_with_the_default_posix_metadata(
+    ferry: Ferry, smb_server: SmbServer, moto_s3: S3Server
+) -> None:
+    source = folder(smb_server.share_dir, "to-s3")
+    write(source / "docs" / "memo.txt", "for the archive")
+    os.utime(source / "docs" / "memo.txt", ns=(OLD, OLD))
+    bucket = moto_s3.bucket("from-smb")
+    s3_arn = (
+        await ferry.create_location_s3(
+            {"S3BucketArn": f"arn:aws:s3:::{bucket}", "EndpointUrl": moto_s3.endpoint}
+        )
+    )["LocationArn"]
+
+    up = await run(ferry, await task(ferry, await smb(ferry, smb_server, inside="to-s3"), s3_arn))
+
+    assert up["Status"] == "SUCCESS", up["Result"].get("ErrorDetail")
+    head = moto_s3.client().head_object(Bucket=bucket, Key="docs/memo.txt")
+    assert head["Metadata"]["file-mtime"] == f"{SMB_OLD}ns"
+    assert head["Metadata"]["file-owner"] == head["Metadata"]["file-group"] == "65534"
+    assert head["Metadata"]["file-permissions"] == "0100644"
+
+    back = folder(smb_server.shares["other"], "from-s3")
+    down = await run(
+        ferry, await task(ferry, s3_arn, await smb(ferry, smb_server, "other", "from-s3"))
+    )
+
+    assert down["Status"] == "SUCCESS", down["Result"].get("ErrorDetail")
+    assert (back / "docs" / "memo.txt").read_text() == "for the archive"
+    assert os.stat(back / "docs" / "memo.txt").st_mtime_ns == SMB_OLD

@@ -55,9 +55,11 @@ _KINDS = {
     nfs_rs.FileType.FIFO: FIFO,
     nfs_rs.FileType.SOCKET: SOCKET,
 }
-# DataSync's NfsVersion values, as the protocol versions tried in turn.
+# DataSync's NfsVersion values, as the protocol versions tried in turn. nfs-rs speaks up to 4.1;
+# NFS 4.2 servers speak 4.1 too (4.2 only adds optional operations Ferry does not use).
 _VERSIONS = {
     "AUTOMATIC": ("4.1", "4.0", "3"),
+    "NFS4_2": ("4.1",),
     "NFS4_1": ("4.1",),
     "NFS4_0": ("4.0",),
     "NFS3": ("3",),

@@ -1,0 +1,303 @@
+"""Ferry from a local folder to an SMB share (samba) and to an NFS export (nfs-ganesha) over
+loopback, against the best comparison each has here, on the same data and servers in one run.
+
+    .venv/bin/python bench/file_servers.py [--dir /tmp/ferry-bench] [--repeats 3] [--quick]
+
+Data sets (made once, kept in --dir, shared with bench/local.py and bench/s3.py; --quick makes
+its own, smaller ones beside them):
+  small   50,000 files of 1-16 KiB in 500 folders: initial copy, then a no-op re-run
+  large   8 files of 256 MiB: initial copy
+
+local -> SMB: Ferry (an SMB location on smbd) against `rclone sync` with rclone's smb backend,
+on the same server and share, `--transfers 16` (Ferry's two batch processes have 8 files in
+flight each).
+
+local -> NFS: rclone has no NFS client and there is no kernel NFS mount here, so no peer tool
+can write over NFS. Ferry (an NFS location on nfs-ganesha, NFSv4.1) is compared with `rsync -a`
+and `cp -a` from the source straight into the export's folder on disk: the same disk without
+the protocol, a ceiling rather than a peer. `cp -a` has no no-op re-run (it copies again).
+
+Every tool writes into a new folder of its own, removed once counted. Ferry runs once with
+VerifyMode NONE (what the others do) and once with POINT_IN_TIME_CONSISTENT ("ferry-verify");
+its time runs from StartTaskExecution to the end as a connected client sees it. After every run
+the files in the tool's folder are counted on disk; a tool that copied fewer ends the benchmark.
+The servers' CPU is that of their whole process tree (smbd forks one child per connection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from local import RCLONE, FerryStack, make_large, make_small
+from s3 import Cpu, ratio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from nfs_server import NfsServer, ganesha
+from smb_server import SmbServer, smb_server_running
+
+TRANSFERS = 16  # rclone's --transfers
+TOOLS = {
+    "smb": ("rclone", "ferry", "ferry-verify"),
+    "nfs": ("rsync", "cp", "ferry", "ferry-verify"),
+}
+COMPARED = {"smb": ("rclone",), "nfs": ("rsync", "cp")}
+NO_NOOP = {"cp"}  # `cp -a` copies everything again: it has no no-op
+
+
+def timed(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def counted(folder: Path) -> tuple[int, int]:
+    """Regular files under `folder` on disk, and their bytes."""
+    files = size = 0
+    for root, _, names in os.walk(folder):
+        for name in names:
+            st = os.lstat(os.path.join(root, name))
+            files += 1
+            size += st.st_size
+    return files, size
+
+
+class Target:
+    """A server, where each tool's folder lies on disk, and how each tool writes there."""
+
+    def __init__(self, protocol: str, server: SmbServer | NfsServer, stack: FerryStack) -> None:
+        self.protocol = protocol
+        self.server = server
+        self.stack = stack
+        self.pid = server.process.pid
+        if isinstance(server, SmbServer):
+            self.root = Path(server.share_dir)
+            obscured = subprocess.run(
+                [RCLONE, "obscure", server.password], check=True, capture_output=True, text=True
+            ).stdout.strip()
+            self.remote = (
+                f":smb,host=127.0.0.1,port={server.port},user={server.user},pass='{obscured}':"
+                f"{server.share}"
+            )
+        else:
+            self.root = Path(server.export_dir)
+
+    async def location(self, folder: str) -> str:
+        ferry, server = self.stack.ferry, self.server
+        if isinstance(server, SmbServer):
+            request: dict[str, Any] = {
+                "ServerHostname": "127.0.0.1",
+                "ServerPort": server.port,
+                "Subdirectory": server.subdirectory(server.share, folder),
+                "User": server.user,
+                "Password": server.password,
+            }
+            return (await ferry.create_location_smb(request))["LocationArn"]
+        request = {
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": server.port,
+            "Subdirectory": f"{server.pseudo_path}/{folder}",
+            "MountOptions": {"Version": server.version},
+        }
+        return (await ferry.create_location_nfs(request))["LocationArn"]
+
+    async def runner(self, tool: str, source: Path, folder: str) -> Callable[[], Any]:
+        """Makes the tool's folder (empty, on disk) and returns what runs the tool into it."""
+        destination = self.root / folder
+        destination.mkdir()
+        if tool.startswith("ferry"):
+            ferry = self.stack.ferry
+            source_arn = (await ferry.create_location_local({"Path": str(source)}))["LocationArn"]
+            created = await ferry.create_task(
+                {
+                    "SourceLocationArn": source_arn,
+                    "DestinationLocationArn": await self.location(folder),
+                    "Options": {
+                        "VerifyMode": "NONE" if tool == "ferry" else "POINT_IN_TIME_CONSISTENT"
+                    },
+                }
+            )
+            task = created["TaskArn"]
+            return lambda: self.stack.run(task)
+        if tool == "rclone":
+            command = [
+                RCLONE, "sync", "--config", "/dev/null", "--transfers", str(TRANSFERS),
+                str(source), f"{self.remote}/{folder}",
+            ]  # fmt: skip
+        elif tool == "rsync":
+            command = ["rsync", "-a", f"{source}/", f"{destination}/"]
+        else:
+            command = ["cp", "-a", f"{source}/.", f"{destination}/"]
+        return lambda: timed(command)
+
+
+async def compare(
+    target: Target, name: str, source: Path, repeats: int, expected: tuple[int, int]
+) -> dict[str, Any]:
+    protocol = target.protocol
+    scenarios = ("initial", "noop") if name == "small" else ("initial",)
+    times: dict[str, dict[str, list[float]]] = {s: {} for s in scenarios}
+    loads: dict[str, dict[str, list[dict[str, float]]]] = {s: {} for s in scenarios}
+    reported: dict[str, dict[str, list[int]]] = {s: {} for s in scenarios}
+    load_average: list[float] = []
+    order = list(TOOLS[protocol])
+    for repeat in range(repeats):
+        order = order[1:] + order[:1]  # alternate who goes first
+        folders = {tool: f"{name}-{tool}-{repeat}" for tool in order}
+        runs = {tool: await target.runner(tool, source, folders[tool]) for tool in order}
+        for scenario in scenarios:
+            for tool in order:
+                if scenario == "noop" and tool in NO_NOOP:
+                    continue
+                subprocess.run(["sync"], check=True)
+                load_average.append(os.getloadavg()[0])
+                before = Cpu.now(target.pid)
+                outcome = runs[tool]()
+                if asyncio.iscoroutine(outcome):
+                    elapsed, result = await outcome
+                    reported[scenario].setdefault(tool, []).append(result["FilesTransferred"])
+                else:
+                    elapsed = outcome
+                cpu = Cpu.now(target.pid) - before
+                times[scenario].setdefault(tool, []).append(elapsed)
+                loads[scenario].setdefault(tool, []).append(cpu.shares(elapsed))
+                print(
+                    f"{protocol} {name} {scenario} {tool}: {elapsed:.2f} s, "
+                    f"{cpu.describe(elapsed)}",
+                    file=sys.stderr,
+                )
+                check(target.root / folders[tool], expected, f"{protocol} {name} {scenario} {tool}")
+        for tool in order:
+            subprocess.run(["rm", "-rf", str(target.root / folders[tool])], check=True)
+    return {
+        "files": expected[0],
+        "bytes": expected[1],
+        **times,
+        "cpu": loads,
+        "ferry_files_transferred": reported,
+        "load_average_1min": load_average,
+    }
+
+
+def check(folder: Path, expected: tuple[int, int], run: str) -> None:
+    files, size = counted(folder)
+    if files < expected[0]:
+        raise SystemExit(f"{run} copied only {files} of {expected[0]} files into {folder}")
+    if (files, size) != expected:
+        print(
+            f"  warning: {run} left {files} files of {size} bytes in {folder}, expected "
+            f"{expected[0]} of {expected[1]}",
+            file=sys.stderr,
+        )
+
+
+def print_report(results: dict[str, Any]) -> None:
+    titles = {"smb": "local -> SMB (smbd)", "nfs": "local -> NFS (nfs-ganesha)"}
+    for protocol in ("smb", "nfs"):
+        for name in ("small", "large"):
+            data = results.get(protocol, {}).get(name)
+            if not data:
+                continue
+            for scenario in ("initial", "noop"):
+                runs = data.get(scenario)
+                if not runs:
+                    continue
+                files, size = data["files"], data["bytes"]
+                print(
+                    f"\n{name} ({files} files, {size / 2**20:.0f} MiB) {titles[protocol]}: "
+                    f"{scenario}  (speed as a multiple of each comparison's, median of "
+                    "per-repeat ratios)"
+                )
+                if protocol == "nfs":
+                    print("  (rsync and cp write the export's folder on disk: a ceiling, no peer)")
+                for tool, seconds in runs.items():
+                    median = statistics.median(seconds)
+                    rates = f"{files / median:7.0f} files/s {size / median / 2**20:7.1f} MiB/s"
+                    ratios = "  ".join(
+                        f"{ratio(runs[other], seconds):5.2f}x {other}"
+                        for other in COMPARED[protocol]
+                        if other in runs
+                    )
+                    load = data["cpu"][scenario][tool]
+                    busy = statistics.median(share["machine"] for share in load)
+                    server = statistics.median(share["server"] for share in load)
+                    print(
+                        f"  {tool:<13}{median:8.2f} s {rates}  {ratios}  "
+                        f"machine {busy:4.0%} busy, server {server:.2f} cores"
+                    )
+            averages = data["load_average_1min"]
+            print(f"  (1-minute load before the runs: {min(averages):.2f} to {max(averages):.2f})")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dir", default="/tmp/ferry-bench")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small data, to try the script")
+    parser.add_argument("--only", choices=("small", "large"), help="one data set only")
+    parser.add_argument("--protocol", choices=("smb", "nfs"), help="one protocol only")
+    args = parser.parse_args()
+    base = Path(args.dir)
+    if args.quick:  # beside the full data sets, never in their place
+        small, large = base / "small-500", base / "large-2x16MiB"
+        make_small(small, 5, 100, 1024, 16384)
+        make_large(large, 2, 16 << 20)
+    else:
+        small, large = base / "small", base / "large"
+        make_small(small, 500, 100, 1024, 16384)
+        make_large(large, 8, 256 << 20)
+    sources = {"small": small, "large": large}
+    state = base / "ferry-file-servers"
+    subprocess.run(["rm", "-rf", str(state)], check=True)
+    state.mkdir(parents=True)
+    from activities.secrets import use_key_file
+
+    use_key_file(state)  # the stack's key: this process seals the SMB password, its worker opens
+    results: dict[str, Any] = {
+        "repeats": args.repeats,
+        "quick": args.quick,
+        "rclone_transfers": TRANSFERS,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
+    stack = FerryStack(state)
+    try:
+        await stack.connect()
+        for protocol in ("smb", "nfs"):
+            if args.protocol not in (None, protocol):
+                continue
+            # One server at a time: the other does not run meanwhile.
+            with smb_server_running() if protocol == "smb" else ganesha() as running:
+                target = Target(protocol, running, stack)
+                results[protocol] = {}
+                for name, source in sources.items():
+                    if args.only in (None, name):
+                        expected = counted(source)
+                        results[protocol][name] = await compare(
+                            target, name, source, args.repeats, expected
+                        )
+    finally:
+        stack.stop()
+    results["load_average_at_end"] = os.getloadavg()
+    results["worker_peak_rss"] = stack.peak_rss
+    out = Path(__file__).parent / "results" / f"file-servers-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print_report(results)
+    start, end = results["load_average_at_start"], results["load_average_at_end"]
+    print(f"\nload average (1, 5, 15 min) at start {start}, at end {end}")
+    print(f"saved in {out}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
