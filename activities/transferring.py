@@ -18,7 +18,7 @@ from activities.events import metadata
 from activities.pool import Control, Stopped
 from activities.preparing import COPY, MAKE_SYMLINK, SET_METADATA
 from activities.staging import StagingStore
-from activities.storage import files_in_flight, metadata_policy
+from activities.storage import carries_attributes, files_in_flight, metadata_policy
 from activities.storage.base import (
     FILE,
     KIND_NAMES,
@@ -71,6 +71,7 @@ class BatchTransfer:
         self.sources = ThreadStorages(ref.source, tag)
         self.destinations = ThreadStorages(ref.destination, tag)
         self.policy = metadata_policy(ref.options, ref.destination)
+        self.with_attributes = carries_attributes(ref.source, ref.destination)
         self.limiter = RateLimiter(ref.bytes_per_second)
         reverse = ref.step == "deletes"
         # Files are independent of each other; the other steps' rows run in order.
@@ -108,6 +109,10 @@ class BatchTransfer:
             self.sources.close()
             self.destinations.close()
 
+    def _source_attributes(self, entry: Entry) -> None:
+        if self.with_attributes:
+            entry.attributes = self.source.attributes(entry.path)
+
     # --- errors ------------------------------------------------------------------------------
 
     def _problem(self, path: str, kind: str, error: BaseException) -> None:
@@ -133,7 +138,7 @@ class BatchTransfer:
                 self._copy(entry, exclusive)
                 return
             if action == SET_METADATA:
-                entry.attributes = self.source.attributes(entry.path)
+                self._source_attributes(entry)
                 self.destination.set_metadata(entry.path, entry, self.policy)
                 self.run.record([WROTE_METADATA, *entry.row()])
                 self._transferred(entry, "METADATA_ONLY")
@@ -306,7 +311,7 @@ class BatchTransfer:
         changed, entry = bool(row[0]), Entry.from_row(row[1:])
         try:
             self.destination.make_dir(entry.path)
-            entry.attributes = self.source.attributes(entry.path)
+            self._source_attributes(entry)
             self.destination.set_metadata(entry.path, entry, self.policy)
         except Exception as error:
             self._problem(entry.path, "write", error)

@@ -381,7 +381,7 @@ class FsxLustreLocation(FsxLocation):
 
     @property
     def path(self) -> str:
-        return self.MountPath.rstrip("/") + _folder(self.Subdirectory).rstrip("/")
+        return (self.MountPath.rstrip("/") + _folder(self.Subdirectory)).rstrip("/") or "/"
 
     @property
     def location_uri(self) -> str:

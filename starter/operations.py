@@ -348,13 +348,13 @@ class Ferry:
 
     async def create_location_efs(self, request: dict[str, Any]) -> Response:
         req = parse(CreateLocationEfsRequest, request)
+        _check_efs_tunnel(req.model_dump())
         arn = self._new_location_arn()
-        region, file_system = aws_file_system(req.EfsFilesystemArn)
         location = EfsLocation(
             LocationArn=arn,
             CreationTime=_now(),
             **_changes(req, exclude={"Tags", "ServerHostname"}),
-            ServerHostname=req.ServerHostname or f"{file_system}.efs.{region}.amazonaws.com",
+            ServerHostname=req.ServerHostname or _efs_hostname(req.EfsFilesystemArn),
         )
         await self._update("create_location", location, req.Tags)
         return {"LocationArn": arn}
@@ -366,7 +366,12 @@ class Ferry:
     async def update_location_efs(self, request: dict[str, Any]) -> Response:
         req = parse(UpdateLocationEfsRequest, request)
         location = await self._location(req.LocationArn, EfsLocation)
-        await self._update("update_location", location.model_copy(update=_changes(req)))
+        # "" clears an access point or role, as in DataSync.
+        changes = {name: value or None for name, value in _changes(req).items()}
+        updated = location.model_copy(update=changes)
+        if updated.ServerHostname == _efs_hostname(updated.EfsFilesystemArn):
+            _check_efs_tunnel(updated.model_dump(exclude={"ServerHostname"}))
+        await self._update("update_location", updated)
         return {}
 
     async def create_location_fsx_windows(self, request: dict[str, Any]) -> Response:
@@ -881,6 +886,31 @@ def _check_smb_authentication(fields: Response, *, updating: bool = False) -> No
             f"AuthenticationType {kind} requires {', '.join(needed[:-1])} and {needed[-1]}: give "
             f"{', '.join(missing)}" + (" (or change AuthenticationType)." if updating else ".")
         )
+
+
+def _check_efs_tunnel(fields: Response) -> None:
+    """TLS and access points go through EFS's TLS tunnel (efs-proxy, or stunnel with the access
+    point), which Ferry does not run: without an address for one, they would be ignored."""
+    wanted = [
+        name
+        for name, given in (
+            ("InTransitEncryption=TLS1_2", fields.get("InTransitEncryption") == "TLS1_2"),
+            ("AccessPointArn", bool(fields.get("AccessPointArn"))),
+        )
+        if given
+    ]
+    if wanted and not fields.get("ServerHostname"):
+        raise InvalidRequestException(
+            f"{' and '.join(wanted)} need EFS's TLS tunnel, which Ferry does not run: run "
+            "efs-proxy (or stunnel) beside the agent and give its address as ServerHostname "
+            "and ServerPort."
+        )
+
+
+def _efs_hostname(arn: str) -> str:
+    """The DNS name AWS gives an EFS file system (resolvable inside its VPC)."""
+    region, file_system = aws_file_system(arn)
+    return f"{file_system}.efs.{region}.amazonaws.com"
 
 
 def _fsx_hostname(arn: str) -> str:

@@ -7,6 +7,7 @@ InvalidRequestException whose message names the field and what it accepts.
 from __future__ import annotations
 
 import base64
+import ipaddress
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -270,6 +271,19 @@ SecurityGroupArnsValue = Annotated[
     ],
     Field(min_length=1, max_length=5),
 ]
+
+
+def _ip_address(text: str) -> str:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IPv4 or IPv6 address") from None
+    return text
+
+
+DnsIpAddressesValue = Annotated[
+    list[Annotated[str, AfterValidator(_ip_address)]], Field(max_length=2)
+]
 KerberosPrincipalValue = Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -339,7 +353,7 @@ class CreateLocationSmbRequest(Request):
     KerberosPrincipal: KerberosPrincipalValue | None = None
     KerberosKeytab: KeytabValue | None = None
     KerberosKrb5Conf: Krb5ConfValue | None = None
-    DnsIpAddresses: Annotated[list[str], Field(max_length=2)] = []
+    DnsIpAddresses: DnsIpAddressesValue = []
     AgentArns: AgentArnList | None = None  # required by DataSync; as for NFS
     MountOptions: SmbMountOptionsShape = SmbMountOptionsShape()
     ServerPort: ServerPortValue = 445  # beyond DataSync
@@ -357,7 +371,7 @@ class UpdateLocationSmbRequest(Request):
     KerberosPrincipal: KerberosPrincipalValue | None = None
     KerberosKeytab: KeytabValue | None = None
     KerberosKrb5Conf: Krb5ConfValue | None = None
-    DnsIpAddresses: Annotated[list[str], Field(max_length=2)] | None = None
+    DnsIpAddresses: DnsIpAddressesValue | None = None
     AgentArns: AgentArnList | None = None
     MountOptions: SmbMountOptionsShape | None = None
     ServerPort: ServerPortValue | None = None
@@ -382,8 +396,9 @@ class CreateLocationEfsRequest(Request):
 class UpdateLocationEfsRequest(Request):
     LocationArn: LocationArnValue
     Subdirectory: EfsSubdirectoryValue | None = None
-    AccessPointArn: EfsAccessPointArnValue | None = None
-    FileSystemAccessRoleArn: IamRoleArnValue | None = None
+    # "" clears them, as in DataSync.
+    AccessPointArn: EfsAccessPointArnValue | Literal[""] | None = None
+    FileSystemAccessRoleArn: IamRoleArnValue | Literal[""] | None = None
     InTransitEncryption: Literal["NONE", "TLS1_2"] | None = None
     ServerHostname: FileServerHostnameValue | None = None
     ServerPort: ServerPortValue | None = None
@@ -394,7 +409,7 @@ class CreateLocationFsxWindowsRequest(Request):
     SecurityGroupArns: SecurityGroupArnsValue | None = None  # required by DataSync; kept
     User: SmbUserValue
     Domain: SmbDomainValue | None = None
-    Password: SmbPasswordValue
+    Password: SmbPasswordValue | None = None
     Subdirectory: SmbSubdirectoryValue = "/share"
     AgentArns: AgentArnList | None = None
     ServerHostname: FileServerHostnameValue | None = None
@@ -405,7 +420,7 @@ class CreateLocationFsxWindowsRequest(Request):
 class UpdateLocationFsxWindowsRequest(Request):
     LocationArn: LocationArnValue
     Subdirectory: SmbSubdirectoryValue | None = None
-    Domain: SmbDomainValue | None = None
+    Domain: SmbDomainValue | Literal[""] | None = None  # "" clears it
     User: SmbUserValue | None = None
     Password: SmbPasswordValue | None = None
     ServerHostname: FileServerHostnameValue | None = None
@@ -441,10 +456,19 @@ class UpdateLocationFsxOpenZfsRequest(Request):
     ServerPort: ServerPortValue | None = None
 
 
+def _beneath(path: str) -> str:
+    if ".." in path.split("/"):
+        raise ValueError("a path with '..' would leave the file system's mount: remove it")
+    return path
+
+
+LustreSubdirectoryValue = Annotated[SmbSubdirectoryValue, AfterValidator(_beneath)]
+
+
 class CreateLocationFsxLustreRequest(Request):
     FsxFilesystemArn: FsxFilesystemArnValue
     SecurityGroupArns: SecurityGroupArnsValue | None = None
-    Subdirectory: SmbSubdirectoryValue = "/"
+    Subdirectory: LustreSubdirectoryValue = "/"
     AgentArns: AgentArnList | None = None
     # Beyond DataSync: where the agent's host has the file system mounted by the Lustre client.
     MountPath: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")] = "/fsx"
@@ -453,7 +477,7 @@ class CreateLocationFsxLustreRequest(Request):
 
 class UpdateLocationFsxLustreRequest(Request):
     LocationArn: LocationArnValue
-    Subdirectory: SmbSubdirectoryValue | None = None
+    Subdirectory: LustreSubdirectoryValue | None = None
     MountPath: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")] | None = None
 
 

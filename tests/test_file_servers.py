@@ -410,6 +410,34 @@ async def test_bad_file_server_locations_are_refused_and_nothing_is_created(
             {"EfsFilesystemArn": "arn:aws:elasticfilesystem:us-east-1:1:file-system/x"},
             "EfsFilesystemArn",
         ),
+        "TLS without a tunnel": (
+            ferry.create_location_efs,
+            {
+                "EfsFilesystemArn": "arn:aws:elasticfilesystem:us-east-1:123456789012:"
+                "file-system/fs-0123abcd",
+                "InTransitEncryption": "TLS1_2",
+            },
+            "InTransitEncryption=TLS1_2 need EFS's TLS tunnel, which Ferry does not run",
+        ),
+        "out of the Lustre mount": (
+            ferry.create_location_fsx_lustre,
+            {
+                "FsxFilesystemArn": "arn:aws:fsx:us-east-1:123456789012:file-system/fs-0abc",
+                "Subdirectory": "/data/../../etc",
+            },
+            "Subdirectory: a path with '..' would leave the file system's mount",
+        ),
+        "not an address": (
+            ferry.create_location_smb,
+            {
+                "ServerHostname": "h",
+                "Subdirectory": "/s",
+                "User": "u",
+                "Password": "p",
+                "DnsIpAddresses": ["dns.lan"],
+            },
+            "DnsIpAddresses[0]: 'dns.lan' is not an IPv4 or IPv6 address.",
+        ),
         "not under /fsx": (
             ferry.create_location_fsx_open_zfs,
             {

@@ -117,6 +117,12 @@ def files_in_flight(*locations: Location) -> int:
 _NO_POSIX = frozenset({"SMB", "FSX_WINDOWS"})
 
 
+def carries_attributes(source: Location, destination: Location) -> bool:
+    """Whether a folder's or a metadata-only entry's `Storage.attributes` are worth reading from
+    the source: SMB's, between SMB shares (files carry theirs through the reader anyway)."""
+    return source.LocationType in _NO_POSIX and destination.LocationType in _NO_POSIX
+
+
 # Where a symbolic link's own times may not be kept: NFS servers differ on a SETATTR of a link's
 # times (nfs-ganesha's VFS back end ignores it), so they are set but never compared there.
 _NO_LINK_TIMES = frozenset({"NFS", "EFS", "FSX_OPENZFS"})

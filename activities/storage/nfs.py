@@ -269,8 +269,8 @@ class NfsStorage(Storage):
     def _nfs(self) -> nfs_rs.Client:
         return self._mount()[0]
 
-    def _unavailable(self, message: str) -> StorageError:
-        return StorageError(message, code=ErrorCode.LOCATION_UNAVAILABLE)
+    def _unavailable(self, message: str, *, transient: bool = False) -> StorageError:
+        return StorageError(message, transient=transient, code=ErrorCode.LOCATION_UNAVAILABLE)
 
     def _connect(self) -> tuple[nfs_rs.Client, str]:
         # A plain TCP connection first: it tells "unreachable" apart from a refused mount,
@@ -279,8 +279,11 @@ class NfsStorage(Storage):
             socket.create_connection((self.host, self.port), CONNECT_TIMEOUT).close()
         except OSError as error:
             reason = describe_error(error)
+            # Retried: a batch thread connecting during a short outage must not end the
+            # execution (LAUNCHING still fails once its retries are spent).
             raise self._unavailable(
-                f"cannot reach the NFS server {self._where}: {reason[:1].lower()}{reason[1:]}"
+                f"cannot reach the NFS server {self._where}: {reason[:1].lower()}{reason[1:]}",
+                transient=True,
             ) from error
         host = f"[{self.host}]" if ":" in self.host else self.host
         failures = []
