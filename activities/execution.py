@@ -208,11 +208,14 @@ class ExecutionActivities:
                 first=first,
                 announce=None if execution.DryRun else announcer.announce,
             )
-        if not execution.DryRun:
+        if not execution.DryRun and stale:
             destination = open_storage(execution.Destination, execution_id)
-            for path in stale:  # temporary files of an attempt that crashed
-                with contextlib.suppress(OSError):
-                    destination.remove(path, FILE)
+            try:
+                for path in stale:  # temporary files of an attempt that crashed
+                    with contextlib.suppress(OSError):
+                        destination.remove(path, FILE)
+            finally:
+                destination.close()
         with self._events(execution, "prepare") as events:
             for problem in problems:  # unreadable: skipped
                 events.record(

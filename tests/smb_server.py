@@ -28,6 +28,7 @@ from smbprotocol.security_descriptor import (
     SDControl,
     SIDPacket,
     SMB2CreateSDBuffer,
+    SystemAuditAce,
 )
 
 _GLOBAL = """\
@@ -192,9 +193,10 @@ class RawClient:
             self.unc(path), mode, port=self.server.port, connection_cache=self.cache, **kwargs
         )
 
-    def _security(self, path: str):
-        # READ_CONTROL | WRITE_DAC | WRITE_OWNER | FILE_READ_ATTRIBUTES, of a file or a folder
-        access = 0x20000 | 0x40000 | 0x80000 | 0x80
+    def _security(self, path: str, sacl: bool = False):
+        # READ_CONTROL | WRITE_DAC | WRITE_OWNER | FILE_READ_ATTRIBUTES, of a file or a folder,
+        # and ACCESS_SYSTEM_SECURITY for the SACL
+        access = 0x20000 | 0x40000 | 0x80000 | 0x80 | (0x1000000 if sacl else 0)
         kind = (
             "dir"
             if smbclient.path.isdir(
@@ -206,13 +208,14 @@ class RawClient:
             path, desired_access=access, share_access="rwd", buffering=0, file_type=kind
         )
 
-    def get_sd(self, path: str) -> SMB2CreateSDBuffer:
-        with self._security(path) as handle:
+    def get_sd(self, path: str, sacl: bool = False) -> SMB2CreateSDBuffer:
+        """The owner, group and DACL of `path`, and its SACL with `sacl`."""
+        with self._security(path, sacl) as handle:
             fd = handle.fd
             query = SMB2QueryInfoRequest()
             query["info_type"] = InfoType.SMB2_0_INFO_SECURITY
             query["output_buffer_length"] = 65535
-            query["additional_information"] = 1 | 2 | 4
+            query["additional_information"] = 1 | 2 | 4 | (8 if sacl else 0)
             query["file_id"] = fd.file_id
             sid, tid = fd.tree_connect.session.session_id, fd.tree_connect.tree_connect_id
             response = fd.connection.receive(fd.connection.send(query, sid=sid, tid=tid))
@@ -222,12 +225,13 @@ class RawClient:
             descriptor.unpack(info["buffer"].get_value())
             return descriptor
 
-    def set_sd(self, path: str, descriptor: SMB2CreateSDBuffer) -> None:
-        with self._security(path) as handle:
+    def set_sd(self, path: str, descriptor: SMB2CreateSDBuffer, sacl: bool = False) -> None:
+        """Set the DACL of `descriptor` on `path`, or its SACL with `sacl`."""
+        with self._security(path, sacl) as handle:
             fd = handle.fd
             update = SMB2SetInfoRequest()
             update["info_type"] = InfoType.SMB2_0_INFO_SECURITY
-            update["additional_information"] = 4
+            update["additional_information"] = 8 if sacl else 4
             update["file_id"] = fd.file_id
             update["buffer"] = descriptor.pack()
             sid, tid = fd.tree_connect.session.session_id, fd.tree_connect.tree_connect_id
@@ -250,9 +254,35 @@ class RawClient:
         self.set_sd(path, updated)
         return self.get_sd(path)
 
+    def audit(self, path: str, sid: str, mask: int = 0x10000) -> SMB2CreateSDBuffer:
+        """Give `path` a SACL auditing `sid`'s successful uses of `mask` (DELETE by default);
+        the descriptor the server then holds, SACL included."""
+        ace = SystemAuditAce()
+        ace["ace_flags"] = 0x40  # SUCCESSFUL_ACCESS_ACE_FLAG
+        ace["mask"] = mask
+        packed_sid = SIDPacket()
+        packed_sid.from_string(sid)
+        ace["sid"] = packed_sid
+        sacl = AclPacket()
+        sacl["aces"] = [ace]
+        updated = SMB2CreateSDBuffer()
+        updated["control"].set_flag(SDControl.SELF_RELATIVE)
+        updated.set_sacl(sacl)
+        self.set_sd(path, updated, sacl=True)
+        return self.get_sd(path, sacl=True)
+
     def close(self) -> None:
         smbclient.reset_connection_cache(connection_cache=self.cache)
 
 
 def acl_sids(descriptor: SMB2CreateSDBuffer) -> list[str]:
     return [str(ace["sid"]) for ace in descriptor.get_dacl()["aces"].get_value()]
+
+
+def sacl_sids(descriptor: SMB2CreateSDBuffer) -> list[str]:
+    """The SIDs the SACL audits; none where the SACL is absent or NULL (SACL_PRESENT with no
+    offset, as samba answers for a file without one)."""
+    if not descriptor["offset_sacl"].get_value():
+        return []
+    sacl = descriptor.get_sacl()
+    return [] if sacl is None else [str(ace["sid"]) for ace in sacl["aces"].get_value()]

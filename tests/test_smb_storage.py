@@ -6,20 +6,30 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
+import struct
+import sys
 import time
+import types
 from collections.abc import Iterator
 
 import pytest
-from smb_server import RawClient, SmbServer, acl_sids
+from smb_server import RawClient, SmbServer, acl_sids, sacl_sids
+from smbprotocol.exceptions import SMBAuthenticationError, SMBResponseException
+from smbprotocol.header import SMB2HeaderResponse
+from smbprotocol.session import Session
 
-from activities.storage.base import DIR, FILE, Entry, MetadataPolicy, StorageError
+from activities.storage import smb
+from activities.storage.base import DIR, FILE, Entry, MetadataError, MetadataPolicy, StorageError
 from activities.storage.smb import (
     ARCHIVE,
     CREATION_NS,
     FILE_ATTRIBUTES,
     HIDDEN,
     READONLY,
+    REPARSE_POINT_SKIPPED,
     SECURITY_DESCRIPTOR,
+    Kerberos,
     SmbStorage,
 )
 from models.errors import ErrorCode
@@ -137,6 +147,55 @@ def test_abort_leaves_nothing(storage, smb_server):
     assert os.listdir(on_disk(smb_server, storage, "")) == []
 
 
+def test_abort_deletes_by_name_when_the_handle_is_gone(storage, smb_server):
+    writer = storage.create_file("x", Entry("x", FILE, 3 << 20), policy())
+    writer.write(os.urandom(3 << 20))  # more than is buffered: the handle is open
+    storage._exchange([smb._close(writer.file_id)])  # as a server that dropped the open
+    writer.abort()
+    assert os.listdir(on_disk(smb_server, storage, "")) == []
+
+
+def refused_descriptor(raw: RawClient, path: str) -> bytes:
+    """The descriptor of `path` with an owner SID claiming 20 sub-authorities (at most 15
+    exist): samba refuses it with STATUS_INVALID_PARAMETER."""
+    good = raw.get_sd(path).pack()
+    owner = struct.unpack_from("<I", good, 4)[0]
+    return good[: owner + 1] + b"\x14" + good[owner + 2 :]
+
+
+@pytest.mark.parametrize("size", [8, 3 << 20])  # sent in one compound; through an open handle
+def test_metadata_failure_keeps_the_previous_file(storage, raw, smb_server, size):
+    folder = storage._base.replace("\\", "/")
+    assert write(storage, "kept", b"old copy")
+    attributes = {SECURITY_DESCRIPTOR: lambda flags: refused_descriptor(raw, f"{folder}/kept")}
+    entry = Entry("kept", FILE, size, MTIME, ATIME, attributes=attributes)
+    writer = storage.create_file("kept", entry, policy("OWNER_DACL"))
+    writer.write(os.urandom(size))
+    with pytest.raises(MetadataError, match="the SMB server refused a parameter"):
+        writer.commit(exclusive=False)
+    writer.abort()
+    assert read(storage, "kept") == b"old copy"
+    assert os.listdir(on_disk(smb_server, storage, "")) == ["kept"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a\\b", "x:y", "q?", "end.", "end ", "..", ".", "c\x01"],
+    ids=["backslash", "stream", "wildcard", "dot", "space", "parent", "self", "control"],
+)
+def test_names_smb_cannot_hold_fail_alone(storage, smb_server, name):
+    with pytest.raises(OSError) as caught:
+        write(storage, f"d/{name}", b"data")
+    assert caught.value.errno == errno.EINVAL
+    assert "not a valid name on SMB" in str(caught.value)
+    for call in (lambda: storage.stat(f"{name}/x"), lambda: storage.make_dir(name)):
+        with pytest.raises(OSError) as caught:
+            call()
+        assert caught.value.errno == errno.EINVAL
+    assert os.listdir(on_disk(smb_server, storage, "")) == []
+    assert write(storage, "d/fine name", b"data")  # the storage goes on
+
+
 def test_security_descriptor_is_copied_with_owner_dacl(storage, raw, smb_server):
     folder = storage._base.replace("\\", "/")
     write(storage, "src", b"data")
@@ -194,6 +253,19 @@ def test_symbolic_links_and_devices_are_refused(storage):
         assert "SMB cannot store" in str(caught.value)
 
 
+def test_hard_link_makes_its_folder_and_replaces_a_read_only_file(storage, smb_server):
+    write(storage, "a", b"shared")
+    readonly = Entry("ro", FILE, 3, MTIME, ATIME, attributes={FILE_ATTRIBUTES: READONLY})
+    write(storage, "new/ro", b"old", readonly)
+
+    assert storage.make_hard_link("missing/folder/b", "a")
+    assert storage.make_hard_link("new/ro", "a")
+    assert not storage.make_hard_link("new/ro", "a", exclusive=True)
+    for path in ("missing/folder/b", "new/ro"):
+        assert read(storage, path) == b"shared"
+    assert os.stat(on_disk(smb_server, storage, "a")).st_nlink == 3
+
+
 def test_hard_links_are_made_by_the_server(storage, smb_server):
     write(storage, "a", b"shared")
     storage.make_dir("sub")
@@ -247,6 +319,48 @@ def test_list_dir_of_many_children(storage, smb_server):
         open(os.path.join(folder, name), "wb").close()
     entries, more = storage.list_dir("many")
     assert [e.path.rpartition("/")[2] for e in entries] == names and not more
+
+
+def listed(buffer: list[tuple[str, int]]) -> bytes:
+    """A FILE_DIRECTORY_INFORMATION buffer of (name, attributes)."""
+    records = []
+    for index, (name, attributes) in enumerate(buffer):
+        encoded = name.encode("utf-16-le")
+        record = smb._LISTED.pack(0, 0, 0, 0, 0, 0, 0, 0, attributes, len(encoded)) + encoded
+        record += b"\0" * (-len(record) % 8)
+        if index < len(buffer) - 1:
+            record = struct.pack("<I", len(record)) + record[4:]
+        records.append(record)
+    return b"".join(records)
+
+
+def test_reparse_points_are_left_out_and_reported_once(storage, monkeypatch):
+    """samba shows no reparse point to a client (it follows its own symbolic links), so the
+    listing is given one as Windows sends it: a junction is a folder with 0x400."""
+    folder, file, junction, link = 0x10, 0x20, 0x410, 0x420
+    buffer = listed(
+        [
+            (".", folder),
+            ("a", file),
+            ("b-junction", junction),
+            ("c", folder),
+            ("d-link", link),
+            ("e", file),
+        ]
+    )
+    entries = list(smb._directory_entries(buffer, "p/"))
+    assert [(e.path, e.kind, bits) for e, bits in entries][1::2] == [
+        ("p/b-junction", DIR, 0x410),
+        ("p/d-link", FILE, 0x420),
+    ]
+    monkeypatch.setattr(storage, "_scan", lambda path, prefix: iter(entries))
+    page, more = storage.list_dir("p", limit=2)
+    assert [e.path for e in page] == ["p/a", "p/c"] and more
+    assert storage.take_rejected() == [("p/b-junction", REPARSE_POINT_SKIPPED)]
+    page, more = storage.list_dir("p", after="c/", limit=2)
+    assert [e.path for e in page] == ["p/e"] and not more
+    assert storage.take_rejected() == [("p/d-link", REPARSE_POINT_SKIPPED)]
+    assert storage.take_rejected() == []
 
 
 def test_remove_counts_everything_removed(storage, smb_server):
@@ -331,10 +445,13 @@ def check_error(storage: SmbStorage, *, writable: bool = False) -> StorageError:
 
 
 def test_check(smb_server):
+    before = sorted(os.listdir(smb_server.share_dir)), os.stat(smb_server.share_dir).st_mtime_ns
     good = location(smb_server)
     good.check(writable=True)
     good.close()
-    assert not [n for n in os.listdir(smb_server.share_dir) if n.startswith(".ferry-")]
+    # The right to write is asked for, not tried: the folder is left as it was.
+    after = sorted(os.listdir(smb_server.share_dir)), os.stat(smb_server.share_dir).st_mtime_ns
+    assert after == before
 
     error = check_error(location(smb_server, password="wrong"))
     assert "logon failure: check User, Password and Domain" in str(error)
@@ -369,6 +486,7 @@ def test_many_small_files_keep_every_piece_of_metadata(storage, raw):
     are measured by bench/file_servers.py, not here)."""
     folder = storage._base.replace("\\", "/")
     write(storage, "model", b"x")
+    raw.grant(f"{folder}/model", USERS)  # unlike what a new file inherits
     getter = storage.attributes("model")[SECURITY_DESCRIPTOR]
     descriptor = getter("OWNER_DACL")  # as a source reads it once per file; measured apart
     attributes = {
@@ -385,18 +503,155 @@ def test_many_small_files_keep_every_piece_of_metadata(storage, raw):
         )
         writer.write(data)
         assert writer.commit(exclusive=True)
-    assert storage.stat("small/19/1999").mtime_ns == MTIME
-    assert (
-        raw.get_sd(f"{folder}/small/19/1999").get_dacl().pack()
-        == raw.get_sd(f"{folder}/model").get_dacl().pack()
-    )
+    model = raw.get_sd(f"{folder}/model").get_dacl().pack()
+    for i in range(0, 2000, 333):
+        path = f"small/{i // 100}/{i:04d}"
+        written = storage.stat(path)
+        assert (written.size, written.mtime_ns, written.atime_ns) == (4096, MTIME, ATIME)
+        assert written.attributes == {CREATION_NS: CREATED, FILE_ATTRIBUTES: ARCHIVE | HIDDEN}
+        assert raw.get_sd(f"{folder}/{path}").get_dacl().pack() == model
 
 
-def test_security_descriptor_with_sacl(storage):
+def test_security_descriptor_with_sacl(storage, raw):
+    folder = storage._base.replace("\\", "/")
     write(storage, "src", b"data")
+    assert sacl_sids(raw.audit(f"{folder}/src", USERS)) == [USERS]
     reader = storage.open_read("src")
     entry = reader.stat()
     storage.close_reader(reader)
     descriptor = entry.attributes[SECURITY_DESCRIPTOR]("OWNER_DACL_SACL")
     assert write(storage, "copied", b"data", entry, metadata=policy("OWNER_DACL_SACL"))
+    assert write(storage, "no-sacl", b"data", entry, metadata=policy("OWNER_DACL"))
+    assert sacl_sids(raw.get_sd(f"{folder}/copied", sacl=True)) == [USERS]
+    assert sacl_sids(raw.get_sd(f"{folder}/no-sacl", sacl=True)) == []
     assert storage.attributes("copied")[SECURITY_DESCRIPTOR]("OWNER_DACL_SACL") == descriptor
+
+
+def test_metadata_statuses_are_metadata_errors_unless_retrying_helps():
+    for status, number in (
+        (0xC000005A, errno.EPERM),  # INVALID_OWNER
+        (0x8000002D, errno.ELOOP),  # STOPPED_ON_SYMLINK
+        (0xC0000106, errno.ENAMETOOLONG),
+        (0xC0000033, errno.EINVAL),  # OBJECT_NAME_INVALID
+        (0xC000000D, errno.EINVAL),  # INVALID_PARAMETER
+        (0xC0000257, errno.EREMOTE),  # PATH_NOT_COVERED
+        (0xC0000128, errno.ESTALE),  # FILE_CLOSED
+        (0xC0000008, errno.ESTALE),  # INVALID_HANDLE
+    ):
+        assert smb._os_error(status, "p").errno == number
+    for status in (0xC000005A, 0xC0000023, 0xC0000079):  # mapped, and two statuses unmapped
+        with pytest.raises(MetadataError):
+            smb._raise_metadata([SMBResponseException(response(status))], "p")
+    with pytest.raises(OSError) as caught:  # a session that ended: retried
+        smb._raise_metadata([SMBResponseException(response(0xC0000203))], "p")
+    assert caught.value.errno == errno.ECONNRESET
+
+
+def response(status: int) -> SMB2HeaderResponse:
+    header = SMB2HeaderResponse()
+    header["status"] = status
+    return header
+
+
+def test_a_dropped_storage_shuts_its_socket_without_waiting(storage):
+    storage.check(writable=False)
+    connection = storage._connection
+    started = time.perf_counter()
+    storage.__del__()
+    assert time.perf_counter() - started < 0.1
+    deadline = time.monotonic() + 5
+    while connection.transport.connected and time.monotonic() < deadline:
+        time.sleep(0.01)  # smbprotocol's thread sees the end of the stream and closes it
+    assert not connection.transport.connected
+
+
+# --- Kerberos --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def kerberos_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
+    """A process with no Kerberos configuration installed yet, its environment restored after.
+    gssapi is not installed here: an empty module stands for it (install() only checks that
+    it imports); what atexit is given is collected, not registered."""
+    monkeypatch.setitem(sys.modules, "gssapi", types.ModuleType("gssapi"))
+    monkeypatch.setattr(smb, "_KERBEROS_INSTALLED", {})
+    for variable in ("KRB5_CONFIG", "KRB5_CLIENT_KTNAME"):
+        monkeypatch.delenv(variable, raising=False)
+    at_exit: list = []
+    monkeypatch.setattr(smb.atexit, "register", at_exit.append)
+    yield at_exit
+    smb._remove_kerberos_files()
+
+
+KRB5_CONF = b"[libdefaults]\n  default_realm = EXAMPLE.COM\n"
+
+
+def test_kerberos_files_are_written_once_per_process(kerberos_process):
+    Kerberos("ferry@EXAMPLE.COM", b"keytab", KRB5_CONF).install()
+    keytab, conf = os.environ["KRB5_CLIENT_KTNAME"], os.environ["KRB5_CONFIG"]
+    folder = os.path.dirname(keytab)
+    assert os.path.dirname(conf) == folder
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(keytab).st_mode) == 0o600
+    with open(keytab, "rb") as file:
+        assert file.read() == b"keytab"
+    # Another principal of the same keytab: nothing is written again.
+    Kerberos("other@EXAMPLE.COM", b"keytab", KRB5_CONF).install()
+    assert (os.environ["KRB5_CLIENT_KTNAME"], os.environ["KRB5_CONFIG"]) == (keytab, conf)
+    assert sorted(os.listdir(folder)) == ["client.keytab", "krb5.conf"]
+
+    for other in (Kerberos("ferry@EXAMPLE.COM", b"keytab 2", KRB5_CONF),
+                  Kerberos("ferry@EXAMPLE.COM", b"keytab", KRB5_CONF + b"#")):  # fmt: skip
+        with pytest.raises(StorageError, match="one worker serves one Kerberos configuration"):
+            other.install()
+    assert os.environ["KRB5_CLIENT_KTNAME"] == keytab
+
+    assert kerberos_process == [smb._remove_kerberos_files]  # registered once
+    kerberos_process[0]()  # as the process exits
+    assert not os.path.exists(folder)
+
+
+def test_kerberos_installed_from_many_threads_at_once(kerberos_process):
+    from concurrent.futures import ThreadPoolExecutor
+
+    kerberos = Kerberos("ferry@EXAMPLE.COM", b"keytab", KRB5_CONF)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: kerberos.install(), range(32)))
+    assert len(kerberos_process) == 1
+    assert os.listdir(os.path.dirname(os.environ["KRB5_CONFIG"])) != []
+
+
+def test_kerberos_logon_failure_names_the_kerberos_settings(smb_server, kerberos_process):
+    """Through pyspnego, which fails as it would on an agent without gssapi."""
+    kerberos = Kerberos("ferry@EXAMPLE.COM", b"not a keytab", KRB5_CONF)
+    error = check_error(location(smb_server, kerberos=kerberos))
+    assert str(error).startswith("cannot log on to the SMB server 127.0.0.1:")
+    assert "as principal 'ferry@EXAMPLE.COM': ImportError: " in str(error)
+    assert str(error).endswith(": check KerberosPrincipal, KerberosKeytab and KerberosKrb5Conf")
+    assert not error.transient
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (
+            SMBAuthenticationError("Failed to authenticate with server: SpnegoError (1): no KDC"),
+            "refused the logon of principal 'ferry@EXAMPLE.COM': logon failure (Failed to "
+            "authenticate with server: SpnegoError (1): no KDC): check KerberosPrincipal",
+        ),
+        (RuntimeError("no credentials cache"), "RuntimeError: no credentials cache: check Kerb"),
+    ],
+    ids=["refused", "library"],
+)
+def test_kerberos_session_setup_failures(
+    smb_server, kerberos_process, monkeypatch, failure, message
+):
+    def failing(session: Session) -> None:
+        raise failure
+
+    monkeypatch.setattr(Session, "connect", failing)
+    kerberos = Kerberos("ferry@EXAMPLE.COM", b"keytab", KRB5_CONF)
+    error = check_error(location(smb_server, kerberos=kerberos))
+    assert message in str(error)
+    assert "User, Password and Domain" not in str(error)
+    assert error.__cause__ is failure and not error.transient

@@ -6,8 +6,9 @@ runs one storage per thread, and a connection of its own keeps one thread's fail
 and credentials from another's. smbclient's pooled high-level API is not used: its pool is
 keyed by host and port and reuses a session by user name alone (a wrong password would go
 unnoticed after a right one), it cannot restrict the dialect, and each of its calls opens the
-file again. Here each file is one handle, and small files travel in one compound request:
-create, write, set the times, attributes and security descriptor, rename into place, close.
+file again. Here each file is one handle, and small files travel in two compound requests:
+create, write, set the times, attributes and security descriptor; then, once all of that is
+known to have succeeded, rename into place and close.
 
 SMB has no POSIX metadata: entries get DataSync's defaults (NO_POSIX_ID, NO_POSIX_FILE_MODE,
 NO_POSIX_DIR_MODE). Windows metadata rides in `Entry.attributes`, from an SMB source to an
@@ -26,12 +27,17 @@ locked (EACCES, not retried).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
+import hashlib
 import heapq
 import os
+import shutil
+import socket
 import struct
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -85,7 +91,11 @@ SECURITY_DESCRIPTOR = "smb_security_descriptor"
 
 READONLY, HIDDEN, SYSTEM, ARCHIVE = 0x1, 0x2, 0x4, 0x20
 KEPT_ATTRIBUTES = READONLY | HIDDEN | SYSTEM | ARCHIVE
-_DIRECTORY_ATTRIBUTE, _NORMAL = 0x10, 0x80
+_DIRECTORY_ATTRIBUTE, _NORMAL, _REPARSE_POINT = 0x10, 0x80, 0x400
+REPARSE_POINT_SKIPPED = "a reparse point (junction or symbolic link), which Ferry does not follow"
+# What no name of a file or folder on SMB may hold: the path separator, the stream separator,
+# wildcards, and control characters.
+_INVALID_NAME_CHARACTERS = frozenset('\\:*?"<>|' + "".join(map(chr, range(32))))
 
 # DataSync's SMB Version, as the one dialect it restricts negotiation to (None: negotiate).
 DIALECTS: dict[str, int | None] = {
@@ -114,6 +124,9 @@ _ADD_FILE, _ADD_SUBDIRECTORY = 0x2, 0x4  # a folder's WRITE_DATA and APPEND_DATA
 _SHARE_ALL = 0x1 | 0x2 | 0x4  # read | write | delete: never lock out other clients
 _OPEN, _CREATE, _OVERWRITE_IF = 1, 2, 5
 _DIRECTORY_FILE, _NON_DIRECTORY_FILE, _DELETE_ON_CLOSE = 0x1, 0x40, 0x1000
+_OPEN_REPARSE_POINT = 0x200000  # the link itself, not what it points to
+# What replacing a read-only file fails with: ACCESS_DENIED (Windows), CANNOT_DELETE (samba).
+_READ_ONLY_IN_THE_WAY = (NtStatus.STATUS_ACCESS_DENIED, NtStatus.STATUS_CANNOT_DELETE)
 _RELATED = b"\xff" * 16  # "the handle the previous CREATE of this compound opened"
 # Security information: owner, group, DACL, SACL.
 _OWNER_DACL, _SACL = 0x1 | 0x2 | 0x4, 0x8
@@ -148,6 +161,15 @@ _STATUS_ERRNOS: dict[int, tuple[int, str]] = {
     NtStatus.STATUS_DIRECTORY_NOT_EMPTY: (errno.ENOTEMPTY, "folder not empty"),
     NtStatus.STATUS_OBJECT_NAME_INVALID: (errno.EINVAL, "invalid name for SMB"),
     NtStatus.STATUS_OBJECT_PATH_SYNTAX_BAD: (errno.EINVAL, "invalid path for SMB"),
+    NtStatus.STATUS_INVALID_PARAMETER: (errno.EINVAL, "the SMB server refused a parameter"),
+    0xC0000106: (errno.ENAMETOOLONG, "name too long for the SMB server"),  # NAME_TOO_LONG
+    0xC000005A: (errno.EPERM, "the server cannot take that owner"),  # INVALID_OWNER
+    NtStatus.STATUS_STOPPED_ON_SYMLINK: (errno.ELOOP, "a symbolic link on the server"),
+    NtStatus.STATUS_PATH_NOT_COVERED: (errno.EREMOTE, "a DFS link to another server"),
+    # A handle the server no longer knows: the session was set up again (after a reconnect)
+    # or the server dropped the open. Retrying opens the file again by name.
+    NtStatus.STATUS_FILE_CLOSED: (errno.ESTALE, "the SMB server closed the handle"),
+    NtStatus.STATUS_INVALID_HANDLE: (errno.ESTALE, "the SMB server closed the handle"),
     NtStatus.STATUS_NOT_SUPPORTED: (errno.EOPNOTSUPP, "not supported by the SMB server"),
     NtStatus.STATUS_IO_TIMEOUT: (errno.ETIMEDOUT, "the SMB server timed out"),
     NtStatus.STATUS_NETWORK_NAME_DELETED: (errno.ECONNRESET, "the share went away"),
@@ -186,6 +208,26 @@ def _raise_first(results: list[SMB2HeaderResponse | SMBResponseException], path:
     for result in results:
         if isinstance(result, SMBResponseException):
             raise _os_error(result.status, path) from result
+
+
+def _left_open(
+    messages: list[Structure], results: list[SMB2HeaderResponse | SMBResponseException]
+) -> bytes | None:
+    """The handle a compound ending in a CLOSE that failed may have left open, if any."""
+    last = messages[-1]
+    if (
+        len(messages) < 2
+        or not isinstance(last, SMB2CloseRequest)
+        or not isinstance(results[-1], SMBResponseException)
+    ):
+        return None
+    handle: bytes = last["file_id"].get_value()
+    if handle != _RELATED:
+        return handle
+    opened = results[0]
+    if not isinstance(messages[0], SMB2CreateRequest) or isinstance(opened, SMBResponseException):
+        return None  # nothing was opened
+    return _Opened(opened).file_id
 
 
 # --- SMB2 requests ---------------------------------------------------------------------------
@@ -262,11 +304,12 @@ def _attribute_bits(wanted: int | None) -> int:
 
 def _raise_metadata(results: list[SMB2HeaderResponse | SMBResponseException], path: str) -> None:
     """A metadata step that failed: a MetadataError (the file is not kept) unless retrying
-    may help."""
+    may help. A status without an errno of its own is the server refusing that metadata (a
+    malformed descriptor, say), not a failing server: no retry sets it."""
     for result in results:
         if isinstance(result, SMBResponseException):
             error = _os_error(result.status, path)
-            if error.errno in TRANSIENT_ERRNOS:
+            if result.status in _STATUS_ERRNOS and error.errno in TRANSIENT_ERRNOS:
                 raise error from result
             raise MetadataError(f"cannot set SMB metadata: {describe_error(error)}") from result
 
@@ -386,11 +429,14 @@ class _SmbReader:
 
 class _SmbWriter:
     """Writes under the temporary name and renames into place, through one handle. A file of
-    at most _BUFFERED bytes is kept until commit and sent in a single compound."""
+    at most _BUFFERED bytes is kept until commit and sent with its create and metadata in one
+    compound; the rename and close follow in a second, once the metadata is known to be set:
+    samba goes on with a compound after a failed step, and a rename sent with the metadata
+    would replace the previous file with one that is then deleted."""
 
     __slots__ = (
-        "buffer", "created", "entry", "file_id", "final", "offset", "path", "policy", "storage",
-        "temp",
+        "buffer", "created", "entry", "file_id", "final", "offset", "path", "policy", "renamed",
+        "storage", "temp",
     )  # fmt: skip
 
     def __init__(
@@ -403,8 +449,9 @@ class _SmbWriter:
         self.entry = entry
         self.policy = policy
         self.buffer = bytearray()
-        self.file_id: bytes | None = None
+        self.file_id: bytes | None = None  # None once a CLOSE was sent, even a failed one
         self.created = False  # the temporary file exists
+        self.renamed = False  # the file has its final name: abort must not delete it
         self.offset = 0
 
     def _access(self) -> int:
@@ -415,6 +462,9 @@ class _SmbWriter:
 
     def _descriptor_source(self) -> Callable[[str], bytes] | None:
         return (self.entry.attributes or {}).get(SECURITY_DESCRIPTOR)
+
+    def _wanted_attributes(self) -> int | None:
+        return (self.entry.attributes or {}).get(FILE_ATTRIBUTES)
 
     def _opening(self) -> list[Structure]:
         """The CREATE of the temporary file, and the data buffered so far."""
@@ -451,52 +501,71 @@ class _SmbWriter:
             view = view[size:]
 
     def commit(self, *, exclusive: bool) -> bool:
-        """One compound: [create, write,] times and attributes, security descriptor, rename,
-        close. Times are set after the last write, so closing keeps them; READONLY comes after
-        the rename, since a read-only file could not be renamed."""
-        opening = [] if self.file_id is not None else self._opening()
-        file_id = self.file_id or _RELATED
-        wanted = (self.entry.attributes or {}).get(FILE_ATTRIBUTES)
-        readonly = wanted is not None and wanted & READONLY
+        """The metadata is set on the temporary file, then the file renamed into place: a
+        metadata failure leaves the file under the final name as it was (as local.py does)."""
+        results, opening = self._send_metadata()
+        self._check_metadata(results, opening)
+        return self._move(exclusive=exclusive)
+
+    def _metadata(self) -> list[Structure]:
+        """Times, attributes but READONLY (set after the rename, since a read-only file could
+        not be renamed) and the security descriptor, for the handle open or being opened."""
+        wanted = self._wanted_attributes()
         without_readonly = None if wanted is None else wanted & ~READONLY
-        metadata = [_metadata_info(self.entry, self.policy, _attribute_bits(without_readonly))]
+        messages = [_metadata_info(self.entry, self.policy, _attribute_bits(without_readonly))]
         source = self._descriptor_source()
         if self.policy.security_descriptor != "NONE" and source is not None:
             flags = self.policy.security_descriptor
-            metadata.append(_set_security(source(flags), flags))
-        for message in metadata:
-            message["file_id"] = file_id
-        rename = _rename(self.final, replace=not exclusive)
-        rename["file_id"] = file_id
-        closing = [] if readonly else [_close(file_id)]
-        messages = opening + metadata + [rename] + closing
+            messages.append(_set_security(source(flags), flags))
+        if self.file_id is not None:
+            for message in messages:
+                message["file_id"] = self.file_id
+        return messages
+
+    def _send_metadata(self) -> tuple[list[SMB2HeaderResponse | SMBResponseException], int]:
+        """One compound: [create, writes,] then the metadata, after the last write so that
+        closing keeps the times; the handle stays open. The replies, and how many of them
+        answer the create and writes."""
+        metadata = self._metadata()  # first: reading the source's descriptor may fail
+        if self.file_id is not None:
+            return self.storage._exchange(metadata), 0
+        opening = self._opening()
+        return self.storage._exchange_creating(opening + metadata, self.path), len(opening)
+
+    def _check_metadata(
+        self, results: list[SMB2HeaderResponse | SMBResponseException], opening: int
+    ) -> None:
         if opening:
-            results = self.storage._exchange_creating(messages, self.path)
-            self._opened(results[: len(opening)])
-        else:
-            results = self.storage._exchange(messages)
-        if closing and not isinstance(results[-1], SMBResponseException):
-            self.file_id = None
-        _raise_metadata(results[len(opening) : len(opening) + len(metadata)], self.path)
-        renamed = results[len(opening) + len(metadata)]
+            self._opened(results[:opening])
+        _raise_metadata(results[opening:], self.path)
+
+    def _move(self, *, exclusive: bool) -> bool:
+        """[rename, close]; a file to be read-only keeps its handle for READONLY, set last."""
+        assert self.file_id is not None  # opened by _send_metadata or write
+        wanted = self._wanted_attributes()
+        readonly = wanted is not None and bool(wanted & READONLY)
+        rename = _rename(self.final, replace=not exclusive)
+        rename["file_id"] = self.file_id
+        closing = [] if readonly else [_close(self.file_id)]
+        results = self.storage._exchange([rename, *closing])
+        if closing:
+            self.file_id = None  # closed, by _exchange itself where the CLOSE failed
+        renamed = results[0]
         if isinstance(renamed, SMBResponseException):
             if renamed.status == NtStatus.STATUS_OBJECT_NAME_COLLISION and exclusive:
                 self.abort()
                 return False
-            if renamed.status != NtStatus.STATUS_ACCESS_DENIED or exclusive:
+            if renamed.status not in _READ_ONLY_IN_THE_WAY or exclusive:
                 raise _os_error(renamed.status, self.path) from renamed
             self._replace_read_only()
+        self.renamed = True
         if readonly:
-            assert self.file_id is not None
-            last = [_basic_info(attributes=wanted), _close(self.file_id)]
-            last[0]["file_id"] = self.file_id
-            results = self.storage._exchange(last)
-            self.file_id = None
-            _raise_first(results, self.path)
+            self._set_read_only(wanted)  # type: ignore[arg-type]
         return True
 
     def _replace_read_only(self) -> None:
-        """A read-only file is in the way: clear its READONLY, then rename again."""
+        """A read-only file is in the way: clear its READONLY, then rename again, through the
+        handle where it is still open, else by name."""
         self.storage._clear_read_only(self.final, self.path)
         rename = _rename(self.final, replace=True)
         if self.file_id is not None:
@@ -504,23 +573,41 @@ class _SmbWriter:
             messages: list[Structure] = [rename]
         else:
             messages = [_create(self.temp, _DELETE | _SYNCHRONIZE), rename, _close()]
-        _raise_first(self.storage._exchange(messages), self.path)
+        # The CLOSE is left out: once renamed, a failed close changes nothing for the file.
+        _raise_first(self.storage._exchange(messages)[:2], self.path)
+
+    def _set_read_only(self, wanted: int) -> None:
+        assert self.file_id is not None  # _move kept it open
+        update = _basic_info(attributes=wanted)
+        update["file_id"] = self.file_id
+        results = self.storage._exchange([update, _close(self.file_id)])
+        self.file_id = None
+        _raise_metadata(results[:1], self.path)
 
     def abort(self) -> None:
         self.buffer.clear()
-        if self.file_id is not None:
-            file_id, self.file_id = self.file_id, None
-            # Deleted through the handle still open: nothing is left under the temporary name.
-            delete = _set_info(
-                InfoType.SMB2_0_INFO_FILE,
-                FileInformationClass.FILE_DISPOSITION_INFORMATION,
-                b"\x01",
-                file_id=file_id,
-            )
-            self.storage._exchange([delete, _close(file_id)])
-        elif self.created:
-            self.storage._delete(self.temp)
-        self.created = False
+        file_id, self.file_id = self.file_id, None
+        if self.renamed:  # in place under its final name: only the handle is let go
+            if file_id is not None:
+                self.storage._exchange([_close(file_id)])
+            return
+        if file_id is not None and self._deleted_through(file_id):
+            self.created = False
+        if self.created:
+            self.storage._delete(self.temp, self.path)
+            self.created = False
+
+    def _deleted_through(self, file_id: bytes) -> bool:
+        """Delete the temporary file through its handle, which is closed (nothing is then left
+        under its name); False where the server no longer knows the handle."""
+        delete = _set_info(
+            InfoType.SMB2_0_INFO_FILE,
+            FileInformationClass.FILE_DISPOSITION_INFORMATION,
+            b"\x01",
+            file_id=file_id,
+        )
+        results = self.storage._exchange([delete, _close(file_id)])
+        return not isinstance(results[0], SMBResponseException)
 
 
 @dataclass(frozen=True)
@@ -529,12 +616,20 @@ class Kerberos:
 
     Kerberos through GSSAPI reads its configuration and a client keytab from files named by
     KRB5_CONFIG and KRB5_CLIENT_KTNAME, for the whole process: a worker serves the Kerberos
-    locations of one realm configuration at a time.
+    locations of one keytab and krb5.conf, written once and removed when the worker exits.
     """
 
     principal: str
     keytab: bytes
     krb5_conf: bytes
+
+    def digest(self) -> str:
+        """What tells one keytab and krb5.conf from another (the lengths keep the two apart)."""
+        hashed = hashlib.sha256()
+        for data in (self.keytab, self.krb5_conf):
+            hashed.update(len(data).to_bytes(8, "little"))
+            hashed.update(data)
+        return hashed.hexdigest()
 
     def install(self) -> None:
         try:
@@ -545,15 +640,44 @@ class Kerberos:
                 "libraries on the agent (apt install libkrb5-dev; pip install gssapi)",
                 code=ErrorCode.LOCATION_UNAVAILABLE,
             ) from None
-        folder = tempfile.mkdtemp(prefix="ferry-krb5-")  # 0700: the keytab is a secret
-        for name, data, variable in (
-            ("krb5.conf", self.krb5_conf, "KRB5_CONFIG"),
-            ("client.keytab", self.keytab, "KRB5_CLIENT_KTNAME"),
-        ):
-            path = os.path.join(folder, name)
-            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as file:
-                file.write(data)
-            os.environ[variable] = path
+        digest = self.digest()
+        # Storages connect from many threads; the environment is written once, under the lock.
+        with _KERBEROS_LOCK:
+            if _KERBEROS_INSTALLED.get("digest") == digest:
+                return
+            if _KERBEROS_INSTALLED:
+                raise StorageError(
+                    "this worker already uses another KerberosKeytab or KerberosKrb5Conf: one "
+                    "worker serves one Kerberos configuration (GSSAPI reads it for the whole "
+                    "process); run another worker for this location",
+                    code=ErrorCode.LOCATION_UNAVAILABLE,
+                )
+            folder = tempfile.mkdtemp(prefix="ferry-krb5-")  # 0700: the keytab is a secret
+            atexit.register(_remove_kerberos_files)
+            _KERBEROS_INSTALLED.update(digest=digest, folder=folder)
+            for name, data, variable in (
+                ("krb5.conf", self.krb5_conf, "KRB5_CONFIG"),
+                ("client.keytab", self.keytab, "KRB5_CLIENT_KTNAME"),
+            ):
+                path = os.path.join(folder, name)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                with open(os.open(path, flags, 0o600), "wb") as file:
+                    file.write(data)
+                os.environ[variable] = path
+
+
+# The Kerberos configuration this process installed: its digest and folder.
+_KERBEROS_INSTALLED: dict[str, str] = {}
+_KERBEROS_LOCK = threading.Lock()
+
+
+def _remove_kerberos_files() -> None:
+    """At exit: the keytab does not outlive the worker."""
+    with _KERBEROS_LOCK:
+        folder = _KERBEROS_INSTALLED.pop("folder", None)
+        _KERBEROS_INSTALLED.clear()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class SmbStorage(Storage):
@@ -584,6 +708,7 @@ class SmbStorage(Storage):
         self._session: Session | None = None
         self._tree: TreeConnect | None = None
         self._max_read = self._max_write = 65536
+        self._rejected: list[tuple[str, str]] = []
 
     def close(self) -> None:
         connection, self._connection, self._session, self._tree = self._connection, None, None, None
@@ -595,8 +720,13 @@ class SmbStorage(Storage):
                 connection.disconnect(close=False)
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
+        # Owners close their storages, but a storage dropped on a failure path may be
+        # collected on any thread: its socket is shut without a wait (no LOGOFF, no join of
+        # smbprotocol's thread, which then sees the end of the stream and closes the socket).
+        connection = getattr(self, "_connection", None)  # absent where __init__ failed
+        if connection is not None:
+            with contextlib.suppress(OSError):  # closed already
+                connection.transport._sock.shutdown(socket.SHUT_RDWR)
 
     # --- the connection ----------------------------------------------------------------------
 
@@ -645,18 +775,7 @@ class SmbStorage(Storage):
             else:
                 user = f"{self.domain}\\{self.user}" if self.domain else self.user
                 password, protocol = self._password, "ntlm"
-            session = Session(
-                connection, user, password, require_encryption=False, auth_protocol=protocol
-            )
-            try:
-                session.connect()
-            except (SMBAuthenticationError, SMBResponseException) as error:
-                raise StorageError(
-                    f"the SMB server {self._where} refused the logon of user {user!r}: logon "
-                    "failure: check User, Password and Domain",
-                    code=ErrorCode.LOCATION_UNAVAILABLE,
-                ) from error
-            self._session = session
+            session = self._session = self._logon(connection, user, password, protocol)
             tree = TreeConnect(session, rf"\\{self.host}\{self.share}")
             try:
                 tree.connect()
@@ -689,6 +808,41 @@ class SmbStorage(Storage):
         self._tree = tree
         return tree
 
+    def _logon(
+        self, connection: Connection, user: str, password: str | None, protocol: str
+    ) -> Session:
+        session = Session(
+            connection, user, password, require_encryption=False, auth_protocol=protocol
+        )
+        kerberos = protocol == "kerberos"
+        who = f"principal {user!r}" if kerberos else f"user {user!r}"
+        fix = (
+            "check KerberosPrincipal, KerberosKeytab and KerberosKrb5Conf"
+            if kerberos
+            else "check User, Password and Domain"
+        )
+        try:
+            session.connect()
+        except (SMBAuthenticationError, SMBResponseException) as error:
+            # GSSAPI's failures (no ticket from the KDC, a wrong keytab) come wrapped in
+            # SMBAuthenticationError: their reason is the clue.
+            cause = f" ({error})" if kerberos else ""
+            raise StorageError(
+                f"the SMB server {self._where} refused the logon of {who}: logon "
+                f"failure{cause}: {fix}",
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            ) from error
+        except SMBException:
+            raise  # the connection failed: _connect says so
+        except Exception as error:
+            # pyspnego and gssapi raise their own errors where they cannot even begin.
+            raise StorageError(
+                f"cannot log on to the SMB server {self._where} as {who}: "
+                f"{type(error).__name__}: {error}: {fix}",
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            ) from error
+        return session
+
     def _exchange(
         self, messages: list[Structure]
     ) -> list[SMB2HeaderResponse | SMBResponseException]:
@@ -709,28 +863,29 @@ class SmbStorage(Storage):
                     results.append(reply)
                 except SMBResponseException as error:
                     results.append(error)
-            # A server may fail the rest of a compound after one failed step, its CLOSE too
-            # (Windows does): never leave the handle open.
-            last = messages[-1]
-            if (
-                len(messages) > 1
-                and isinstance(messages[0], SMB2CreateRequest)
-                and isinstance(last, SMB2CloseRequest)
-                and last["file_id"].get_value() == _RELATED
-                and isinstance(results[-1], SMBResponseException)
-                and not isinstance(results[0], SMBResponseException)
-            ):
-                close = _close(_Opened(results[0]).file_id)
-                connection.receive(
-                    connection.send(close, tree.session.session_id, tree.tree_connect_id),
-                    timeout=_REPLY_SECONDS,
-                )
+            handle = _left_open(messages, results)
+            if handle is not None:
+                # A server may fail the rest of a compound after one failed step, its CLOSE
+                # too (Windows does): the handle is closed on its own, never left open. A
+                # handle the server no longer knows is closed all the same.
+                with contextlib.suppress(SMBResponseException):
+                    connection.receive(
+                        connection.send(
+                            _close(handle), tree.session.session_id, tree.tree_connect_id
+                        ),
+                        timeout=_REPLY_SECONDS,
+                    )
         return results
 
-    def _delete(self, name: str) -> None:
-        """Delete the file `name` (share-relative) if it is there."""
+    def _delete(self, name: str, path: str) -> None:
+        """Delete the file `name` (share-relative) unless it is gone already."""
         options = _NON_DIRECTORY_FILE | _DELETE_ON_CLOSE
-        self._exchange([_create(name, _DELETE | _SYNCHRONIZE, _OPEN, options), _close()])
+        create = _create(name, _DELETE | _SYNCHRONIZE, _OPEN, options)
+        opened = self._exchange([create, _close()])[0]
+        if isinstance(opened, SMBResponseException):
+            error = _os_error(opened.status, path)
+            if error.errno != errno.ENOENT:
+                raise error from opened
 
     def _exchange_creating(
         self, messages: list[Structure], path: str
@@ -770,7 +925,9 @@ class SmbStorage(Storage):
         return request
 
     def _name(self, path: str) -> str:
-        """`path` as a name relative to the share."""
+        """`path` as a name relative to the share; EINVAL for a name SMB cannot hold."""
+        for part in path.split("/") if path else ():
+            _check_name(part, path)
         inside = path.replace("/", "\\")
         return f"{self._base}\\{inside}" if self._base and inside else self._base or inside
 
@@ -787,7 +944,8 @@ class SmbStorage(Storage):
 
     def _clear_read_only(self, name: str, path: str) -> None:
         """Take READONLY off the entry `name` (share-relative), keeping its other attributes."""
-        create = _create(name, _READ_ATTRIBUTES | _WRITE_ATTRIBUTES)
+        access = _READ_ATTRIBUTES | _WRITE_ATTRIBUTES
+        create = _create(name, access, _OPEN, _OPEN_REPARSE_POINT)  # the entry, not a target
         results = self._exchange([create, _close()])
         _raise_first(results[:1], path)
         attributes = _Opened(results[0]).attributes  # type: ignore[arg-type]
@@ -849,19 +1007,37 @@ class SmbStorage(Storage):
         return entry.attributes
 
     def list_dir(self, path: str, *, after: str = "", limit: int = 0) -> tuple[list[Entry], bool]:
-        prefix = path + "/" if path else ""
         # A folder's names come in the server's order: a slice is found by reading every
         # name, keeping no more of them than the slice holds.
-        listed = (
-            (listing_key(entry.path.rpartition("/")[2], entry.kind), entry)
-            for entry in self._scan(path, prefix)
-        )
-        later = ((key, entry.path, entry) for key, entry in listed if key > after)
+        reparse: list[tuple[str, str]] = []
+        later = (item for item in self._keyed(path, reparse) if item[0] > after)
         chosen = heapq.nsmallest(limit + 1, later) if limit else sorted(later)
         more = bool(limit) and len(chosen) > limit
-        return [entry for _, _, entry in (chosen[:limit] if more else chosen)], more
+        if more:
+            chosen = chosen[:limit]
+        # Each reparse point is reported by the slice its name falls in, once.
+        self._rejected += [
+            (skipped, REPARSE_POINT_SKIPPED)
+            for key, skipped in reparse
+            if key > after and not (more and key > chosen[-1][0])
+        ]
+        return [entry for _, _, entry in chosen], more
 
-    def _scan(self, path: str, prefix: str) -> Iterator[Entry]:
+    def take_rejected(self) -> list[tuple[str, str]]:
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
+    def _keyed(self, path: str, reparse: list[tuple[str, str]]) -> Iterator[tuple[str, str, Entry]]:
+        """The children of `path` by listing key; reparse points go to `reparse` instead: a
+        junction is listed as a folder, and following one may loop forever."""
+        for entry, attrs in self._scan(path, path + "/" if path else ""):
+            key = listing_key(entry.path.rpartition("/")[2], entry.kind)
+            if attrs & _REPARSE_POINT:
+                reparse.append((key, entry.path))
+            else:
+                yield key, entry.path, entry
+
+    def _scan(self, path: str, prefix: str) -> Iterator[tuple[Entry, int]]:
         access = _READ_DATA | _READ_ATTRIBUTES | _SYNCHRONIZE
         create = _create(self._name(path), access, _OPEN, _DIRECTORY_FILE)
         results = self._exchange([create, self._query_directory(_RELATED, restart=True)])
@@ -933,7 +1109,25 @@ class SmbStorage(Storage):
         raise OSError(errno.EOPNOTSUPP, "SMB cannot store devices or named pipes", path)
 
     def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
-        """SMB2's FileLinkInformation: NTFS and samba keep hard links (others refuse)."""
+        """SMB2's FileLinkInformation: NTFS and samba keep hard links (others refuse). As for
+        files written, a missing folder is made, and a read-only file in the way loses its
+        READONLY (which keeps it from being replaced)."""
+        status = self._link(path, existing, exclusive=exclusive)
+        parent = path.rpartition("/")[0]
+        if parent and status == NtStatus.STATUS_OBJECT_PATH_NOT_FOUND:
+            self.make_dir(parent)
+            status = self._link(path, existing, exclusive=exclusive)
+        if not exclusive and status in _READ_ONLY_IN_THE_WAY:
+            self._clear_read_only(self._name(path), path)
+            status = self._link(path, existing, exclusive=exclusive)
+        if exclusive and status == NtStatus.STATUS_OBJECT_NAME_COLLISION:
+            return False
+        if status is not None:
+            raise _os_error(status, path)
+        return True
+
+    def _link(self, path: str, existing: str, *, exclusive: bool) -> int | None:
+        """Link `path` to the file at `existing`: the status the link failed with, if any."""
         link = FileLinkInformation()
         link["replace_if_exists"] = not exclusive
         link["file_name"] = self._name(path)
@@ -941,12 +1135,9 @@ class SmbStorage(Storage):
             InfoType.SMB2_0_INFO_FILE, FileInformationClass.FILE_LINK_INFORMATION, link.pack()
         )
         results = self._exchange([_create(self._name(existing), _SYNCHRONIZE), request, _close()])
+        _raise_first(results[:1], existing)
         linked = results[1]
-        collided = getattr(linked, "status", None) == NtStatus.STATUS_OBJECT_NAME_COLLISION
-        if exclusive and collided:
-            return False
-        _raise_first(results[:2], path)
-        return True
+        return linked.status if isinstance(linked, SMBResponseException) else None
 
     def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
         source = (entry.attributes or {}).get(SECURITY_DESCRIPTOR)
@@ -965,9 +1156,13 @@ class SmbStorage(Storage):
     def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
         removed = 1
         if kind == DIR and recursive:
-            for child in list(self._scan(path, path + "/" if path else "")):
-                removed += self.remove(child.path, child.kind, recursive=True)
-        options = (_DIRECTORY_FILE if kind == DIR else _NON_DIRECTORY_FILE) | _DELETE_ON_CLOSE
+            for child, attrs in list(self._scan(path, path + "/" if path else "")):
+                # A reparse point goes as itself, never with what it points to.
+                inside = not attrs & _REPARSE_POINT
+                removed += self.remove(child.path, child.kind, recursive=inside)
+        # The entry itself, not what a reparse point points to.
+        options = _DELETE_ON_CLOSE | _OPEN_REPARSE_POINT
+        options |= _DIRECTORY_FILE if kind == DIR else _NON_DIRECTORY_FILE
         delete = [_create(self._name(path), _DELETE | _READ_ATTRIBUTES, _OPEN, options), _close()]
         results = self._exchange(delete)
         first = results[0]
@@ -981,9 +1176,16 @@ class SmbStorage(Storage):
         return removed
 
 
-def _directory_entries(buffer: bytes, prefix: str) -> Iterator[Entry]:
-    """The entries of a FILE_DIRECTORY_INFORMATION buffer, without '.', '..' and the
-    temporary files of writes in progress."""
+def _check_name(name: str, path: str) -> None:
+    """Raise EINVAL for a name that would mean something else on SMB: a path separator or
+    stream separator in it, '.' or '..', or a trailing dot or space (which Windows drops)."""
+    if name in ("", ".", "..") or name[-1] in ". " or not _INVALID_NAME_CHARACTERS.isdisjoint(name):
+        raise OSError(errno.EINVAL, f"not a valid name on SMB: {name!r}", path)
+
+
+def _directory_entries(buffer: bytes, prefix: str) -> Iterator[tuple[Entry, int]]:
+    """The entries of a FILE_DIRECTORY_INFORMATION buffer with their attribute bits, without
+    '.', '..' and the temporary files of writes in progress."""
     offset = 0
     while True:
         (following, _, creation, access, write, _, size, _, attrs, length) = _LISTED.unpack_from(
@@ -992,7 +1194,8 @@ def _directory_entries(buffer: bytes, prefix: str) -> Iterator[Entry]:
         start = offset + _LISTED.size
         name = buffer[start : start + length].decode("utf-16-le", errors="surrogatepass")
         if name not in (".", "..") and not TEMP_NAME.fullmatch(name):
-            yield _entry(prefix + name, size, write, ns_from_filetime(access), creation, attrs)
+            entry = _entry(prefix + name, size, write, ns_from_filetime(access), creation, attrs)
+            yield entry, attrs
         if not following:
             return
         offset += following
