@@ -20,8 +20,14 @@ the protocol, a ceiling rather than a peer. `cp -a` has no no-op re-run (it copi
 Every tool writes into a new folder of its own, removed once counted. Ferry runs once with
 VerifyMode NONE (what the others do) and once with POINT_IN_TIME_CONSISTENT ("ferry-verify");
 its time runs from StartTaskExecution to the end as a connected client sees it. After every run
-the files in the tool's folder are counted on disk; a tool that copied fewer ends the benchmark.
-The servers' CPU is that of their whole process tree (smbd forks one child per connection).
+the files in the tool's folder are counted on disk: a tool that reports success but copied fewer
+ends the benchmark; a Ferry execution that fails is reported as FAILED (with what arrived), the
+others go on, and the script exits non-zero at the end. After every run a `sync` is timed apart:
+the write-back the tool left (nfs-rs makes every write stable, cp and rsync do not). The
+servers' CPU is that of their whole process tree (smbd forks one child per connection);
+"others" is the CPU the machine spent outside this script's processes (another job's, the
+kernel's write-back, steal): the load averages count this run's own threads. Results are saved
+after every data set, so an interrupted run keeps what it measured.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from local import RCLONE, FerryStack, make_large, make_small
+from local import RCLONE, FerryStack, make_large, make_small, timed
 from s3 import Cpu, ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -53,12 +59,6 @@ TOOLS = {
 }
 COMPARED = {"smb": ("rclone",), "nfs": ("rsync", "cp")}
 NO_NOOP = {"cp"}  # `cp -a` copies everything again: it has no no-op
-
-
-def timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def counted(folder: Path) -> tuple[int, int]:
@@ -149,34 +149,55 @@ async def compare(
     times: dict[str, dict[str, list[float]]] = {s: {} for s in scenarios}
     loads: dict[str, dict[str, list[dict[str, float]]]] = {s: {} for s in scenarios}
     reported: dict[str, dict[str, list[int]]] = {s: {} for s in scenarios}
+    failed: dict[str, dict[str, list[str]]] = {s: {} for s in scenarios}
+    writeback: dict[str, dict[str, list[float]]] = {s: {} for s in scenarios}
     load_average: list[float] = []
     order = list(TOOLS[protocol])
     for repeat in range(repeats):
         order = order[1:] + order[:1]  # alternate who goes first
         folders = {tool: f"{name}-{tool}-{repeat}" for tool in order}
         runs = {tool: await target.runner(tool, source, folders[tool]) for tool in order}
+        broken: set[str] = set()  # failed its initial copy: it has no no-op to measure
         for scenario in scenarios:
             for tool in order:
-                if scenario == "noop" and tool in NO_NOOP:
+                if scenario == "noop" and (tool in NO_NOOP or tool in broken):
                     continue
+                run = f"{protocol} {name} {scenario} {tool}"
                 subprocess.run(["sync"], check=True)
                 load_average.append(os.getloadavg()[0])
-                before = Cpu.now(target.pid)
-                outcome = runs[tool]()
-                if asyncio.iscoroutine(outcome):
-                    elapsed, result = await outcome
-                    reported[scenario].setdefault(tool, []).append(result["FilesTransferred"])
-                else:
-                    elapsed = outcome
-                cpu = Cpu.now(target.pid) - before
+                before, ours = Cpu.now(target.pid), Cpu.now(os.getpid())
+                try:
+                    outcome = runs[tool]()
+                    if asyncio.iscoroutine(outcome):
+                        elapsed, result = await outcome
+                        reported[scenario].setdefault(tool, []).append(result["FilesTransferred"])
+                    else:
+                        elapsed = outcome
+                except SystemExit as failure:  # FerryStack.run: the execution did not succeed
+                    files = counted(target.root / folders[tool])[0]
+                    detail = f"{failure} ({files} of {expected[0]} files arrived)"
+                    print(f"{run}: FAILED: {detail}", file=sys.stderr)
+                    failed[scenario].setdefault(tool, []).append(detail)
+                    broken.add(tool)
+                    continue
+                cpu, everything = Cpu.now(target.pid) - before, Cpu.now(os.getpid()) - ours
                 times[scenario].setdefault(tool, []).append(elapsed)
-                loads[scenario].setdefault(tool, []).append(cpu.shares(elapsed))
+                # CPU of the machine outside this script's processes (the servers, Ferry, the
+                # tools are all ours): another job's, and the kernel's (write-back, steal).
+                others = (everything.busy - everything.server) / elapsed
+                loads[scenario].setdefault(tool, []).append(
+                    {**cpu.shares(elapsed), "others": others}
+                )
+                # What the run left for the kernel to write: nfs-rs makes every write stable
+                # (COMMIT, an fsync in ganesha); cp, rsync and smbd leave it in the page cache.
+                writeback[scenario].setdefault(tool, []).append(timed(["sync"]))
                 print(
-                    f"{protocol} {name} {scenario} {tool}: {elapsed:.2f} s, "
-                    f"{cpu.describe(elapsed)}",
+                    f"{run}: {elapsed:.2f} s, {cpu.describe(elapsed)}, others {others:.2f} "
+                    "cores, then sync "
+                    f"{writeback[scenario][tool][-1]:.2f} s",
                     file=sys.stderr,
                 )
-                check(target.root / folders[tool], expected, f"{protocol} {name} {scenario} {tool}")
+                check(target.root / folders[tool], expected, run)
         for tool in order:
             subprocess.run(["rm", "-rf", str(target.root / folders[tool])], check=True)
     return {
@@ -185,6 +206,8 @@ async def compare(
         **times,
         "cpu": loads,
         "ferry_files_transferred": reported,
+        "failed": failed,
+        "writeback": writeback,
         "load_average_1min": load_average,
     }
 
@@ -208,11 +231,11 @@ def print_report(results: dict[str, Any]) -> None:
             data = results.get(protocol, {}).get(name)
             if not data:
                 continue
+            files, size = data["files"], data["bytes"]
             for scenario in ("initial", "noop"):
-                runs = data.get(scenario)
-                if not runs:
+                runs, failed = data.get(scenario, {}), data["failed"].get(scenario, {})
+                if not runs and not failed:
                     continue
-                files, size = data["files"], data["bytes"]
                 print(
                     f"\n{name} ({files} files, {size / 2**20:.0f} MiB) {titles[protocol]}: "
                     f"{scenario}  (speed as a multiple of each comparison's, median of "
@@ -222,21 +245,39 @@ def print_report(results: dict[str, Any]) -> None:
                     print("  (rsync and cp write the export's folder on disk: a ceiling, no peer)")
                 for tool, seconds in runs.items():
                     median = statistics.median(seconds)
-                    rates = f"{files / median:7.0f} files/s {size / median / 2**20:7.1f} MiB/s"
+                    rate = files / median
+                    rates = f"{rate:7.{0 if rate >= 100 else 2}f} files/s "
+                    rates += f"{size / median / 2**20:7.1f} MiB/s"
                     ratios = "  ".join(
-                        f"{ratio(runs[other], seconds):5.2f}x {other}"
+                        f"{speed(runs[other], seconds):5.2f}x {other}"
                         for other in COMPARED[protocol]
                         if other in runs
                     )
                     load = data["cpu"][scenario][tool]
                     busy = statistics.median(share["machine"] for share in load)
                     server = statistics.median(share["server"] for share in load)
+                    others = statistics.median(share.get("others", 0.0) for share in load)
                     print(
                         f"  {tool:<13}{median:8.2f} s {rates}  {ratios}  "
-                        f"machine {busy:4.0%} busy, server {server:.2f} cores"
+                        f"machine {busy:4.0%} busy, server {server:.2f} cores, "
+                        f"others {others:.2f} cores"
                     )
+                for tool, details in failed.items():
+                    print(f"  {tool:<13}FAILED {len(details)} time(s): {details[0]}")
+                syncs = ", ".join(
+                    f"{tool} {statistics.median(values):.2f} s"
+                    for tool, values in data["writeback"].get(scenario, {}).items()
+                )
+                print(f"  then `sync` (the write-back each left, not in the times): {syncs}")
             averages = data["load_average_1min"]
             print(f"  (1-minute load before the runs: {min(averages):.2f} to {max(averages):.2f})")
+
+
+def speed(theirs: list[float], ours: list[float]) -> float:
+    """As s3.ratio; the ratio of the medians where a failed run left the repeats unpaired."""
+    if len(theirs) == len(ours):
+        return ratio(theirs, ours)
+    return statistics.median(theirs) / statistics.median(ours)
 
 
 async def main() -> None:
@@ -270,6 +311,8 @@ async def main() -> None:
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
     }
+    out = Path(__file__).parent / "results" / f"file-servers-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
     stack = FerryStack(state)
     try:
         await stack.connect()
@@ -286,17 +329,25 @@ async def main() -> None:
                         results[protocol][name] = await compare(
                             target, name, source, args.repeats, expected
                         )
+                        out.write_text(json.dumps(results, indent=2))  # what is done so far
     finally:
         stack.stop()
     results["load_average_at_end"] = os.getloadavg()
     results["worker_peak_rss"] = stack.peak_rss
-    out = Path(__file__).parent / "results" / f"file-servers-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print_report(results)
     start, end = results["load_average_at_start"], results["load_average_at_end"]
     print(f"\nload average (1, 5, 15 min) at start {start}, at end {end}")
     print(f"saved in {out}")
+    failures = [
+        f"{protocol} {name} {scenario} {tool}"
+        for protocol in ("smb", "nfs")
+        for name, data in results.get(protocol, {}).items()
+        for scenario, tools in data["failed"].items()
+        for tool in tools
+    ]
+    if failures:
+        raise SystemExit(f"failed runs: {', '.join(failures)}")
 
 
 if __name__ == "__main__":
