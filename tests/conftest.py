@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import free_port
 
 from starter.client import connect
 from starter.dev import DevServer
@@ -50,12 +51,6 @@ os.environ.update(
     AWS_CONFIG_FILE="/dev/null",
     AWS_SHARED_CREDENTIALS_FILE="/dev/null",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sysconfig
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from helpers import free_port, wait_for_port
 
 GANESHA = "ganesha.nfsd"
 RCLONE = os.path.join(sysconfig.get_path("scripts"), "rclone")
@@ -37,23 +36,6 @@ EXPORT {{ Export_Id = 2; Path = {directory}/fsx; Pseudo = /fsx; Access_Type = RW
   Squash = No_Root_Squash; SecType = sys; Protocols = 4; Transports = TCP; FSAL {{ Name = VFS; }} }}
 LOG {{ Default_Log_Level = EVENT; }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the NFS server exited with {process.returncode}; see {log}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"the NFS server did not open port {port} in {timeout} s; see {log}")
 
 
 @dataclass
@@ -106,7 +88,7 @@ def ganesha() -> Iterator[NfsServer]:
     )
     server = NfsServer(port, export_dir, PSEUDO_PATH, "NFS4_1", directory, process)
     try:
-        _wait_for_port(port, process, log, timeout=10)
+        wait_for_port(port, process, f"nfs-ganesha (log: {log})", timeout=10)
         yield server
     finally:
         server.stop()
@@ -133,7 +115,7 @@ def rclone_nfs() -> Iterator[NfsServer]:
         )  # fmt: skip
     server = NfsServer(port, export_dir, "/", "NFS3", directory, process)
     try:
-        _wait_for_port(port, process, log, timeout=10)
+        wait_for_port(port, process, f"rclone serve nfs (log: {log})", timeout=10)
         yield server
     finally:
         server.stop()

@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 import smbclient
+from helpers import free_port, wait_for_port
 from smbprotocol.file_info import InfoType
 from smbprotocol.open import SMB2QueryInfoRequest, SMB2QueryInfoResponse, SMB2SetInfoRequest
 from smbprotocol.security_descriptor import (
@@ -66,12 +65,6 @@ USER, PASSWORD = "testuser", "Ferry-Test-1"
 _SUBDIRS = ("lock", "state", "cache", "private", "run", "ncalrpc", "binddns", "log")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class SmbServer:
     """A running smbd: `shares` maps each share name to the folder on disk behind it."""
@@ -109,7 +102,7 @@ def start_smb_server(shares: tuple[str, ...] = ("share", "other")) -> SmbServer:
     directory = tempfile.mkdtemp(prefix="smb-", dir="/tmp")
     for sub in _SUBDIRS:
         os.mkdir(os.path.join(directory, sub))
-    port = _free_port()
+    port = free_port()
     paths = {name: os.path.join(directory, "shares", name) for name in shares}
     for path in paths.values():
         os.makedirs(path)
@@ -141,17 +134,12 @@ def start_smb_server(shares: tuple[str, ...] = ("share", "other")) -> SmbServer:
     )
     log.close()
     server = SmbServer(port, directory, process, paths, share=shares[0])
-    deadline = time.monotonic() + 15
-    while True:
-        if process.poll() is not None:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise RuntimeError(f"smbd exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return server
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("smbd did not open its port in 15 s")
-        time.sleep(0.02)
+    try:
+        wait_for_port(port, process, "smbd", timeout=15)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server
 
 
 @contextlib.contextmanager

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 import xxhash
-from nfs_server import NfsServer, free_port, nfs_server, rclone_nfs
+from helpers import free_port
+from nfs_server import NfsServer, nfs_server, rclone_nfs
 
 from activities.storage.base import (
     DIR,
