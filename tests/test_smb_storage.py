@@ -19,8 +19,9 @@ from smbprotocol.exceptions import SMBAuthenticationError, SMBResponseException
 from smbprotocol.header import SMB2HeaderResponse
 from smbprotocol.session import Session
 
-from activities.storage import smb
+from activities.storage import kerberos, smb
 from activities.storage.base import DIR, FILE, Entry, MetadataError, MetadataPolicy, StorageError
+from activities.storage.kerberos import Kerberos
 from activities.storage.smb import (
     ARCHIVE,
     CREATION_NS,
@@ -29,7 +30,6 @@ from activities.storage.smb import (
     READONLY,
     REPARSE_POINT_SKIPPED,
     SECURITY_DESCRIPTOR,
-    Kerberos,
     SmbStorage,
 )
 from models.errors import ErrorCode
@@ -574,13 +574,13 @@ def kerberos_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[list]:
     gssapi is not installed here: an empty module stands for it (install() only checks that
     it imports); what atexit is given is collected, not registered."""
     monkeypatch.setitem(sys.modules, "gssapi", types.ModuleType("gssapi"))
-    monkeypatch.setattr(smb, "_KERBEROS_INSTALLED", {})
+    monkeypatch.setattr(kerberos, "_KERBEROS_INSTALLED", {})
     for variable in ("KRB5_CONFIG", "KRB5_CLIENT_KTNAME"):
         monkeypatch.delenv(variable, raising=False)
     at_exit: list = []
-    monkeypatch.setattr(smb.atexit, "register", at_exit.append)
+    monkeypatch.setattr(kerberos.atexit, "register", at_exit.append)
     yield at_exit
-    smb._remove_kerberos_files()
+    kerberos._remove_kerberos_files()
 
 
 KRB5_CONF = b"[libdefaults]\n  default_realm = EXAMPLE.COM\n"
@@ -606,7 +606,7 @@ def test_kerberos_files_are_written_once_per_process(kerberos_process):
             other.install()
     assert os.environ["KRB5_CLIENT_KTNAME"] == keytab
 
-    assert kerberos_process == [smb._remove_kerberos_files]  # registered once
+    assert kerberos_process == [kerberos._remove_kerberos_files]  # registered once
     kerberos_process[0]()  # as the process exits
     assert not os.path.exists(folder)
 

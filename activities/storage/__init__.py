@@ -39,7 +39,8 @@ def open_storage(location: Location, temp_tag: str = "") -> Storage:
             temp_tag,
         )
     if isinstance(location, SmbServerLocation):
-        from activities.storage.smb import Kerberos, SmbStorage
+        from activities.storage.kerberos import Kerberos
+        from activities.storage.smb import SmbStorage
 
         kerberos = None
         if isinstance(location, SmbLocation) and location.AuthenticationType == "KERBEROS":
