@@ -41,7 +41,7 @@ def report_step(step: str) -> str:
 
 def metadata(entry: Entry) -> dict[str, Any]:
     """An entry's metadata as a report shows it."""
-    return {
+    shown = {
         "Type": KIND_NAMES.get(entry.kind, entry.kind),
         "ContentSize": entry.size,
         "Mtime": _time(entry.mtime_ns),
@@ -50,6 +50,9 @@ def metadata(entry: Entry) -> dict[str, Any]:
         "Gid": entry.gid,
         "Mode": f"{entry.mode:04o}",
     }
+    if entry.owner or entry.group:  # HDFS's names
+        shown.update(Owner=entry.owner, Group=entry.group)
+    return shown
 
 
 def _time(ns: int) -> str:

@@ -303,6 +303,8 @@ def _equal(s: Entry, d: Entry, policy: MetadataPolicy, resolution: int) -> bool:
         and s.mode == d.mode
         and s.uid == d.uid
         and s.gid == d.gid
+        and s.owner == d.owner
+        and s.group == d.group
     ):
         return True
     return not compare(s, d, policy, resolution)

@@ -50,12 +50,21 @@ def compare(
     times_kept = source.kind != SYMLINK or policy.link_times
     if policy.mtime and source.kind != FILE and times_kept and not same_time:
         metadata.append(_mtime(source, destination))
-    if policy.mode and source.kind != SYMLINK and source.mode != destination.mode:
-        metadata.append(f"mode {destination.mode:04o} instead of {source.mode:04o}")
+    if policy.mode and source.kind != SYMLINK:
+        bits = policy.mode_bits
+        if source.mode & bits != destination.mode & bits:
+            metadata.append(
+                f"mode {destination.mode & bits:04o} instead of {source.mode & bits:04o}"
+            )
     if policy.uid and source.uid != destination.uid:
         metadata.append(f"uid {destination.uid} instead of {source.uid}")
     if policy.gid and source.gid != destination.gid:
         metadata.append(f"gid {destination.gid} instead of {source.gid}")
+    # Names are compared where both sides have them (a POSIX source has none to keep).
+    if policy.owner_name and source.owner and source.owner != destination.owner:
+        metadata.append(f"owner {destination.owner!r} instead of {source.owner!r}")
+    if policy.group_name and source.group and source.group != destination.group:
+        metadata.append(f"group {destination.group!r} instead of {source.group!r}")
     return Differences(content, metadata)
 
 

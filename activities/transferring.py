@@ -45,7 +45,8 @@ class _ReadFailed(Exception):
         self.error = error
 
 
-# Result log rows: what kind of thing was written, then its entry row.
+# Result log rows: what kind of thing was written, then its entry row (a file: its checksum
+# and whether it was torn first, since an entry row may end with owner names).
 WROTE_FILE = "f"
 WROTE_METADATA = "m"
 WROTE_OTHER = "o"  # symbolic link or device
@@ -194,6 +195,8 @@ class BatchTransfer:
             mode=before.mode,
             uid=before.uid,
             gid=before.gid,
+            owner=before.owner,
+            group=before.group,
             attributes=before.attributes,
         )
         try:
@@ -223,7 +226,7 @@ class BatchTransfer:
         if torn:
             log.warning("%s: /%s changed while it was being copied", self.run.arn, path)
         self.run.count(FilesTransferred=1, BytesTransferred=copied, BytesWritten=copied)
-        self.run.record([WROTE_FILE, *written.row(), digest, torn])
+        self.run.record([WROTE_FILE, digest, torn, *written.row()])
         self._transferred(written, "CONTENT_AND_METADATA", SrcChecksum=digest)
 
     def _transferred(self, entry: Entry, transfer_type: str, **fields: Any) -> None:

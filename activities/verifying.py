@@ -207,7 +207,10 @@ def verify_transferred(
                 run.count(FilesVerified=1)
                 run.event("Verified", path, LinkTo="/" + first)
             return
-        written = Entry.from_row(rest[:13])
+        # A file's record leads with its checksum and whether the source changed meanwhile;
+        # an entry's row may end with owner names, so it comes last.
+        expected, torn = (rest[0], rest[1]) if kind == WROTE_FILE else ("", False)
+        written = Entry.from_row(rest[2:] if kind == WROTE_FILE else rest)
         sums: dict[str, str] = {}
         actual = destination.stat(written.path)
         if actual is None:
@@ -218,7 +221,6 @@ def verify_transferred(
             run.fail(written.path, "metadata", differences.describe(), verify=True)
             return
         if kind == WROTE_FILE:
-            expected, torn = rest[13], rest[14]
             if torn:
                 detail = "the source changed while it was being copied"
                 run.fail(written.path, "checksum", detail, verify=True)

@@ -77,16 +77,23 @@ class Entry:
     device: int = 0
     rdev: int = 0
     target: str | None = None  # a symbolic link's target
+    # Owner and group by name, where the storage has names rather than ids (HDFS; object
+    # storage whose file-owner is a name); uid and gid are then DataSync's defaults.
+    owner: str = ""
+    group: str = ""
     # An object's own properties (Content-Type and the like, user metadata, a way to its tags),
     # passed from an object read to an object written; not kept in the staging store.
     attributes: dict[str, Any] | None = None
 
     def row(self) -> list[Any]:
         """Compact form for the staging store."""
-        return [
+        row = [
             self.path, self.kind, self.size, self.mtime_ns, self.atime_ns, self.mode,
             self.uid, self.gid, self.nlink, self.inode, self.device, self.rdev, self.target,
         ]  # fmt: skip
+        if self.owner or self.group:  # only where names exist: most rows stay short
+            row += [self.owner, self.group]
+        return row
 
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
@@ -114,6 +121,12 @@ class MetadataPolicy:
     security_descriptor: str = "NONE"
     # Whether a symbolic link's own mtime is kept (not where the server ignores it on links).
     link_times: bool = True
+    # Owner and group names (Entry.owner, .group), kept where the destination has names, by
+    # the Uid and Gid options.
+    owner_name: bool = False
+    group_name: bool = False
+    # The permission bits the destination keeps (HDFS has no setuid or setgid).
+    mode_bits: int = 0o7777
 
     @classmethod
     def from_options(cls, options: Options) -> MetadataPolicy:

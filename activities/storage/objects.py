@@ -107,9 +107,14 @@ def user_metadata(entry: Entry, policy: MetadataPolicy) -> dict[str, str]:
         metadata[META_MTIME] = f"{entry.mtime_ns}ns"
         if policy.atime:
             metadata[META_ATIME] = f"{entry.atime_ns}ns"
-    if policy.uid and entry.uid >= 0:
+    # A name where the source has one (HDFS), else the number.
+    if policy.owner_name and entry.owner:
+        metadata[META_OWNER] = entry.owner
+    elif policy.uid and entry.uid >= 0:
         metadata[META_OWNER] = str(entry.uid)
-    if policy.gid and entry.gid >= 0:
+    if policy.group_name and entry.group:
+        metadata[META_GROUP] = entry.group
+    elif policy.gid and entry.gid >= 0:
         metadata[META_GROUP] = str(entry.gid)
     if policy.mode or entry.kind == SYMLINK:  # a link is known by its type bits
         mode = entry.mode if policy.mode else 0o777
@@ -146,7 +151,8 @@ def entry_from_object(path: str, answer: dict[str, Any], kind: str) -> Entry:
             mode = bits & 0o7777
             if kind == FILE and stat.S_IFMT(bits) == stat.S_IFLNK:
                 kind = SYMLINK
-    uid, gid = _number(meta.get(META_OWNER)), _number(meta.get(META_GROUP))
+    owner, group = meta.get(META_OWNER, ""), meta.get(META_GROUP, "")
+    uid, gid = _number(owner), _number(group)
     return Entry(
         path,
         kind,
@@ -156,6 +162,8 @@ def entry_from_object(path: str, answer: dict[str, Any], kind: str) -> Entry:
         mode=mode,
         uid=NO_POSIX_ID if uid is None else uid,
         gid=NO_POSIX_ID if gid is None else gid,
+        owner="" if uid is not None else owner,  # a name, not a number (from HDFS)
+        group="" if gid is not None else group,
     )
 
 
