@@ -395,6 +395,78 @@ class FsxLustreLocation(FsxLocation):
         return {**super().describe(), "MountPath": self.MountPath}
 
 
+# --- HDFS ----------------------------------------------------------------------------------
+
+HdfsProtection = Literal["DISABLED", "AUTHENTICATION", "INTEGRITY", "PRIVACY"]
+
+
+class HdfsNameNode(BaseModel):
+    """A NameNode's WebHDFS address: Port is its HTTP port (9870 on Hadoop 3), not the RPC one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    Hostname: str
+    Port: int
+
+
+class HdfsQop(BaseModel):
+    """Kept and shown for DataSync's sake: it protects Hadoop RPC and the DataNodes' block
+    protocol, which WebHDFS does not use (its requests are HTTP)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    RpcProtection: HdfsProtection = "PRIVACY"
+    DataTransferProtection: HdfsProtection = "PRIVACY"
+
+
+class HdfsLocation(LocationBase):
+    """An HDFS cluster reached over WebHDFS. Several NameNodes are one cluster's HA pair (or
+    more): a request that meets a standby or unreachable NameNode goes to the next."""
+
+    LocationType: Literal["HDFS"] = "HDFS"
+    NameNodes: tuple[HdfsNameNode, ...]
+    Subdirectory: str = "/"
+    BlockSize: int = 128 * 1024 * 1024
+    ReplicationFactor: int = 3
+    KmsKeyProviderUri: str | None = None  # kept and shown: the DataNodes reach the KMS
+    QopConfiguration: HdfsQop = HdfsQop()
+    AuthenticationType: Literal["SIMPLE", "KERBEROS"] = "SIMPLE"
+    SimpleUser: str | None = None
+    KerberosPrincipal: str | None = None
+    KerberosKeytab: str | None = None  # base64, sealed (activities.secrets)
+    KerberosKrb5Conf: str | None = None  # base64
+
+    @property
+    def path(self) -> str:
+        """The location root as an absolute HDFS path."""
+        return _folder(self.Subdirectory).rstrip("/") or "/"
+
+    @property
+    def location_uri(self) -> str:
+        first = self.NameNodes[0]
+        return _prefix_uri("hdfs", f"{first.Hostname}:{first.Port}", self.Subdirectory)
+
+    @property
+    def tree(self) -> tuple[str, str]:
+        # One cluster however its NameNodes are listed.
+        nodes = sorted(f"{node.Hostname}:{node.Port}" for node in self.NameNodes)
+        return "hdfs:" + ",".join(nodes), _folder(self.Subdirectory)
+
+    def describe(self) -> dict[str, Any]:
+        response = {
+            **super().describe(),
+            "NameNodes": [node.model_dump() for node in self.NameNodes],
+            "BlockSize": self.BlockSize,
+            "ReplicationFactor": self.ReplicationFactor,
+            "QopConfiguration": self.QopConfiguration.model_dump(),
+            "AuthenticationType": self.AuthenticationType,
+        }
+        for field in ("KmsKeyProviderUri", "SimpleUser", "KerberosPrincipal"):
+            if getattr(self, field):
+                response[field] = getattr(self, field)
+        return response
+
+
 Location = Annotated[
     LocalLocation
     | S3Location
@@ -404,7 +476,8 @@ Location = Annotated[
     | EfsLocation
     | FsxWindowsLocation
     | FsxOpenZfsLocation
-    | FsxLustreLocation,
+    | FsxLustreLocation
+    | HdfsLocation,
     Field(discriminator="LocationType"),
 ]
 ObjectLocation = S3Location | ObjectStorageLocation

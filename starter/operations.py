@@ -49,6 +49,9 @@ from models.locations import (
     FsxLustreLocation,
     FsxOpenZfsLocation,
     FsxWindowsLocation,
+    HdfsLocation,
+    HdfsNameNode,
+    HdfsQop,
     LocalLocation,
     Location,
     LocationBase,
@@ -84,6 +87,7 @@ from starter.requests import (
     CreateLocationFsxLustreRequest,
     CreateLocationFsxOpenZfsRequest,
     CreateLocationFsxWindowsRequest,
+    CreateLocationHdfsRequest,
     CreateLocationLocalRequest,
     CreateLocationNfsRequest,
     CreateLocationObjectStorageRequest,
@@ -91,6 +95,7 @@ from starter.requests import (
     CreateLocationSmbRequest,
     CreateTaskRequest,
     Ec2ConfigShape,
+    HdfsNameNodeShape,
     ListAgentsRequest,
     ListLocationsRequest,
     ListTagsForResourceRequest,
@@ -98,6 +103,7 @@ from starter.requests import (
     ListTasksRequest,
     LocationArnRequest,
     NfsMountOptionsShape,
+    QopConfigurationShape,
     Request,
     SmbMountOptionsShape,
     StartTaskExecutionRequest,
@@ -110,6 +116,7 @@ from starter.requests import (
     UpdateLocationFsxLustreRequest,
     UpdateLocationFsxOpenZfsRequest,
     UpdateLocationFsxWindowsRequest,
+    UpdateLocationHdfsRequest,
     UpdateLocationNfsRequest,
     UpdateLocationObjectStorageRequest,
     UpdateLocationS3Request,
@@ -320,7 +327,7 @@ class Ferry:
 
     async def create_location_smb(self, request: dict[str, Any]) -> Response:
         req = parse(CreateLocationSmbRequest, request)
-        _check_smb_authentication(req.model_dump(exclude_none=True))
+        _check_authentication(req.model_dump(exclude_none=True), _SMB_AUTHENTICATION)
         arn = self._new_location_arn()
         location = SmbLocation(
             LocationArn=arn,
@@ -340,8 +347,10 @@ class Ferry:
         location = await self._location(req.LocationArn, SmbLocation)
         changes = _changes(req, exclude={"Password", "KerberosKeytab"})
         changes.update(_smb_secrets(req, location.LocationArn))
-        _check_smb_authentication(
-            {**location.model_dump(exclude_none=True), **_changes(req)}, updating=True
+        _check_authentication(
+            {**location.model_dump(exclude_none=True), **_changes(req)},
+            _SMB_AUTHENTICATION,
+            updating=True,
         )
         await self._update("update_location", location.model_copy(update=changes))
         return {}
@@ -443,6 +452,42 @@ class Ferry:
         req = parse(UpdateLocationFsxLustreRequest, request)
         location = await self._location(req.LocationArn, FsxLustreLocation)
         await self._update("update_location", location.model_copy(update=_changes(req)))
+        return {}
+
+    async def create_location_hdfs(self, request: dict[str, Any]) -> Response:
+        req = parse(CreateLocationHdfsRequest, request)
+        _check_authentication(req.model_dump(exclude_none=True), _HDFS_AUTHENTICATION)
+        arn = self._new_location_arn()
+        location = HdfsLocation(
+            LocationArn=arn,
+            CreationTime=_now(),
+            **_changes(req, exclude={"Tags", "KerberosKeytab", "QopConfiguration"}),
+            QopConfiguration=_qop(req.QopConfiguration),
+            KerberosKeytab=_sealed(req.KerberosKeytab, arn, "KerberosKeytab"),
+        )
+        await self._update("create_location", location, req.Tags)
+        return {"LocationArn": arn}
+
+    async def describe_location_hdfs(self, request: dict[str, Any]) -> Response:
+        req = parse(LocationArnRequest, request)
+        return (await self._location(req.LocationArn, HdfsLocation)).describe()
+
+    async def update_location_hdfs(self, request: dict[str, Any]) -> Response:
+        req = parse(UpdateLocationHdfsRequest, request)
+        location = await self._location(req.LocationArn, HdfsLocation)
+        changes = _changes(req, exclude={"KerberosKeytab", "QopConfiguration"})
+        if req.KerberosKeytab is not None:
+            changes["KerberosKeytab"] = _sealed(
+                req.KerberosKeytab, location.LocationArn, "KerberosKeytab"
+            )
+        if req.QopConfiguration is not None:
+            changes["QopConfiguration"] = _qop(req.QopConfiguration)
+        _check_authentication(
+            {**location.model_dump(exclude_none=True), **_changes(req)},
+            _HDFS_AUTHENTICATION,
+            updating=True,
+        )
+        await self._update("update_location", location.model_copy(update=changes))
         return {}
 
     def _new_location_arn(self) -> str:
@@ -826,6 +871,7 @@ _KIND_NAMES: dict[type, str] = {
     FsxWindowsLocation: "an FSx for Windows File Server",
     FsxOpenZfsLocation: "an FSx for OpenZFS",
     FsxLustreLocation: "an FSx for Lustre",
+    HdfsLocation: "an HDFS",
 }
 
 
@@ -857,7 +903,10 @@ def _changes(request: Request, exclude: set[str] | frozenset[str] = frozenset())
                 SubnetArn=value.SubnetArn, SecurityGroupArns=tuple(value.SecurityGroupArns)
             )
         elif isinstance(value, list):
-            value = tuple(value)
+            value = tuple(
+                HdfsNameNode(**item.model_dump()) if isinstance(item, HdfsNameNodeShape) else item
+                for item in value
+            )
         changes[name] = value
     return changes
 
@@ -872,20 +921,40 @@ def _smb_secrets(
     return secrets
 
 
-def _check_smb_authentication(fields: Response, *, updating: bool = False) -> None:
-    """DataSync's rule: NTLM needs User and Password; KERBEROS its principal, keytab and
-    krb5.conf."""
-    if fields.get("AuthenticationType", "NTLM") == "NTLM":
-        needed = ("User", "Password")
-    else:
-        needed = ("KerberosPrincipal", "KerberosKeytab", "KerberosKrb5Conf")
+# What each AuthenticationType needs, the first being the default.
+_SMB_AUTHENTICATION = {
+    "NTLM": ("User", "Password"),
+    "KERBEROS": ("KerberosPrincipal", "KerberosKeytab", "KerberosKrb5Conf"),
+}
+_HDFS_AUTHENTICATION = {
+    "SIMPLE": ("SimpleUser",),
+    "KERBEROS": ("KerberosPrincipal", "KerberosKeytab", "KerberosKrb5Conf"),
+}
+
+
+def _check_authentication(
+    fields: Response, needs: dict[str, tuple[str, ...]], *, updating: bool = False
+) -> None:
+    """DataSync's rule: each AuthenticationType has fields it cannot go without."""
+    kind = fields.get("AuthenticationType", next(iter(needs)))
+    needed = needs[kind]
     missing = [field for field in needed if not fields.get(field)]
     if missing:
-        kind = fields.get("AuthenticationType", "NTLM")
+        listed = f"{', '.join(needed[:-1])} and {needed[-1]}" if len(needed) > 1 else needed[0]
         raise InvalidRequestException(
-            f"AuthenticationType {kind} requires {', '.join(needed[:-1])} and {needed[-1]}: give "
+            f"AuthenticationType {kind} requires {listed}: give "
             f"{', '.join(missing)}" + (" (or change AuthenticationType)." if updating else ".")
         )
+
+
+def _qop(given: QopConfigurationShape | None) -> HdfsQop:
+    """DataSync's defaults: PRIVACY for both, or the one given for the other."""
+    rpc = given and given.RpcProtection
+    transfer = given and given.DataTransferProtection
+    return HdfsQop(
+        RpcProtection=rpc or transfer or "PRIVACY",
+        DataTransferProtection=transfer or rpc or "PRIVACY",
+    )
 
 
 def _check_efs_tunnel(fields: Response) -> None:

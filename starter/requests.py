@@ -481,6 +481,88 @@ class UpdateLocationFsxLustreRequest(Request):
     MountPath: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")] | None = None
 
 
+# --- HDFS ------------------------------------------------------------------------------------
+
+HdfsHostnameValue = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^(([a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z0-9\-]*[A-Za-z0-9])$",
+    ),
+]
+HdfsSubdirectoryValue = Annotated[
+    str, Field(min_length=1, max_length=4096, pattern=r"^[a-zA-Z0-9_\-\+\./\(\)\$ ]+$")
+]
+
+
+def _whole_sectors(size: int) -> int:
+    if size % 512:
+        raise ValueError(f"{size} is not a multiple of 512 bytes (HDFS checksums 512-byte chunks)")
+    return size
+
+
+HdfsBlockSizeValue = Annotated[
+    int, Field(ge=1048576, le=1073741824), AfterValidator(_whole_sectors)
+]
+HdfsReplicationFactorValue = Annotated[int, Field(ge=1, le=512)]
+HdfsUserValue = Annotated[
+    str, Field(min_length=1, max_length=256, pattern=r"^[_.A-Za-z0-9][-_.A-Za-z0-9]*$")
+]
+_KMS_HOST = r"(([a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z0-9\-]*[A-Za-z0-9])"
+KmsKeyProviderUriValue = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=rf"^kms:\/\/http[s]?@{_KMS_HOST}(;{_KMS_HOST})*:[0-9]{{1,5}}\/kms$",
+    ),
+]
+HdfsProtectionValue = Literal["DISABLED", "AUTHENTICATION", "INTEGRITY", "PRIVACY"]
+
+
+class HdfsNameNodeShape(Request):
+    Hostname: HdfsHostnameValue
+    Port: ServerPortValue  # the NameNode's WebHDFS (HTTP) port: 9870 on Hadoop 3
+
+
+class QopConfigurationShape(Request):
+    RpcProtection: HdfsProtectionValue | None = None
+    DataTransferProtection: HdfsProtectionValue | None = None
+
+
+class CreateLocationHdfsRequest(Request):
+    NameNodes: Annotated[list[HdfsNameNodeShape], Field(min_length=1)]
+    Subdirectory: HdfsSubdirectoryValue = "/"
+    BlockSize: HdfsBlockSizeValue = 128 * 1024 * 1024
+    ReplicationFactor: HdfsReplicationFactorValue = 3
+    KmsKeyProviderUri: KmsKeyProviderUriValue | None = None
+    QopConfiguration: QopConfigurationShape | None = None
+    AuthenticationType: Literal["SIMPLE", "KERBEROS"]
+    SimpleUser: HdfsUserValue | None = None
+    KerberosPrincipal: KerberosPrincipalValue | None = None
+    KerberosKeytab: KeytabValue | None = None
+    KerberosKrb5Conf: Krb5ConfValue | None = None
+    AgentArns: AgentArnList | None = None  # required by DataSync; as for NFS
+    Tags: TagList = []
+
+
+class UpdateLocationHdfsRequest(Request):
+    LocationArn: LocationArnValue
+    NameNodes: Annotated[list[HdfsNameNodeShape], Field(min_length=1)] | None = None
+    Subdirectory: HdfsSubdirectoryValue | None = None
+    BlockSize: HdfsBlockSizeValue | None = None
+    ReplicationFactor: HdfsReplicationFactorValue | None = None
+    KmsKeyProviderUri: KmsKeyProviderUriValue | None = None
+    QopConfiguration: QopConfigurationShape | None = None
+    AuthenticationType: Literal["SIMPLE", "KERBEROS"] | None = None
+    SimpleUser: HdfsUserValue | None = None
+    KerberosPrincipal: KerberosPrincipalValue | None = None
+    KerberosKeytab: KeytabValue | None = None
+    KerberosKrb5Conf: Krb5ConfValue | None = None
+    AgentArns: AgentArnList | None = None
+
+
 class LocationArnRequest(Request):
     LocationArn: LocationArnValue
 
@@ -696,6 +778,9 @@ SHAPES: dict[str, type[Request]] = {
     "CreateLocationFsxLustre": CreateLocationFsxLustreRequest,
     "DescribeLocationFsxLustre": LocationArnRequest,
     "UpdateLocationFsxLustre": UpdateLocationFsxLustreRequest,
+    "CreateLocationHdfs": CreateLocationHdfsRequest,
+    "DescribeLocationHdfs": LocationArnRequest,
+    "UpdateLocationHdfs": UpdateLocationHdfsRequest,
     "ListLocations": ListLocationsRequest,
     "DeleteLocation": LocationArnRequest,
     "CreateTask": CreateTaskRequest,
