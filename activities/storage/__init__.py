@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from typing import TYPE_CHECKING
 
 from activities.storage.base import MetadataPolicy, Storage, StorageError
 from activities.storage.local import LocalStorage
 from models.errors import ErrorCode
 from models.locations import (
     FsxLustreLocation,
+    HdfsLocation,
     LocalLocation,
     Location,
     NfsServerLocation,
@@ -17,6 +19,9 @@ from models.locations import (
     SmbServerLocation,
 )
 from models.options import Options
+
+if TYPE_CHECKING:
+    from activities.storage.kerberos import Kerberos
 
 
 def open_storage(location: Location, temp_tag: str = "") -> Storage:
@@ -39,16 +44,8 @@ def open_storage(location: Location, temp_tag: str = "") -> Storage:
             temp_tag,
         )
     if isinstance(location, SmbServerLocation):
-        from activities.storage.kerberos import Kerberos
         from activities.storage.smb import SmbStorage
 
-        kerberos = None
-        if isinstance(location, SmbLocation) and location.AuthenticationType == "KERBEROS":
-            kerberos = Kerberos(
-                location.KerberosPrincipal or "",
-                base64.b64decode(_unsealed(location.KerberosKeytab, location.LocationArn)),
-                base64.b64decode(location.KerberosKrb5Conf or ""),
-            )
         return SmbStorage(
             location.ServerHostname,
             location.ServerPort,
@@ -58,11 +55,36 @@ def open_storage(location: Location, temp_tag: str = "") -> Storage:
             location.Domain,
             location.MountOptions.Version,
             temp_tag,
-            kerberos,
+            _kerberos(location) if isinstance(location, SmbLocation) else None,
+        )
+    if isinstance(location, HdfsLocation):
+        from activities.storage.hdfs import HdfsStorage
+
+        return HdfsStorage(
+            [(node.Hostname, node.Port) for node in location.NameNodes],
+            location.path,
+            location.SimpleUser or "",
+            block_size=location.BlockSize,
+            replication=location.ReplicationFactor,
+            temp_tag=temp_tag,
+            kerberos=_kerberos(location),
         )
     from activities.storage.objects import ObjectStorage
 
     return ObjectStorage(location, temp_tag)
+
+
+def _kerberos(location: SmbLocation | HdfsLocation) -> Kerberos | None:
+    """AuthenticationType KERBEROS's principal, keytab and krb5.conf."""
+    if location.AuthenticationType != "KERBEROS":
+        return None
+    from activities.storage.kerberos import Kerberos
+
+    return Kerberos(
+        location.KerberosPrincipal or "",
+        base64.b64decode(_unsealed(location.KerberosKeytab, location.LocationArn)),
+        base64.b64decode(location.KerberosKrb5Conf or ""),
+    )
 
 
 def _unsealed(sealed: str | None, location_arn: str) -> str:
@@ -86,6 +108,7 @@ _TIME_RESOLUTION_NS = {
     "FSX_LUSTRE": 1,
     "SMB": 100,
     "FSX_WINDOWS": 100,
+    "HDFS": 1_000_000,  # milliseconds
 }
 
 
@@ -106,6 +129,7 @@ _FILES_IN_FLIGHT = {
     "FSX_LUSTRE": 8,
     "SMB": 8,
     "FSX_WINDOWS": 8,
+    "HDFS": 8,
 }
 
 
@@ -129,6 +153,13 @@ def carries_attributes(source: Location, destination: Location) -> bool:
 _NO_LINK_TIMES = frozenset({"NFS", "EFS", "FSX_OPENZFS"})
 
 
+# Where owners and groups are names (HDFS's), and where names can be kept (object storage keeps
+# them in file-owner and file-group). HDFS has no numeric ids to write nor compare, and keeps
+# permission bits and the sticky bit but not setuid or setgid.
+_NAMED_OWNERS = frozenset({"HDFS"})
+_KEEPS_NAMES = _NAMED_OWNERS | {"S3", "OBJECT_STORAGE"}
+
+
 def metadata_policy(options: Options, destination: Location | None) -> MetadataPolicy:
     """What a transfer to `destination` writes and compares, from the task's options."""
     policy = MetadataPolicy.from_options(options)
@@ -136,6 +167,10 @@ def metadata_policy(options: Options, destination: Location | None) -> MetadataP
         return policy
     if destination.LocationType in _NO_POSIX:
         policy = dataclasses.replace(policy, uid=False, gid=False, mode=False, devices=False)
+    if destination.LocationType in _KEEPS_NAMES:
+        policy = dataclasses.replace(policy, owner_name=policy.uid, group_name=policy.gid)
+    if destination.LocationType in _NAMED_OWNERS:
+        policy = dataclasses.replace(policy, uid=False, gid=False, devices=False, mode_bits=0o1777)
     if destination.LocationType in _NO_LINK_TIMES:
         policy = dataclasses.replace(policy, link_times=False)
     return policy

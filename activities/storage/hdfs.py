@@ -1,0 +1,560 @@
+"""HDFS over WebHDFS: the NameNode's REST API through HdfsCLI (`hdfs`), the bytes straight to
+and from the DataNodes.
+
+- NameNode calls go through HdfsCLI's client, which knows high availability: given every
+  NameNode, it sends a request that meets a standby (StandbyException) or an unreachable
+  NameNode to the next one. Its path markers ('#LATEST') are not applied: Ferry's paths are
+  names as they are.
+- Reads: OPEN, whose 307 redirect to a DataNode is followed, streamed in the reader's chunks.
+- Writes: CREATE asks the NameNode where to write (a 307 to a DataNode, with the location's
+  BlockSize and ReplicationFactor), then the bytes go to that DataNode as one chunked PUT, sent
+  as they arrive, so memory does not grow with the file. A file is written under a temporary
+  name, given its times and owner, then renamed into place: RENAME with `renameoptions=OVERWRITE`
+  replaces atomically, and without it RENAME never replaces (an exclusive commit).
+- Metadata, by DataSync's HDFS rules: times (milliseconds), permission bits and the sticky bit
+  (HDFS has no setuid or setgid), owner and group by name. uid and gid are DataSync's defaults.
+- HDFS keeps no symbolic links (Hadoop disables them), devices or hard links: a link to write
+  fails per file, a hard link becomes a copy.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import errno
+import heapq
+import http.client
+import json
+import operator
+import urllib.parse
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import requests
+import urllib3.exceptions
+from hdfs import Client, HdfsError
+from hdfs.client import _Request
+
+from activities.storage.base import (
+    DIR,
+    FILE,
+    NO_POSIX_ID,
+    SYMLINK,
+    TRANSIENT_ERRNOS,
+    Entry,
+    MetadataError,
+    MetadataPolicy,
+    Storage,
+    StorageError,
+    describe_error,
+    listing_key,
+    temp_name,
+)
+from activities.storage.kerberos import Kerberos
+from models.errors import ErrorCode
+
+# Seconds to connect, and to wait for each answer (or each piece of a read).
+TIMEOUT = (10, 120)
+DEFAULT_FILE_MODE = 0o644
+DEFAULT_DIR_MODE = 0o755
+MODE_BITS = 0o1777  # what HDFS keeps: rwx for owner, group and others, and the sticky bit
+
+_KINDS = {"FILE": FILE, "DIRECTORY": DIR, "SYMLINK": SYMLINK}
+
+# Hadoop's exceptions as the OS errors the phases understand.
+_ERRNOS = {
+    "FileNotFoundException": errno.ENOENT,
+    "AccessControlException": errno.EACCES,
+    "FileAlreadyExistsException": errno.EEXIST,
+    "ParentNotDirectoryException": errno.ENOTDIR,
+    "PathIsNotEmptyDirectoryException": errno.ENOTEMPTY,
+    "InvalidPathException": errno.EINVAL,
+    "IllegalArgumentException": errno.EINVAL,
+    "DSQuotaExceededException": errno.EDQUOT,
+    "NSQuotaExceededException": errno.EDQUOT,
+    "QuotaExceededException": errno.EDQUOT,
+    # The NameNode answers again in a moment: leaving safe mode, failing over, recovering a
+    # lease a crashed writer held.
+    "SafeModeException": errno.EAGAIN,
+    "StandbyException": errno.EAGAIN,
+    "RetriableException": errno.EAGAIN,
+    "RecoveryInProgressException": errno.EAGAIN,
+    "AlreadyBeingCreatedException": errno.EBUSY,
+    "LeaseExpiredException": errno.EBUSY,
+}
+
+
+def _os_error(error: HdfsError, path: str = "") -> OSError:
+    number = _ERRNOS.get(error.exception or "", errno.EIO)
+    message = str(error.message or error.exception or "WebHDFS request failed")
+    return OSError(number, message, path) if path else OSError(number, message)
+
+
+class _WebHdfs(Client):
+    """HdfsCLI's client, with the two operations it has no method for."""
+
+    _check_access = _Request("GET")
+    # Its operation name has an underscore, which the client's naming would drop.
+    _list_status_batch = _Request("GET").to_method("LISTSTATUS_BATCH")
+
+    def resolve(self, hdfs_path: str) -> str:
+        # Ferry gives absolute paths; HdfsCLI's would expand '#LATEST', a name HDFS allows.
+        return hdfs_path
+
+
+class _Spnego(requests.auth.AuthBase):
+    """Kerberos for WebHDFS: SPNEGO (HTTP Negotiate) with the location's principal, through
+    pyspnego. The DataNodes are reached with the delegation token the redirect carries."""
+
+    def __init__(self, kerberos: Kerberos) -> None:
+        self.kerberos = kerberos
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        import spnego
+
+        self.kerberos.install()
+        host = urllib.parse.urlsplit(request.url).hostname or ""
+        context = spnego.client(
+            self.kerberos.principal, hostname=host, service="HTTP", protocol="kerberos"
+        )
+        token = context.step() or b""
+        request.headers["Authorization"] = "Negotiate " + base64.b64encode(token).decode()
+        return request
+
+
+def _entry(path: str, status: dict[str, Any]) -> Entry:
+    """An entry from a WebHDFS FileStatus."""
+    kind = _KINDS.get(status["type"], FILE)
+    mtime = status["modificationTime"] * 1_000_000
+    # HDFS keeps no access time for folders (0), and none for files with it turned off.
+    atime = status.get("accessTime", 0) * 1_000_000 or mtime
+    return Entry(
+        path,
+        kind,
+        size=status["length"] if kind == FILE else 0,
+        mtime_ns=mtime,
+        atime_ns=atime,
+        mode=int(status["permission"], 8) & MODE_BITS,
+        uid=NO_POSIX_ID,
+        gid=NO_POSIX_ID,
+        target=status.get("symlink"),
+        owner=status.get("owner", ""),
+        group=status.get("group", ""),
+    )
+
+
+class _HdfsReader:
+    __slots__ = ("full", "path", "response", "seen", "storage")
+
+    def __init__(self, storage: HdfsStorage, full: str, path: str) -> None:
+        self.storage = storage
+        self.full = full
+        self.path = path
+        self.seen: dict[str, Any] | None = None  # what stat() saw, for the version() after it
+        self.response = storage._call(storage.client._open, full)
+
+    def read(self, size: int) -> bytes:
+        try:
+            return self.response.raw.read(size)
+        except (urllib3.exceptions.HTTPError, requests.RequestException) as error:
+            raise ConnectionError(f"lost the DataNode connection: {error}") from error
+
+    def stat(self) -> Entry:
+        self.seen = self.storage._status(self.full)
+        return _entry(self.path, self.seen)
+
+    def version(self) -> tuple[int, int]:
+        status, self.seen = self.seen or self.storage._status(self.full), None
+        return (status["length"], status["modificationTime"])
+
+
+class _HdfsWriter:
+    """A chunked PUT to the DataNode the NameNode chose, under the temporary name."""
+
+    __slots__ = ("connection", "entry", "final", "policy", "storage", "temp")
+
+    def __init__(
+        self,
+        storage: HdfsStorage,
+        datanode: str,
+        temp: str,
+        final: str,
+        entry: Entry,
+        policy: MetadataPolicy,
+    ) -> None:
+        self.storage = storage
+        self.temp = temp
+        self.final = final
+        self.entry = entry
+        self.policy = policy
+        # requests streams a body only by pulling it from an iterator; a writer is pushed to,
+        # so the PUT is written by hand, one chunk per write().
+        url = urllib.parse.urlsplit(datanode)
+        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        self.connection: http.client.HTTPConnection | None = kind(
+            url.hostname or "", url.port, timeout=TIMEOUT[1]
+        )
+        self.connection.putrequest("PUT", f"{url.path}?{url.query}", skip_accept_encoding=True)
+        self.connection.putheader("Content-Type", "application/octet-stream")
+        self.connection.putheader("Transfer-Encoding", "chunked")
+        self.connection.endheaders()
+
+    def write(self, data: bytes | memoryview) -> None:
+        if not data:
+            return  # an empty chunk would end the body
+        assert self.connection is not None
+        try:
+            self.connection.send(b"%x\r\n" % len(data))
+            self.connection.send(data)
+            self.connection.send(b"\r\n")
+        except OSError as error:
+            # A DataNode that refused the file may close before its answer is read.
+            self._answer()
+            raise ConnectionError(f"lost the DataNode connection: {error}") from error
+
+    def _answer(self) -> None:
+        """Read the DataNode's answer and raise its error, if any."""
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        try:
+            response = connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            return
+        finally:
+            connection.close()
+        if response.status >= 300:
+            raise _remote_error(response.status, body, self.final)
+
+    def commit(self, *, exclusive: bool) -> bool:
+        assert self.connection is not None
+        try:
+            self.connection.send(b"0\r\n\r\n")
+        except OSError as error:
+            self._answer()
+            raise ConnectionError(f"lost the DataNode connection: {error}") from error
+        self._answer()
+        self.storage._set_full_metadata(self.temp, self.entry, self.policy, created=True)
+        return self.storage._place(self.temp, self.final, exclusive=exclusive)
+
+    def abort(self) -> None:
+        # The body is ended and the DataNode's answer awaited, so that the DELETE comes after
+        # the file exists (a DataNode still setting up the upload would make it after). Where
+        # the connection is broken, a leftover is PREPARING's to remove on the next run.
+        with contextlib.suppress(OSError):
+            if self.connection is not None:
+                self.connection.send(b"0\r\n\r\n")
+            self._answer()
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        with contextlib.suppress(OSError):
+            self.storage._call(self.storage.client._delete, self.temp)
+
+
+def _remote_error(status: int, body: bytes, path: str) -> OSError:
+    """A DataNode's RemoteException answer as an OS error."""
+    try:
+        remote = json.loads(body)["RemoteException"]
+        error = HdfsError(remote.get("message", ""), exception=remote.get("exception"))
+    except (ValueError, KeyError, TypeError):
+        error = HdfsError(f"the DataNode answered HTTP {status}", exception=None)
+    return _os_error(error, path)
+
+
+class HdfsStorage(Storage):
+    """The folder `root` of the HDFS cluster whose NameNodes' WebHDFS addresses are
+    `namenodes`, as `user` (SIMPLE) or the principal of `kerberos`."""
+
+    def __init__(
+        self,
+        namenodes: list[tuple[str, int]],
+        root: str,
+        user: str,
+        *,
+        block_size: int,
+        replication: int,
+        temp_tag: str = "",
+        kerberos: Kerberos | None = None,
+    ) -> None:
+        self.root = "/" + root.strip("/")
+        self.block_size = block_size
+        self.replication = replication
+        self._temp_tag = temp_tag
+        self._where = ", ".join(f"{host}:{port}" for host, port in namenodes)
+        session = requests.Session()
+        if kerberos is None:
+            session.params = {"user.name": user}
+            self.user = user
+        else:
+            session.auth = _Spnego(kerberos)
+            self.user = kerberos.principal.split("/")[0].split("@")[0]
+        urls = ";".join(f"http://{host}:{port}" for host, port in namenodes)
+        self.client = _WebHdfs(urls, session=session, timeout=TIMEOUT)
+
+    def close(self) -> None:
+        self.client._session.close()
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def _call(self, operation: Callable[..., requests.Response], full: str, **params: Any) -> Any:
+        """One NameNode operation on `full`; its response. Errors as OS errors."""
+        try:
+            return operation(full, **params)
+        except HdfsError as error:
+            raise _os_error(error, full) from error
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise ConnectionError(
+                f"cannot reach a NameNode of the HDFS cluster ({self._where}): {error}"
+            ) from error
+
+    def _status(self, full: str) -> dict[str, Any]:
+        return self._call(self.client._get_file_status, full).json()["FileStatus"]
+
+    def _full(self, path: str) -> str:
+        if not path:
+            return self.root
+        if any(part in ("", ".", "..") or ":" in part for part in path.split("/")):
+            raise OSError(errno.EINVAL, "HDFS names cannot be '.' or '..' nor contain ':'", path)
+        return f"{self.root}/{path}" if self.root != "/" else f"/{path}"
+
+    def _temp(self, path: str) -> str:
+        parent = path.rpartition("/")[0]
+        name = temp_name(self._temp_tag, path)
+        return self._full(f"{parent}/{name}" if parent else name)
+
+    def _unavailable(self, message: str, *, transient: bool = False) -> StorageError:
+        return StorageError(message, transient=transient, code=ErrorCode.LOCATION_UNAVAILABLE)
+
+    # --- the interface -------------------------------------------------------------------------
+
+    def check(self, *, writable: bool) -> None:
+        where = f"{self.root} on the HDFS cluster {self._where}"
+        try:
+            status = self._status(self.root)
+            if status["type"] != "DIRECTORY":
+                raise self._unavailable(f"{where} is not a directory: check Subdirectory")
+            self._call(self.client._check_access, self.root, fsaction="r-x")
+            if writable:
+                self._call(self.client._check_access, self.root, fsaction="-wx")
+        except FileNotFoundError as error:
+            raise self._unavailable(
+                f"the Subdirectory {self.root} does not exist on the HDFS cluster "
+                f"{self._where}: check Subdirectory"
+            ) from error
+        except PermissionError as error:
+            raise self._unavailable(
+                f"user {self.user!r} may not {'write to' if writable else 'list'} {where}: "
+                f"{error.strerror} (check SimpleUser, or the folder's permissions)"
+            ) from error
+        except ConnectionError as error:
+            raise self._unavailable(str(error), transient=True) from error
+        except OSError as error:
+            busy = error.errno in TRANSIENT_ERRNOS
+            raise self._unavailable(
+                f"cannot use {where}: {describe_error(error)}"
+                + (" (no NameNode answered as the active one)" if busy else ""),
+                transient=busy,
+            ) from error
+
+    def stat(self, path: str) -> Entry | None:
+        status = self._status_or_none(self._full(path))
+        return None if status is None else _entry(path, status)
+
+    def list_dir(self, path: str, *, after: str = "", limit: int = 0) -> tuple[list[Entry], bool]:
+        # HDFS lists by name, which is not the listing order: a slice of a large folder is
+        # found by paging through every name, keeping no more than the slice holds.
+        prefix = path + "/" if path else ""
+        keyed = (
+            (listing_key(status["pathSuffix"], _KINDS.get(status["type"], FILE)), status)
+            for status in self._listing(self._full(path))
+        )
+        later = (pair for pair in keyed if pair[0] > after)
+        first = operator.itemgetter(0)
+        chosen = heapq.nsmallest(limit + 1, later, key=first) if limit else sorted(later, key=first)
+        more = bool(limit) and len(chosen) > limit
+        entries = [
+            _entry(prefix + status["pathSuffix"], status)
+            for _, status in (chosen[:limit] if more else chosen)
+        ]
+        return entries, more
+
+    def _listing(self, full: str) -> Iterator[dict[str, Any]]:
+        """Every child's FileStatus, a page (the NameNode's dfs.ls.limit) at a time."""
+        start: dict[str, str] = {}
+        while True:
+            answer = self._call(self.client._list_status_batch, full, **start).json()
+            listing = answer["DirectoryListing"]
+            page = listing["partialListing"]["FileStatuses"]["FileStatus"]
+            if page and not page[0]["pathSuffix"]:
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", full)
+            yield from page
+            if not page or not listing["remainingEntries"]:
+                return
+            start = {"startAfter": page[-1]["pathSuffix"]}
+
+    def open_read(self, path: str) -> _HdfsReader:
+        return _HdfsReader(self, self._full(path), path)
+
+    def close_reader(self, reader: _HdfsReader) -> None:  # type: ignore[override]
+        reader.response.close()
+
+    def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> _HdfsWriter:
+        final = self._full(path)
+        temp = self._temp(path)
+        redirect = self._call(
+            self.client._create,
+            temp,
+            overwrite=True,  # a leftover of an earlier attempt
+            permission=f"{_created_mode(entry, policy):o}",
+            blocksize=self.block_size,
+            replication=self.replication,
+        )
+        datanode = redirect.headers.get("Location")
+        if not datanode:
+            raise OSError(errno.EPROTO, "the NameNode named no DataNode to write to", path)
+        try:
+            return _HdfsWriter(self, datanode, temp, final, entry, policy)
+        except OSError as error:
+            raise ConnectionError(f"cannot reach the DataNode {datanode}: {error}") from error
+
+    def make_dir(self, path: str) -> bool:
+        if self.stat(path) is not None:
+            return False
+        if not path:
+            raise self._unavailable(
+                f"the Subdirectory {self.root} no longer exists on the HDFS cluster {self._where}"
+            )
+        self._call(self.client._mkdirs, self._full(path), permission=f"{DEFAULT_DIR_MODE:o}")
+        return True
+
+    def make_symlink(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        raise OSError(
+            errno.EOPNOTSUPP, "HDFS keeps no symbolic links (Hadoop turns them off)", path
+        )
+
+    def make_special(
+        self, path: str, entry: Entry, policy: MetadataPolicy, *, exclusive: bool = False
+    ) -> bool:
+        raise OSError(errno.EOPNOTSUPP, "HDFS cannot hold devices or named pipes", path)
+
+    def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
+        """HDFS has no hard links: the second name becomes a copy, with the first's metadata."""
+        reader = self.open_read(existing)
+        try:
+            entry = reader.stat()
+            writer = self.create_file(path, entry, _COPY_POLICY)
+            try:
+                while data := reader.read(1 << 20):
+                    writer.write(data)
+                return writer.commit(exclusive=exclusive)
+            except BaseException:
+                writer.abort()
+                raise
+        finally:
+            self.close_reader(reader)
+
+    def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
+        self._set_full_metadata(self._full(path), entry, policy, created=False)
+
+    def _set_full_metadata(
+        self, full: str, entry: Entry, policy: MetadataPolicy, *, created: bool
+    ) -> None:
+        """Times (which need write access), then the mode, then owner and group (a new owner
+        may leave this user unable to set either). A file just made has its mode from CREATE
+        unless that had to be writable for its times."""
+        if policy.mtime:
+            self._metadata(
+                "times",
+                self.client._set_times,
+                full,
+                modificationtime=entry.mtime_ns // 1_000_000,
+                accesstime=entry.atime_ns // 1_000_000 if policy.atime else -1,
+            )
+        mode = entry.mode & MODE_BITS
+        if (
+            policy.mode
+            and entry.kind != SYMLINK
+            and not (created and mode == _created_mode(entry, policy))
+        ):
+            self._metadata(
+                f"mode {mode:04o}", self.client._set_permission, full, permission=f"{mode:o}"
+            )
+        owner = entry.owner if policy.owner_name else ""
+        group = entry.group if policy.group_name else ""
+        if created and owner == self.user:
+            owner = ""  # a new file is this user's already
+        if owner or group:
+            names = {"owner": owner} if owner else {}
+            if group:
+                names["group"] = group
+            self._metadata(
+                f"owner {owner or '-'}:{group or '-'}", self.client._set_owner, full, **names
+            )
+
+    def _metadata(self, what: str, operation: Callable[..., Any], full: str, **params: Any) -> None:
+        try:
+            self._call(operation, full, **params)
+        except OSError as error:
+            if error.errno in TRANSIENT_ERRNOS or isinstance(error, ConnectionError):
+                raise
+            hint = ""
+            if what.startswith("owner") and error.errno == errno.EACCES:
+                hint = (
+                    " (HDFS lets only its superuser give files to another owner: run as the "
+                    "superuser, or set the task's Uid and Gid options to NONE)"
+                )
+            raise MetadataError(f"cannot set {what}: {describe_error(error)}{hint}") from error
+
+    def _place(self, temp: str, final: str, *, exclusive: bool) -> bool:
+        """Give a complete file its final name. Without OVERWRITE, RENAME never replaces: an
+        atomic "create, never overwrite"."""
+        if not exclusive:
+            self._call(self.client._rename, temp, destination=final, renameoptions="OVERWRITE")
+            return True
+        if self._call(self.client._rename, temp, destination=final).json()["boolean"]:
+            return True
+        with contextlib.suppress(OSError):
+            self._call(self.client._delete, temp)
+        if self._status_or_none(final) is None:
+            raise OSError(errno.EIO, "the NameNode refused to rename the file into place", final)
+        return False
+
+    def _status_or_none(self, full: str) -> dict[str, Any] | None:
+        try:
+            return self._status(full)
+        except FileNotFoundError:
+            return None
+
+    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+        full = self._full(path)
+        removed = 1
+        if kind == DIR and recursive:
+            summary = self._call(self.client._get_content_summary, full).json()["ContentSummary"]
+            removed = summary["fileCount"] + summary["directoryCount"]
+        if not self._call(self.client._delete, full, recursive=recursive).json()["boolean"]:
+            raise FileNotFoundError(errno.ENOENT, "no such file or folder", path)
+        return removed
+
+
+def _created_mode(entry: Entry, policy: MetadataPolicy) -> int:
+    """The permission a file is created with: its own, but writable by its owner (this user)
+    until its times are set; SETPERMISSION follows where that differs."""
+    mode = entry.mode & MODE_BITS if policy.mode else DEFAULT_FILE_MODE
+    return mode | 0o200 if policy.mtime else mode
+
+
+# What a copy standing in for a hard link keeps of the first name: everything HDFS has.
+_COPY_POLICY = MetadataPolicy(
+    mtime=True,
+    atime=True,
+    uid=False,
+    gid=False,
+    mode=True,
+    devices=False,
+    owner_name=True,
+    group_name=True,
+)
