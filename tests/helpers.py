@@ -150,3 +150,28 @@ def write(path: Path, data: bytes | str = b"", mode: int | None = None) -> Path:
     if mode is not None:
         os.chmod(path, mode)
     return path
+
+
+# --- tasks between any two locations -------------------------------------------------------
+
+
+async def local(ferry: Ferry, path: Path) -> str:
+    return (await ferry.create_location_local({"Path": str(path)}))["LocationArn"]
+
+
+async def task(ferry: Ferry, source: str, destination: str, **options: Any) -> str:
+    """A task between two locations, verifying both sides in full unless told otherwise."""
+    request: dict[str, Any] = {"SourceLocationArn": source, "DestinationLocationArn": destination}
+    request["Options"] = {"VerifyMode": "POINT_IN_TIME_CONSISTENT", **options}
+    return (await ferry.create_task(request))["TaskArn"]
+
+
+async def launch_failure(ferry: Ferry, source: str, workdir: Path) -> dict[str, Any]:
+    destination = workdir / "destination"
+    destination.mkdir(exist_ok=True)
+    result = await run(ferry, await task(ferry, source, await local(ferry, destination)))
+    assert result["Status"] == "ERROR"
+    assert result["Result"]["ErrorCode"] == "LocationUnavailable"
+    assert result["Result"]["PrepareStatus"] == "PENDING"  # it never got past LAUNCHING
+    assert list(destination.iterdir()) == []
+    return result

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import S3Server, Stack, run_cli
-from helpers import digest, run, write
+from helpers import digest, launch_failure, local, run, task, write
 from nfs_server import NfsServer, ganesha
 from smb_server import RawClient, SmbServer, acl_sids, smb_server_running
 
@@ -32,10 +32,6 @@ from starter.operations import Ferry
 OLD = 1_500_000_000_123_456_789  # a file time with nanoseconds, 2017
 SMB_OLD = OLD - OLD % 100  # SMB keeps times in units of 100 ns
 USERS = "S-1-5-32-545"  # BUILTIN\\Users: a SID samba keeps only with acl_xattr
-
-
-async def local(ferry: Ferry, path: Path) -> str:
-    return (await ferry.create_location_local({"Path": str(path)}))["LocationArn"]
 
 
 async def nfs(ferry: Ferry, server: NfsServer, inside: str = "") -> str:
@@ -60,12 +56,6 @@ async def smb(
         **more,
     }
     return (await ferry.create_location_smb(request))["LocationArn"]
-
-
-async def task(ferry: Ferry, source: str, destination: str, **options: Any) -> str:
-    request: dict[str, Any] = {"SourceLocationArn": source, "DestinationLocationArn": destination}
-    request["Options"] = {"VerifyMode": "POINT_IN_TIME_CONSISTENT", **options}
-    return (await ferry.create_task(request))["TaskArn"]
 
 
 def folder(root: str, name: str) -> Path:
@@ -305,17 +295,6 @@ def lock(server: SmbServer, path: str) -> Any:
         username=server.user,
         password=server.password,
     )
-
-
-async def launch_failure(ferry: Ferry, source: str, workdir: Path) -> dict[str, Any]:
-    destination = workdir / "destination"
-    destination.mkdir(exist_ok=True)
-    result = await run(ferry, await task(ferry, source, await local(ferry, destination)))
-    assert result["Status"] == "ERROR"
-    assert result["Result"]["ErrorCode"] == "LocationUnavailable"
-    assert result["Result"]["PrepareStatus"] == "PENDING"  # it never got past LAUNCHING
-    assert list(destination.iterdir()) == []
-    return result
 
 
 async def test_smb_failures_end_in_launching_with_the_reason(ferry: Ferry, workdir: Path) -> None:
