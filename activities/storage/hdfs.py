@@ -212,15 +212,18 @@ class _HdfsWriter:
             self._answer()
             raise ConnectionError(f"lost the DataNode connection: {error}") from error
 
-    def _answer(self) -> None:
-        """Read the DataNode's answer and raise its error, if any."""
+    def _answer(self, *, required: bool = False) -> None:
+        """Read the DataNode's answer and raise its error, if any; without an answer, a
+        ConnectionError if it is `required` (a file is complete only once it says so)."""
         connection, self.connection = self.connection, None
         if connection is None:
             return
         try:
             response = connection.getresponse()
             body = response.read()
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as error:
+            if required:
+                raise ConnectionError(f"the DataNode did not confirm the file: {error}") from error
             return
         finally:
             connection.close()
@@ -234,7 +237,7 @@ class _HdfsWriter:
         except OSError as error:
             self._answer()
             raise ConnectionError(f"lost the DataNode connection: {error}") from error
-        self._answer()
+        self._answer(required=True)
         self.storage._set_full_metadata(self.temp, self.entry, self.policy, created=True)
         return self.storage._place(self.temp, self.final, exclusive=exclusive)
 
