@@ -8,15 +8,20 @@ retries and verification are written once on top of it, in the phase modules.
 from __future__ import annotations
 
 import errno
+import heapq
+import operator
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import xxhash
 
 from models.errors import ErrorCode
 from models.options import Options
+
+T = TypeVar("T")
 
 FILE = "f"
 DIR = "d"
@@ -51,6 +56,19 @@ def listing_key(name: str, kind: str) -> str:
     """Where a child comes in a folder's listing: by name, a folder's as if followed by "/" (the
     order of S3 keys, so that every storage can list a folder in slices in the same order)."""
     return name + "/" if kind == DIR else name
+
+
+def listing_slice(
+    keyed: Iterable[tuple[str, T]], after: str, limit: int
+) -> tuple[list[tuple[str, T]], bool]:
+    """From a folder's (listing_key, item) pairs in the server's order: those whose key comes
+    after `after`, in listing order, at most `limit` of them (0: all); and whether more follow.
+    Every name is read, and no more of them kept than the slice holds."""
+    later = (pair for pair in keyed if pair[0] > after)
+    first = operator.itemgetter(0)
+    chosen = heapq.nsmallest(limit + 1, later, key=first) if limit else sorted(later, key=first)
+    more = bool(limit) and len(chosen) > limit
+    return (chosen[:limit] if more else chosen), more
 
 
 def temp_name(tag: str, path: str) -> str:

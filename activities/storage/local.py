@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import heapq
 import os
 import stat
 from collections import OrderedDict
@@ -34,6 +33,7 @@ from activities.storage.base import (
     StorageError,
     describe_error,
     listing_key,
+    listing_slice,
     temp_name,
 )
 from models.errors import ErrorCode
@@ -369,11 +369,9 @@ class LocalStorage(Storage):
             # every name, keeping no more of them than the slice holds.
             with os.scandir(fd) as items:
                 keyed = ((listing_key(item.name, _scanned_kind(item)), item.name) for item in items)
-                later = (pair for pair in keyed if pair[0] > after)
-                chosen = heapq.nsmallest(limit + 1, later) if limit else sorted(later)
-            more = bool(limit) and len(chosen) > limit
+                chosen, more = listing_slice(keyed, after, limit)
             entries = []
-            for _, name in chosen[:limit] if more else chosen:
+            for _, name in chosen:
                 try:
                     info = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 except FileNotFoundError:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
-import heapq
 import os
 import socket
 import threading
@@ -42,6 +41,7 @@ from activities.storage.base import (
     StorageError,
     describe_error,
     listing_key,
+    listing_slice,
     temp_name,
 )
 from activities.storage.local import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
@@ -443,12 +443,10 @@ class NfsStorage(Storage):
             for item in self._nfs.scandir(self._full(path))
             if item.name not in (".", "..")
         )
-        later = (pair for pair in keyed if pair[0] > after)
-        chosen = heapq.nsmallest(limit + 1, later) if limit else sorted(later)
-        more = bool(limit) and len(chosen) > limit
+        chosen, more = listing_slice(keyed, after, limit)
         entries = [
             self._with_target(self._entry(prefix + item.name, item.info), item.path)
-            for _, item in (chosen[:limit] if more else chosen)
+            for _, item in chosen
         ]
         return entries, more
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import heapq
 import socket
 import struct
 import uuid
@@ -74,6 +73,7 @@ from activities.storage.base import (
     StorageError,
     describe_error,
     listing_key,
+    listing_slice,
     temp_name,
 )
 from activities.storage.kerberos import Kerberos
@@ -934,11 +934,7 @@ class SmbStorage(Storage):
         # A folder's names come in the server's order: a slice is found by reading every
         # name, keeping no more of them than the slice holds.
         reparse: list[tuple[str, str]] = []
-        later = (item for item in self._keyed(path, reparse) if item[0] > after)
-        chosen = heapq.nsmallest(limit + 1, later) if limit else sorted(later)
-        more = bool(limit) and len(chosen) > limit
-        if more:
-            chosen = chosen[:limit]
+        chosen, more = listing_slice(self._keyed(path, reparse), after, limit)
         # Each reparse point is reported by the slice its name falls in, once.
         self._rejected += [
             (skipped, REPARSE_POINT_SKIPPED)
