@@ -45,8 +45,8 @@ class _ReadFailed(Exception):
         self.error = error
 
 
-# Result log rows: what kind of thing was written, then its entry row (a file: its checksum
-# and whether it was torn first, since an entry row may end with owner names).
+# Result log rows: what kind of thing was written, then its entry row (a file's followed by its
+# checksum and whether the source changed while it was read).
 WROTE_FILE = "f"
 WROTE_METADATA = "m"
 WROTE_OTHER = "o"  # symbolic link or device
@@ -226,7 +226,7 @@ class BatchTransfer:
         if torn:
             log.warning("%s: /%s changed while it was being copied", self.run.arn, path)
         self.run.count(FilesTransferred=1, BytesTransferred=copied, BytesWritten=copied)
-        self.run.record([WROTE_FILE, digest, torn, *written.row()])
+        self.run.record([WROTE_FILE, *written.row(), digest, torn])
         self._transferred(written, "CONTENT_AND_METADATA", SrcChecksum=digest)
 
     def _transferred(self, entry: Entry, transfer_type: str, **fields: Any) -> None:

@@ -207,10 +207,10 @@ def verify_transferred(
                 run.count(FilesVerified=1)
                 run.event("Verified", path, LinkTo="/" + first)
             return
-        # A file's record leads with its checksum and whether the source changed meanwhile;
-        # an entry's row may end with owner names, so it comes last.
-        expected, torn = (rest[0], rest[1]) if kind == WROTE_FILE else ("", False)
-        written = Entry.from_row(rest[2:] if kind == WROTE_FILE else rest)
+        # A file's entry row is followed by its checksum and whether it was torn (counted from
+        # the end: an entry row is longer where it carries owner names).
+        expected, torn = (rest[-2], rest[-1]) if kind == WROTE_FILE else ("", False)
+        written = Entry.from_row(rest[:-2] if kind == WROTE_FILE else rest)
         sums: dict[str, str] = {}
         actual = destination.stat(written.path)
         if actual is None:

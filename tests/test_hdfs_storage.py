@@ -8,6 +8,7 @@ import os
 import tracemalloc
 from collections.abc import Iterator
 
+import hdfs
 import pytest
 from helpers import free_port
 from webhdfs_server import HdfsCluster
@@ -302,3 +303,38 @@ def test_a_read_only_file_still_gets_its_times(cluster: HdfsCluster, storage: Hd
     assert writer.commit(exclusive=False)
     status = cluster.status("/data/ro.txt")
     assert (status["permission"], status["modificationTime"]) == ("444", MTIME_NS // 1_000_000)
+
+
+def test_changing_the_metadata_of_a_read_only_file(
+    cluster: HdfsCluster, storage: HdfsStorage
+) -> None:
+    write(storage, "ro.txt", b"ro", Entry("ro.txt", FILE, size=2, mode=0o444, mtime_ns=MTIME_NS))
+    later = Entry("ro.txt", FILE, size=2, mode=0o640, mtime_ns=MTIME_NS + 5_000_000_000)
+    storage.set_metadata("ro.txt", later, EVERYTHING)
+    status = cluster.status("/data/ro.txt")
+    assert (status["permission"], status["modificationTime"]) == ("640", later.mtime_ns // 10**6)
+    storage.set_metadata("ro.txt", Entry("ro.txt", FILE, mode=0o400, mtime_ns=MTIME_NS), EVERYTHING)
+    assert cluster.status("/data/ro.txt")["permission"] == "400"
+
+
+def test_an_exclusive_commit_never_moves_a_file_into_a_folder_of_its_name(
+    cluster: HdfsCluster, storage: HdfsStorage
+) -> None:
+    storage.make_dir("taken")
+    writer = storage.create_file("taken", Entry("taken", FILE, size=1, mode=0o644), EVERYTHING)
+    writer.write(b"x")
+    assert writer.commit(exclusive=True) is False
+    assert storage.list_dir("taken") == ([], False)
+    assert [e.path for e in storage.list_dir("")[0]] == ["taken"]
+
+
+def test_folders_are_never_made_over_a_file_nor_in_place_of_the_root(
+    cluster: HdfsCluster, storage: HdfsStorage
+) -> None:
+    write(storage, "file", b"x")
+    with pytest.raises(FileExistsError):
+        storage.make_dir("file")
+    hdfs.InsecureClient(cluster.url, user="hdfs").delete("/data", recursive=True)
+    with pytest.raises(StorageError, match="/data no longer exists"):
+        storage.make_dir("a/b")
+    assert storage.stat("") is None

@@ -22,10 +22,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
-import heapq
 import http.client
 import json
-import operator
+import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -47,7 +46,9 @@ from activities.storage.base import (
     Storage,
     StorageError,
     describe_error,
+    is_transient,
     listing_key,
+    listing_slice,
     temp_name,
 )
 from activities.storage.kerberos import Kerberos
@@ -55,6 +56,10 @@ from models.errors import ErrorCode
 
 # Seconds to connect, and to wait for each answer (or each piece of a read).
 TIMEOUT = (10, 120)
+# Seconds between tries of a request that found no active NameNode (or none at all): an HA
+# failover takes seconds, and a listing that gave up would leave a whole folder out.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+ABORT_TIMEOUT = 10
 DEFAULT_FILE_MODE = 0o644
 DEFAULT_DIR_MODE = 0o755
 MODE_BITS = 0o1777  # what HDFS keeps: rwx for owner, group and others, and the sticky bit
@@ -73,6 +78,10 @@ _ERRNOS = {
     "DSQuotaExceededException": errno.EDQUOT,
     "NSQuotaExceededException": errno.EDQUOT,
     "QuotaExceededException": errno.EDQUOT,
+    "PathComponentTooLongException": errno.ENAMETOOLONG,
+    "MaxDirectoryItemsExceededException": errno.EMLINK,
+    "SecurityException": errno.EACCES,
+    "AuthorizationException": errno.EACCES,
     # The NameNode answers again in a moment: leaving safe mode, failing over, recovering a
     # lease a crashed writer held.
     "SafeModeException": errno.EAGAIN,
@@ -85,7 +94,10 @@ _ERRNOS = {
 
 
 def _os_error(error: HdfsError, path: str = "") -> OSError:
-    number = _ERRNOS.get(error.exception or "", errno.EIO)
+    # Any other exception (Hadoop's IOException among them) is the request's own failure, not
+    # retried: EREMOTEIO, not EIO. HdfsCLI names no exception for a 401.
+    refused = error.exception is None and str(error.message).startswith("Authentication failure")
+    number = _ERRNOS.get(error.exception or "", errno.EACCES if refused else errno.EREMOTEIO)
     message = str(error.message or error.exception or "WebHDFS request failed")
     return OSError(number, message, path) if path else OSError(number, message)
 
@@ -114,10 +126,17 @@ class _Spnego(requests.auth.AuthBase):
 
         self.kerberos.install()
         host = urllib.parse.urlsplit(request.url).hostname or ""
-        context = spnego.client(
-            self.kerberos.principal, hostname=host, service="HTTP", protocol="kerberos"
-        )
-        token = context.step() or b""
+        try:
+            context = spnego.client(
+                self.kerberos.principal, hostname=host, service="HTTP", protocol="kerberos"
+            )
+            token = context.step() or b""
+        except Exception as error:  # pyspnego's and GSSAPI's errors have no common base
+            raise StorageError(
+                f"Kerberos authentication as {self.kerberos.principal!r} to {host} failed "
+                f"({error}): check KerberosPrincipal, KerberosKeytab and KerberosKrb5Conf",
+                code=ErrorCode.LOCATION_UNAVAILABLE,
+            ) from error
         request.headers["Authorization"] = "Negotiate " + base64.b64encode(token).decode()
         return request
 
@@ -246,7 +265,8 @@ class _HdfsWriter:
         # the file exists (a DataNode still setting up the upload would make it after). Where
         # the connection is broken, a leftover is PREPARING's to remove on the next run.
         with contextlib.suppress(OSError):
-            if self.connection is not None:
+            if self.connection is not None and self.connection.sock is not None:
+                self.connection.sock.settimeout(ABORT_TIMEOUT)  # a cancel waits no longer
                 self.connection.send(b"0\r\n\r\n")
             self._answer()
         if self.connection is not None:
@@ -295,25 +315,47 @@ class HdfsStorage(Storage):
             self.user = kerberos.principal.split("/")[0].split("@")[0]
         urls = ";".join(f"http://{host}:{port}" for host, port in namenodes)
         self.client = _WebHdfs(urls, session=session, timeout=TIMEOUT)
+        self._batched = True  # LISTSTATUS_BATCH (Hadoop 3) until the NameNode says otherwise
+        self._access_times = True  # until the NameNode says it keeps none
 
     def close(self) -> None:
         self.client._session.close()
 
     # --- requests ------------------------------------------------------------------------------
 
-    def _call(self, operation: Callable[..., requests.Response], full: str, **params: Any) -> Any:
-        """One NameNode operation on `full`; its response. Errors as OS errors."""
+    def _call(
+        self,
+        operation: Callable[..., requests.Response],
+        full: str,
+        *,
+        retry: bool = True,
+        **params: Any,
+    ) -> Any:
+        """One NameNode operation on `full`; its response. Errors as OS errors; with `retry`,
+        tried again for a while where no NameNode answered as the active one."""
+        for delay in (*RETRY_DELAYS, None) if retry else (None,):
+            try:
+                return self._once(operation, full, **params)
+            except OSError as error:
+                if delay is None or not (
+                    isinstance(error, ConnectionError) or error.errno == errno.EAGAIN
+                ):
+                    raise
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _once(self, operation: Callable[..., requests.Response], full: str, **params: Any) -> Any:
         try:
             return operation(full, **params)
         except HdfsError as error:
             raise _os_error(error, full) from error
-        except (requests.ConnectionError, requests.Timeout) as error:
+        except requests.RequestException as error:
             raise ConnectionError(
                 f"cannot reach a NameNode of the HDFS cluster ({self._where}): {error}"
             ) from error
 
-    def _status(self, full: str) -> dict[str, Any]:
-        return self._call(self.client._get_file_status, full).json()["FileStatus"]
+    def _status(self, full: str, *, retry: bool = True) -> dict[str, Any]:
+        return self._call(self.client._get_file_status, full, retry=retry).json()["FileStatus"]
 
     def _full(self, path: str) -> str:
         if not path:
@@ -335,12 +377,13 @@ class HdfsStorage(Storage):
     def check(self, *, writable: bool) -> None:
         where = f"{self.root} on the HDFS cluster {self._where}"
         try:
-            status = self._status(self.root)
+            # Not retried in place: LAUNCHING retries a check that may succeed later.
+            status = self._status(self.root, retry=False)
             if status["type"] != "DIRECTORY":
                 raise self._unavailable(f"{where} is not a directory: check Subdirectory")
-            self._call(self.client._check_access, self.root, fsaction="r-x")
+            self._call(self.client._check_access, self.root, retry=False, fsaction="r-x")
             if writable:
-                self._call(self.client._check_access, self.root, fsaction="-wx")
+                self._call(self.client._check_access, self.root, retry=False, fsaction="-wx")
         except FileNotFoundError as error:
             raise self._unavailable(
                 f"the Subdirectory {self.root} does not exist on the HDFS cluster "
@@ -354,11 +397,11 @@ class HdfsStorage(Storage):
         except ConnectionError as error:
             raise self._unavailable(str(error), transient=True) from error
         except OSError as error:
-            busy = error.errno in TRANSIENT_ERRNOS
+            standby = error.errno == errno.EAGAIN
             raise self._unavailable(
                 f"cannot use {where}: {describe_error(error)}"
-                + (" (no NameNode answered as the active one)" if busy else ""),
-                transient=busy,
+                + (" (no NameNode answered as the active one)" if standby else ""),
+                transient=error.errno in TRANSIENT_ERRNOS,
             ) from error
 
     def stat(self, path: str) -> Entry | None:
@@ -367,27 +410,27 @@ class HdfsStorage(Storage):
 
     def list_dir(self, path: str, *, after: str = "", limit: int = 0) -> tuple[list[Entry], bool]:
         # HDFS lists by name, which is not the listing order: a slice of a large folder is
-        # found by paging through every name, keeping no more than the slice holds.
+        # found by paging through every name.
         prefix = path + "/" if path else ""
         keyed = (
             (listing_key(status["pathSuffix"], _KINDS.get(status["type"], FILE)), status)
             for status in self._listing(self._full(path))
         )
-        later = (pair for pair in keyed if pair[0] > after)
-        first = operator.itemgetter(0)
-        chosen = heapq.nsmallest(limit + 1, later, key=first) if limit else sorted(later, key=first)
-        more = bool(limit) and len(chosen) > limit
-        entries = [
-            _entry(prefix + status["pathSuffix"], status)
-            for _, status in (chosen[:limit] if more else chosen)
-        ]
-        return entries, more
+        chosen, more = listing_slice(keyed, after, limit)
+        return [_entry(prefix + status["pathSuffix"], status) for _, status in chosen], more
 
     def _listing(self, full: str) -> Iterator[dict[str, Any]]:
-        """Every child's FileStatus, a page (the NameNode's dfs.ls.limit) at a time."""
+        """Every child's FileStatus, a page (the NameNode's dfs.ls.limit) at a time; all at
+        once from a NameNode before Hadoop 3, which has no LISTSTATUS_BATCH."""
         start: dict[str, str] = {}
-        while True:
-            answer = self._call(self.client._list_status_batch, full, **start).json()
+        while self._batched:
+            try:
+                answer = self._call(self.client._list_status_batch, full, **start).json()
+            except OSError as error:
+                if start or error.errno != errno.EINVAL or "LISTSTATUS_BATCH" not in str(error):
+                    raise
+                self._batched = False
+                break
             listing = answer["DirectoryListing"]
             page = listing["partialListing"]["FileStatuses"]["FileStatus"]
             if page and not page[0]["pathSuffix"]:
@@ -396,6 +439,10 @@ class HdfsStorage(Storage):
             if not page or not listing["remainingEntries"]:
                 return
             start = {"startAfter": page[-1]["pathSuffix"]}
+        statuses = self._call(self.client._list_status, full).json()["FileStatuses"]["FileStatus"]
+        if statuses and not statuses[0]["pathSuffix"]:
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory", full)
+        yield from statuses
 
     def open_read(self, path: str) -> _HdfsReader:
         return _HdfsReader(self, self._full(path), path)
@@ -423,9 +470,14 @@ class HdfsStorage(Storage):
             raise ConnectionError(f"cannot reach the DataNode {datanode}: {error}") from error
 
     def make_dir(self, path: str) -> bool:
-        if self.stat(path) is not None:
+        existing = self.stat(path)
+        if existing is not None:
+            if existing.kind != DIR:
+                raise FileExistsError(errno.EEXIST, "a file is in the way of the folder", path)
             return False
-        if not path:
+        # MKDIRS makes every missing folder: never the location root, which going away is the
+        # location failing.
+        if not path or self._status_or_none(self.root) is None:
             raise self._unavailable(
                 f"the Subdirectory {self.root} no longer exists on the HDFS cluster {self._where}"
             )
@@ -469,15 +521,19 @@ class HdfsStorage(Storage):
         """Times (which need write access), then the mode, then owner and group (a new owner
         may leave this user unable to set either). A file just made has its mode from CREATE
         unless that had to be writable for its times."""
-        if policy.mtime:
-            self._metadata(
-                "times",
-                self.client._set_times,
-                full,
-                modificationtime=entry.mtime_ns // 1_000_000,
-                accesstime=entry.atime_ns // 1_000_000 if policy.atime else -1,
-            )
         mode = entry.mode & MODE_BITS
+        if policy.mtime:
+            try:
+                self._set_times(full, entry, policy)
+            except MetadataError:
+                # A file already there that its mode keeps this user from writing: writable
+                # for as long as its times are set (the mode is set after them anyway).
+                if created or not policy.mode:
+                    raise
+                self._metadata(
+                    "mode", self.client._set_permission, full, permission=f"{mode | 0o200:o}"
+                )
+                self._set_times(full, entry, policy)
         if (
             policy.mode
             and entry.kind != SYMLINK
@@ -498,6 +554,23 @@ class HdfsStorage(Storage):
                 f"owner {owner or '-'}:{group or '-'}", self.client._set_owner, full, **names
             )
 
+    def _set_times(self, full: str, entry: Entry, policy: MetadataPolicy) -> None:
+        mtime = entry.mtime_ns // 1_000_000
+        atime = entry.atime_ns // 1_000_000 if policy.atime and self._access_times else -1
+        try:
+            self._metadata(
+                "times", self.client._set_times, full, modificationtime=mtime, accesstime=atime
+            )
+        except MetadataError as error:
+            # A NameNode with dfs.namenode.accesstime.precision 0 keeps no access times and
+            # refuses to set one: Atime is BEST_EFFORT, so the mtime alone is set from now on.
+            if atime < 0 or "access time" not in str(error).lower():
+                raise
+            self._access_times = False
+            self._metadata(
+                "times", self.client._set_times, full, modificationtime=mtime, accesstime=-1
+            )
+
     def _metadata(self, what: str, operation: Callable[..., Any], full: str, **params: Any) -> None:
         try:
             self._call(operation, full, **params)
@@ -513,18 +586,28 @@ class HdfsStorage(Storage):
             raise MetadataError(f"cannot set {what}: {describe_error(error)}{hint}") from error
 
     def _place(self, temp: str, final: str, *, exclusive: bool) -> bool:
-        """Give a complete file its final name. Without OVERWRITE, RENAME never replaces: an
-        atomic "create, never overwrite"."""
-        if not exclusive:
-            self._call(self.client._rename, temp, destination=final, renameoptions="OVERWRITE")
-            return True
-        if self._call(self.client._rename, temp, destination=final).json()["boolean"]:
-            return True
-        with contextlib.suppress(OSError):
-            self._call(self.client._delete, temp)
-        if self._status_or_none(final) is None:
-            raise OSError(errno.EIO, "the NameNode refused to rename the file into place", final)
-        return False
+        """Give a complete file its final name. RENAME with OVERWRITE replaces atomically; with
+        NONE it never replaces anything (an atomic "create, never overwrite"), where the old
+        RENAME would move the file into a folder of that name."""
+        # Not retried in place: a RENAME whose answer was lost may have happened. HdfsCLI
+        # itself sends it to the next NameNode if the first could not be reached.
+        options = "NONE" if exclusive else "OVERWRITE"
+        try:
+            self._call(
+                self.client._rename, temp, retry=False, destination=final, renameoptions=options
+            )
+        except FileNotFoundError:
+            # Done by a NameNode that failed over before answering: the file is in place.
+            if self._status_or_none(temp) is not None or self._status_or_none(final) is None:
+                raise
+        except OSError as error:
+            # Something is there (a file: FileAlreadyExistsException; a folder: IOException).
+            if not exclusive or is_transient(error) or self._status_or_none(final) is None:
+                raise
+            with contextlib.suppress(OSError):
+                self._call(self.client._delete, temp)
+            return False
+        return True
 
     def _status_or_none(self, full: str) -> dict[str, Any] | None:
         try:
@@ -550,14 +633,8 @@ def _created_mode(entry: Entry, policy: MetadataPolicy) -> int:
     return mode | 0o200 if policy.mtime else mode
 
 
-# What a copy standing in for a hard link keeps of the first name: everything HDFS has.
+# What a copy standing in for a hard link keeps of the first name: its times and mode. Its
+# owner is this user, as when the task's options keep no names.
 _COPY_POLICY = MetadataPolicy(
-    mtime=True,
-    atime=True,
-    uid=False,
-    gid=False,
-    mode=True,
-    devices=False,
-    owner_name=True,
-    group_name=True,
+    mtime=True, atime=False, uid=False, gid=False, mode=True, devices=False
 )
