@@ -44,7 +44,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from local import RCLONE, FerryStack, make_large, make_small, timed
+from local import RCLONE, FerryStack, small_and_large, timed
 from s3 import Cpu, ratio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -289,14 +289,7 @@ async def main() -> None:
     parser.add_argument("--protocol", choices=("smb", "nfs"), help="one protocol only")
     args = parser.parse_args()
     base = Path(args.dir)
-    if args.quick:  # beside the full data sets, never in their place
-        small, large = base / "small-500", base / "large-2x16MiB"
-        make_small(small, 5, 100, 1024, 16384)
-        make_large(large, 2, 16 << 20)
-    else:
-        small, large = base / "small", base / "large"
-        make_small(small, 500, 100, 1024, 16384)
-        make_large(large, 8, 256 << 20)
+    small, large = small_and_large(base, args.quick)
     sources = {"small": small, "large": large}
     state = base / "ferry-file-servers"
     subprocess.run(["rm", "-rf", str(state)], check=True)

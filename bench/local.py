@@ -81,6 +81,20 @@ def change_files(root: Path, share: float, seed: int) -> int:
     return len(chosen)
 
 
+def small_and_large(base: Path, quick: bool) -> tuple[Path, Path]:
+    """The shared data sets (50,000 small files, 8 x 256 MiB), or with `quick` smaller ones
+    beside them (never in their place), made where missing."""
+    if quick:
+        small, large = base / "small-500", base / "large-2x16MiB"
+        make_small(small, 5, 100, 1024, 16384)
+        make_large(large, 2, 16 << 20)
+    else:
+        small, large = base / "small", base / "large"
+        make_small(small, 500, 100, 1024, 16384)
+        make_large(large, 8, 256 << 20)
+    return small, large
+
+
 def empty(folder: Path) -> None:
     if folder.exists():
         subprocess.run(["rm", "-rf", str(folder)], check=True)

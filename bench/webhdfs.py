@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from local import FerryStack, make_large, make_small
+from local import FerryStack, small_and_large
 from s3 import Cpu, ratio
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
@@ -171,14 +171,7 @@ async def main() -> None:
     parser.add_argument("--only", choices=("small", "large"), help="one data set only")
     args = parser.parse_args()
     base = Path(args.dir)
-    if args.quick:
-        small, large = base / "small-500", base / "large-2x16MiB"
-        make_small(small, 5, 100, 1024, 16384)
-        make_large(large, 2, 16 << 20)
-    else:
-        small, large = base / "small", base / "large"
-        make_small(small, 500, 100, 1024, 16384)
-        make_large(large, 8, 256 << 20)
+    small, large = small_and_large(base, args.quick)
     state = base / "ferry-hdfs"
     subprocess.run(["rm", "-rf", str(state)], check=True)
     state.mkdir(parents=True)
