@@ -11,6 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# The Compose specification's JSON schema, for the test of docker-compose.yml: docker-compose
+	# 1.29's wheel carries it (downloaded, not installed: its pins clash with the tests' tools).
+	$(BIN)/pip download --quiet --no-deps --dest $(VENV)/share/compose-spec 'docker-compose==1.29.2'
 	touch $@
 
 demo: $(VENV)/.installed
