@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+from opentelemetry import trace
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, CancelledError
@@ -309,7 +310,42 @@ class ExecutionActivities:
         checkpoint = control.latest() or (
             details[0] if details and isinstance(details[0], dict) else {}
         )
-        with storage_failures(phase):
-            return self.pool.run_batch(
-                function, control, checkpoint, self.store.root, ref, share=share
+        info = activity.info()
+        # A child of its phase's span: Temporal's plugin brought the workflow's context here.
+        with trace.get_tracer("ferry.batches").start_as_current_span(
+            info.activity_type,
+            attributes={
+                "ferry.task_execution_arn": ref.execution_arn,
+                "ferry.step": ref.step,
+                "ferry.batch": ref.index,
+                "ferry.attempt": info.attempt,
+                "ferry.resumed_at_row": checkpoint.get("next", 0),
+            },
+        ) as span:
+            started = time.monotonic()
+            with storage_failures(phase):
+                result = self.pool.run_batch(
+                    function, control, checkpoint, self.store.root, ref, share=share
+                )
+            written = result.counters.BytesWritten
+            span.set_attributes(
+                {f"ferry.{name}": value for name, value in result.counters.named().items()}
             )
+            if written:
+                _batch_throughput(ref).record(written / max(time.monotonic() - started, 1e-3))
+            return result
+
+
+def _batch_throughput(ref: BatchRef) -> Any:
+    """A batch's bytes written per second, by execution and location types."""
+    return (
+        activity.metric_meter()
+        .with_additional_attributes(
+            {
+                "task_execution_arn": ref.execution_arn,
+                "source_location_type": ref.source.LocationType,
+                "destination_location_type": ref.destination.LocationType,
+            }
+        )
+        .create_histogram_float("ferry_batch_throughput", "Bytes a batch wrote per second", "By/s")
+    )

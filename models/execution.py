@@ -3,6 +3,7 @@ how it reads as DataSync's DescribeTaskExecution."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -104,6 +105,13 @@ class Counters(_Model):
         total.add(other)
         return total
 
+    def named(self) -> dict[str, int]:
+        """By the names telemetry gives them: files_transferred, bytes_written, ..."""
+        return {
+            re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower(): getattr(self, name)
+            for name in Counters.model_fields
+        }
+
 
 class BatchRef(_Model):
     """A batch of one step of one execution's plan in the staging store."""
@@ -177,6 +185,7 @@ class ExecutionState(_Model):
     transfer_issues: list[FileIssue] = []
     verify_issues: list[FileIssue] = []
     report: reports.ReportResult | None = None
+    trace: dict[str, str] = {}  # the root span's context (W3C traceparent), for later runs
 
 
 def describe(

@@ -237,23 +237,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _worker(args: argparse.Namespace) -> int:
-    from starter.client import connect, ensure_search_attributes
+    from starter.client import ensure_search_attributes
     from starter.dev import data_dir, stop_signals
-    from worker.main import run_worker
+    from worker.main import run_worker, worker_client
 
-    client = await connect(args.address)
-    await ensure_search_attributes(client)
-    stop = asyncio.Event()
-    stop_signals(stop)
-    staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
-    if args.agent:
-        from worker.agent import run_agent
-
-        state = Path(args.state_dir) if args.state_dir else data_dir(args.data_dir) / "agent"
-        return await run_agent(client, state, staging, stop, _processes(args))
-    if args.state_dir:
+    if args.state_dir and not args.agent:
         raise InvalidRequestException("--state-dir is for an agent: add --agent.")
-    await run_worker(client, staging, stop, _processes(args))
+    service = "ferry-agent" if args.agent else "ferry-worker"
+    async with worker_client(args.address, service=service) as client:
+        await ensure_search_attributes(client)
+        stop = asyncio.Event()
+        stop_signals(stop)
+        staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
+        if args.agent:
+            from worker.agent import run_agent
+
+            state = Path(args.state_dir) if args.state_dir else data_dir(args.data_dir) / "agent"
+            return await run_agent(client, state, staging, stop, _processes(args))
+        await run_worker(client, staging, stop, _processes(args))
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -24,8 +25,9 @@ log = logging.getLogger(__name__)
 DEFAULT_ADDRESS = "localhost:7233"
 
 
-async def connect(address: str | None = None, patience: float = 0.0) -> Client:
-    """A client; with `patience`, keep trying that many seconds (a server that is starting)."""
+async def connect(address: str | None = None, patience: float = 0.0, **options: Any) -> Client:
+    """A client; with `patience`, keep trying that many seconds (a server that is starting);
+    `options` for `Client.connect` (a worker's telemetry)."""
     config = ClientConfig.load_client_connect_config()
     config.setdefault("target_host", DEFAULT_ADDRESS)
     if address:
@@ -33,7 +35,7 @@ async def connect(address: str | None = None, patience: float = 0.0) -> Client:
     deadline = time.monotonic() + patience
     while True:
         try:
-            return await Client.connect(**config, data_converter=pydantic_data_converter)
+            return await Client.connect(**config, data_converter=pydantic_data_converter, **options)
         except RuntimeError as error:
             if time.monotonic() < deadline:
                 await asyncio.sleep(0.1)

@@ -140,21 +140,20 @@ def stop_signals(stop: asyncio.Event) -> None:
 
 
 async def run_dev(directory: Path, port: int, ui_port: int, ui: bool, processes: int | None) -> int:
-    from starter.client import connect
-    from worker.main import run_worker
+    from worker.main import run_worker, worker_client
 
     server = DevServer(directory, port, ui_port, ui)
     server.start()
     try:
-        client = await connect(server.address, patience=30)
-        stop = asyncio.Event()
-        stop_signals(stop)
-        print(f"Temporal:   {server.address} (namespace default)", file=sys.stderr)
-        if ui:
-            print(f"Temporal UI: {server.ui_url}", file=sys.stderr)
-        print(f"Data:       {directory}", file=sys.stderr)
-        print("Ferry is running; Ctrl-C stops it.", file=sys.stderr)
-        await run_worker(client, str(directory / "staging"), stop, processes)
+        async with worker_client(server.address, patience=30) as client:
+            stop = asyncio.Event()
+            stop_signals(stop)
+            print(f"Temporal:   {server.address} (namespace default)", file=sys.stderr)
+            if ui:
+                print(f"Temporal UI: {server.ui_url}", file=sys.stderr)
+            print(f"Data:       {directory}", file=sys.stderr)
+            print("Ferry is running; Ctrl-C stops it.", file=sys.stderr)
+            await run_worker(client, str(directory / "staging"), stop, processes)
     finally:
         server.stop()
     return 0

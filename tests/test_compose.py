@@ -10,6 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import jsonschema
 import pytest
@@ -64,6 +65,7 @@ def test_the_walkthrough_has_its_services(compose: dict[str, Any]) -> None:
     needed = {
         "postgresql", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui",
         "ferry-worker", "ferry-agent", "minio", "samba", "namenode", "datanode",
+        "jaeger", "prometheus",
     }  # fmt: skip
     assert needed <= set(services)
     used = set(re.findall(r"docker compose (?:exec -T|logs) ([\w-]+)", walkthrough()))
@@ -86,5 +88,9 @@ def test_the_walkthrough_has_its_services(compose: dict[str, Any]) -> None:
         )
         # The worker, the agent and the CLI beside the worker share the key that seals secrets.
         assert "ferry-data:/var/lib/ferry" in ferry["volumes"]
+        # Their traces and metrics go to services of the file, over OTLP/HTTP.
+        for signal in ("TRACES", "METRICS"):
+            url = urlparse(ferry["environment"][f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"])
+            assert url.scheme == "http" and url.hostname in services, url
     assert services["ferry-agent"]["command"] == ["worker", "--agent"]
     assert "FERRY_DATA_DIR=/var/lib/ferry" in (ROOT / "Dockerfile").read_text()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -23,6 +25,8 @@ from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH
 from activities.registry import RegistryActivities
 from activities.staging import StagingStore
 from models.temporal import TASK_QUEUE
+from starter.client import connect
+from worker.telemetry import from_environment
 from workflows.execution import TaskExecutionWorkflow
 from workflows.registry import RegistryWorkflow
 from workflows.schedule import ScheduledStartWorkflow
@@ -98,6 +102,21 @@ def build_worker(
         # On SIGTERM running batches checkpoint and stop; their retries resume elsewhere.
         graceful_shutdown_timeout=timedelta(seconds=5),
     )
+
+
+@asynccontextmanager
+async def worker_client(
+    address: str | None, patience: float = 0.0, service: str = "ferry-worker"
+) -> AsyncIterator[Client]:
+    """A worker's client, with OpenTelemetry when OTEL_EXPORTER_OTLP_ENDPOINT is set (its
+    metrics exported while the client is in use), as the OpenTelemetry `service`."""
+    telemetry = from_environment(service)
+    if telemetry is None:
+        yield await connect(address, patience)
+        return
+    client = await connect(address, patience, **telemetry.client_options())
+    async with telemetry.exporting(client):
+        yield client
 
 
 async def run_worker(

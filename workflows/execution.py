@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         TERMINAL,
         BatchRef,
         BatchResult,
+        Counters,
         ExecutionInput,
         ExecutionState,
         FileIssue,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         agent_task_queue,
     )
     from models.timetable import BandwidthTimetable
+    from workflows.telemetry import ExecutionTelemetry
 
 # Temporal allows 51,200 events in a run's history; Ferry stays far below it.
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4000
@@ -120,10 +122,14 @@ class TaskExecutionWorkflow:
             self.state.BytesPerSecond = execution.Options.BytesPerSecond or -1
             if self.timetable is not None:
                 self._set_limit(self.timetable.rate_at(workflow.now()))
+        self.telemetry = ExecutionTelemetry(execution, self.state)
 
     @workflow.run
     async def run(self, execution: ExecutionInput, state: ExecutionState | None = None) -> Any:
         following = asyncio.create_task(self._follow_timetable()) if self.timetable else None
+        self.telemetry.open()
+        if self.state.Status in ("TRANSFERRING", "VERIFYING"):  # continued as new
+            self.telemetry.begin(self.state.Status)
         try:
             await self._phases()
         except asyncio.CancelledError:
@@ -240,26 +246,38 @@ class TaskExecutionWorkflow:
                 self._set_status("QUEUED")  # for the memo; the registry started it so
                 await workflow.wait_condition(lambda: self.granted)
             s.LaunchTime = workflow.now()
-            self._set_status("LAUNCHING")
-            if self.execution.AgentArns:
-                # Waits while every agent is OFFLINE; fails, naming them, past a limit.
-                s.agents_online = await workflow.execute_activity(
-                    "WaitForAgents",
-                    self.execution.AgentArns,
-                    result_type=list[str],
-                    start_to_close_timeout=timedelta(hours=24),
-                    heartbeat_timeout=timedelta(seconds=30),
-                    retry_policy=_RETRY,
+            self.telemetry.queued(self.execution.StartTime, s.LaunchTime)
+            self._begin("LAUNCHING")
+            with self.telemetry.within("LAUNCHING"):
+                if self.execution.AgentArns:
+                    # Waits while every agent is OFFLINE; fails, naming them, past a limit.
+                    s.agents_online = await workflow.execute_activity(
+                        "WaitForAgents",
+                        self.execution.AgentArns,
+                        result_type=list[str],
+                        start_to_close_timeout=timedelta(hours=24),
+                        heartbeat_timeout=timedelta(seconds=30),
+                        retry_policy=_RETRY,
+                    )
+                await workflow.execute_activity(
+                    "LaunchExecution", self.execution, **self._on(0), **_LAUNCH
                 )
-            await workflow.execute_activity(
-                "LaunchExecution", self.execution, **self._on(0), **_LAUNCH
-            )
+            self.telemetry.end("LAUNCHING", "SUCCESS", s.LaunchTime)
             self._begin("PREPARING")
             s.plan = await self._prepare()
             s.plan_progress = None
             s.PrepareStatus = "ERROR" if s.plan.issue_count else "SUCCESS"
             s.PrepareDuration = self._elapsed()
-            s.counters.FilesSkipped += s.plan.FilesSkipped
+            self.telemetry.end(
+                "PREPARING",
+                s.PrepareStatus,
+                s.phase_started,
+                files_to_transfer=s.plan.EstimatedFilesToTransfer,
+                bytes_to_transfer=s.plan.EstimatedBytesToTransfer,
+                files_to_delete=s.plan.EstimatedFilesToDelete,
+                files_skipped=s.plan.FilesSkipped,
+            )
+            self._add(Counters(FilesSkipped=s.plan.FilesSkipped))
             if self.execution.DryRun:
                 return  # what would be transferred, deleted and skipped is in the estimates
             if s.transfer_started is None:
@@ -269,6 +287,7 @@ class TaskExecutionWorkflow:
             await self._run_stages(self._transfer_stages(), s.transfer_issues)
             s.TransferStatus = "ERROR" if s.counters.FilesFailed else "SUCCESS"
             s.TransferDuration = self._elapsed(s.transfer_started)
+            self.telemetry.end("TRANSFERRING", s.TransferStatus, s.transfer_started)
             if self.execution.Options.VerifyMode == "NONE":
                 return
             self._begin("VERIFYING")
@@ -276,6 +295,7 @@ class TaskExecutionWorkflow:
             await self._verify()
             s.VerifyStatus = "ERROR" if s.counters.VerifyFailed else "SUCCESS"
             s.VerifyDuration = self._elapsed()
+            self.telemetry.end("VERIFYING", s.VerifyStatus, s.phase_started)
 
     async def _prepare(self) -> PlanSummary:
         """PREPARING, with the batches of files it completes transferred meanwhile (not in a
@@ -286,13 +306,14 @@ class TaskExecutionWorkflow:
             first = {stage.step: self.state.early.get(stage.key, 0) for stage in early}
             self._prepare_attempt = attempt
             self.state.plan_progress = None
-            prepare = workflow.start_activity(
-                "PrepareTransfer",
-                args=[self.execution, first, attempt],
-                result_type=PlanSummary,
-                **self._on(0),
-                **_PREPARE,
-            )
+            with self.telemetry.within("PREPARING"):
+                prepare = workflow.start_activity(
+                    "PrepareTransfer",
+                    args=[self.execution, first, attempt],
+                    result_type=PlanSummary,
+                    **self._on(0),
+                    **_PREPARE,
+                )
             await self._transfer_while(prepare, *early)
             try:
                 return prepare.result()
@@ -337,6 +358,7 @@ class TaskExecutionWorkflow:
                         if s.transfer_started is None:
                             s.transfer_started = workflow.now()
                             self._set_status("TRANSFERRING")
+                            self.telemetry.begin("TRANSFERRING")
                         self._in_flight = len(pending) + 1
                         pending[self._start_batch(stage, index)] = stage
                         launched[stage.key] += 1
@@ -391,14 +413,15 @@ class TaskExecutionWorkflow:
         stages: list[_Stage] = []
         if mode == "POINT_IN_TIME_CONSISTENT":
             if s.verify_plan is None:
-                s.verify_plan = await workflow.execute_activity(
-                    "PrepareVerification",
-                    self.execution,
-                    result_type=VerifyPlan,
-                    **self._on(0),
-                    **_LONG,
-                )
-                s.counters.add(s.verify_plan.counters)
+                with self.telemetry.within("VERIFYING"):
+                    s.verify_plan = await workflow.execute_activity(
+                        "PrepareVerification",
+                        self.execution,
+                        result_type=VerifyPlan,
+                        **self._on(0),
+                        **_LONG,
+                    )
+                self._add(s.verify_plan.counters)
                 self._keep(s.verify_issues, s.verify_plan.issues)
             stages.append(
                 _Stage(
@@ -461,11 +484,16 @@ class TaskExecutionWorkflow:
             await self._stop(list(pending), issues)
             raise
         if s.next_batch < stage.count:
+            self.telemetry.close()
             workflow.continue_as_new(args=[self.execution, s])
 
     def _count(self, result: BatchResult, issues: list[FileIssue]) -> None:
-        self.state.counters.add(result.counters)
+        self._add(result.counters)
         self._keep(issues, result.issues)
+
+    def _add(self, counters: Counters) -> None:
+        self.state.counters.add(counters)
+        self.telemetry.count(counters)
 
     async def _stop(self, running: list[asyncio.Future[Any]], issues: list[FileIssue]) -> None:
         """Cancel activities and wait until each has stopped and cleaned up; what batches did
@@ -491,14 +519,16 @@ class TaskExecutionWorkflow:
             bytes_per_second=self.bandwidth_share() if stage.limited else -1,
             report=self.execution.detailed_report,
         )
-        return workflow.start_activity(
-            stage.activity,
-            ref,
-            result_type=BatchResult,
-            activity_id=f"{stage.key}-{index}",
-            **self._on(index),
-            **_BATCH,
-        )
+        phase = "TRANSFERRING" if stage.key.startswith("transfer:") else "VERIFYING"
+        with self.telemetry.within(phase):
+            return workflow.start_activity(
+                stage.activity,
+                ref,
+                result_type=BatchResult,
+                activity_id=f"{stage.key}-{index}",
+                **self._on(index),
+                **_BATCH,
+            )
 
     def _on(self, index: int) -> dict[str, Any]:
         """Where the `index`th activity runs: spread over the execution's agents that were
@@ -534,6 +564,7 @@ class TaskExecutionWorkflow:
     def _begin(self, status: Status) -> None:
         self.state.phase_started = workflow.now()
         self._set_status(status)
+        self.telemetry.begin(status)
 
     def _elapsed(self, since: datetime | None = None) -> int:
         started = since or self.state.phase_started or workflow.now()
@@ -569,14 +600,15 @@ class TaskExecutionWorkflow:
 
     async def _write_report(self) -> ReportResult:
         try:
-            return await workflow.execute_activity(
-                "WriteTaskReport",
-                args=[self.execution, self.describe()],
-                result_type=ReportResult,
-                **self._on(0),
-                start_to_close_timeout=timedelta(hours=1),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
+            with self.telemetry.within(None):
+                return await workflow.execute_activity(
+                    "WriteTaskReport",
+                    args=[self.execution, self.describe()],
+                    result_type=ReportResult,
+                    **self._on(0),
+                    start_to_close_timeout=timedelta(hours=1),
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                )
         except ActivityError as error:
             return _report_failed(error)
 
@@ -606,12 +638,13 @@ class TaskExecutionWorkflow:
             s.report = await self._write_report()
         self._set_status(status)
         try:
-            await workflow.execute_activity(
-                "CleanUpExecution",
-                self.execution.execution_id,
-                start_to_close_timeout=timedelta(minutes=5),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
+            with self.telemetry.within(None):
+                await workflow.execute_activity(
+                    "CleanUpExecution",
+                    self.execution.execution_id,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=RetryPolicy(maximum_attempts=3),
+                )
         except ActivityError:
             workflow.logger.warning(
                 "staging files of %s were not removed", self.execution.TaskExecutionArn
@@ -622,6 +655,7 @@ class TaskExecutionWorkflow:
             "execution_finished",
             args=[self.execution.TaskExecutionArn, status, code or "", detail or ""],
         )
+        self.telemetry.close(status, code)
 
 
 def _report_failed(error: ActivityError) -> ReportResult:
