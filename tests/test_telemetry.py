@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import http.server
 import os
+import signal
 import threading
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,7 +18,17 @@ from typing import Any
 
 import pytest
 from conftest import Stack
-from helpers import create_task, differences, empty_folder, free_port, run, until, write
+from helpers import (
+    create_task,
+    differences,
+    empty_folder,
+    free_port,
+    run,
+    start,
+    until,
+    wait,
+    write,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
@@ -32,12 +43,13 @@ from models.errors import InvalidRequestException
 from starter.client import connect
 from starter.operations import Ferry
 from worker.main import run_worker
-from worker.telemetry import Telemetry, from_environment, start
+from worker.telemetry import Telemetry, from_environment
+from worker.telemetry import start as start_telemetry
 
 # OpenTelemetry's tracer provider is set once per process: one for this module's tests.
 SPANS = InMemorySpanExporter()
 METRICS = InMemoryMetricReader()
-TELEMETRY = start(SPANS, METRICS, "ferry-test")
+TELEMETRY = start_telemetry(SPANS, METRICS, "ferry-test")
 
 
 @asynccontextmanager
@@ -221,6 +233,52 @@ class _Collector(http.server.ThreadingHTTPServer):
 
         super().__init__(("127.0.0.1", free_port()), Handler)
 
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def spans(self, arn: str) -> list[Any]:
+        """The spans received of execution `arn`; each resource must be Ferry's test service."""
+        found = []
+        for body in self.received["/v1/traces"]:
+            for resource in ExportTraceServiceRequest.FromString(body).resource_spans:
+                service = {a.key: a.value.string_value for a in resource.resource.attributes}
+                assert service["service.name"] == "ferry-under-test"
+                for scope in resource.scope_spans:
+                    for span in scope.spans:
+                        values = {a.key: a.value.string_value for a in span.attributes}
+                        if values.get("ferry.task_execution_arn") == arn:
+                            found.append(span)
+        return found
+
+    def metric_names(self) -> set[str]:
+        return {
+            metric.name
+            for body in self.received["/v1/metrics"]
+            for resource in ExportMetricsServiceRequest.FromString(body).resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+        }
+
+
+def _value(span: Any, key: str) -> Any:
+    """An attribute of an OTLP span: a string or an integer."""
+    for attribute in span.attributes:
+        if attribute.key == key:
+            value = attribute.value
+            return value.string_value if value.HasField("string_value") else value.int_value
+    raise KeyError(key)
+
+
+def exporting_to(collector: _Collector) -> dict[str, str]:
+    """A worker's environment for OTLP to `collector`, exporting often."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        "OTEL_SERVICE_NAME": "ferry-under-test",
+        "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+    }
+
 
 @pytest.fixture
 def collector() -> Iterator[_Collector]:
@@ -234,13 +292,7 @@ def collector() -> Iterator[_Collector]:
 async def test_a_worker_exports_over_otlp_when_the_endpoint_is_set(
     own_stack: Callable[..., Stack], workdir: Path, collector: _Collector
 ) -> None:
-    endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
-    stack = own_stack(
-        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-        OTEL_SERVICE_NAME="ferry-under-test",
-        OTEL_METRIC_EXPORT_INTERVAL="1000",
-        OTEL_BSP_SCHEDULE_DELAY="200",
-    )
+    stack = own_stack(**exporting_to(collector))
     ferry = Ferry(await connect(stack.address))
     source, destination = workdir / "source", workdir / "destination"
     write(source / "file", b"exported")
@@ -249,28 +301,52 @@ async def test_a_worker_exports_over_otlp_when_the_endpoint_is_set(
     assert result["Status"] == "SUCCESS"
     arn = result["TaskExecutionArn"]
 
-    def traced() -> set[str]:
-        names = set()
-        for body in collector.received["/v1/traces"]:
-            request = ExportTraceServiceRequest.FromString(body)
-            for resource in request.resource_spans:
-                service = {a.key: a.value.string_value for a in resource.resource.attributes}
-                assert service["service.name"] == "ferry-under-test"
-                for scope in resource.scope_spans:
-                    for span in scope.spans:
-                        values = {a.key: a.value.string_value for a in span.attributes}
-                        if values.get("ferry.task_execution_arn") == arn:
-                            names.add(span.name)
-        return names
+    wanted = {"TaskExecution", "TRANSFERRING", "TransferBatch"}
+    await until(lambda: wanted <= {span.name for span in collector.spans(arn)}, 30)
+    await until(lambda: {"ferry_bytes_written", "ferry_phase_duration"} <= collector.metric_names())
 
-    def measured() -> set[str]:
-        return {
-            metric.name
-            for body in collector.received["/v1/metrics"]
-            for resource in ExportMetricsServiceRequest.FromString(body).resource_metrics
-            for scope in resource.scope_metrics
-            for metric in scope.metrics
-        }
 
-    await until(lambda: {"TaskExecution", "TRANSFERRING", "TransferBatch"} <= traced(), 30)
-    await until(lambda: {"ferry_bytes_written", "ferry_phase_duration"} <= measured(), 30)
+async def test_a_trace_survives_the_crash_of_the_worker_running_the_execution(
+    own_stack: Callable[..., Stack], workdir: Path, collector: _Collector
+) -> None:
+    environment = {**exporting_to(collector), "FERRY_BATCH_FILES": "4"}
+    stack = own_stack(**environment)
+    ferry = Ferry(await connect(stack.address))
+    source, destination = workdir / "source", workdir / "destination"
+    files = [f"file-{number:02d}.bin" for number in range(24)]
+    for name in files:
+        write(source / name, os.urandom(256 * 1024))
+    empty_folder(destination)
+    # About six seconds of TRANSFERRING; the worker dies in the middle of it.
+    task = await create_task(ferry, source, destination, Options={"BytesPerSecond": 1 << 20})
+    arn = await start(ferry, task)
+    await until(lambda: sum(1 for name in files if (destination / name).exists()) >= 8)
+    stack.stop_worker(stack.workers[0], signal.SIGKILL)
+    stack.start_worker(**environment)
+    result = await wait(ferry, arn)
+    assert result["Status"] == "SUCCESS", result["Result"]
+
+    # The new worker replayed the history: the spans begun before the crash are exported once,
+    # by it, with the ids and start times they had; the batches it ran are beneath them.
+    await until(lambda: "TaskExecution" in {span.name for span in collector.spans(arn)}, 30)
+    spans = collector.spans(arn)
+    roots = [span for span in spans if span.name == "TaskExecution"]
+    assert len(roots) == 1 and not roots[0].parent_span_id
+    phases = [span for span in spans if span.parent_span_id == roots[0].span_id]
+    names = [span.name for span in phases if span.name != "QUEUED"]
+    assert sorted(names) == ["LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING"]
+    assert {span.trace_id for span in spans} == {roots[0].trace_id}
+    transferring = next(span for span in phases if span.name == "TRANSFERRING")
+    batches = [span for span in spans if span.name == "TransferBatch"]
+    assert batches and all(span.parent_span_id == transferring.span_id for span in batches)
+    # The batches the dead worker was running never ended; every batch that ended is there once
+    # (one that finished on the dead worker may not have been sent before it died).
+    finished = [span for span in batches if span.status.code != span.status.STATUS_CODE_ERROR]
+    indexes = [(_value(span, "ferry.step"), _value(span, "ferry.batch")) for span in finished]
+    assert len(indexes) == len(set(indexes))
+    assert (
+        0
+        < sum(_value(span, "ferry.bytes_written") for span in finished)
+        <= (result["BytesWritten"])
+    )
+    assert roots[0].start_time_unix_nano <= transferring.start_time_unix_nano
