@@ -101,6 +101,10 @@ def build_worker(
         default_heartbeat_throttle_interval=timedelta(seconds=2),
         # On SIGTERM running batches checkpoint and stop; their retries resume elsewhere.
         graceful_shutdown_timeout=timedelta(seconds=5),
+        # Batches go to whichever worker polls for them, not all to the worker that ran the
+        # workflow task that scheduled them (eager dispatch, on by default on the dev server):
+        # that is how several workers share one execution.
+        disable_eager_activity_execution=True,
     )
 
 
