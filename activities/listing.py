@@ -19,10 +19,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from activities.metadata import compare
-from activities.pool import WorkPool
+from activities.pool import WorkPool, process_died
 from activities.storage import metadata_policy, open_storage, time_resolution_ns
 from activities.storage.base import (
     DIR,
@@ -385,6 +386,8 @@ class FolderWalk:
                     break
                 except FutureTimeout:
                     self.beat()
+                except BrokenProcessPool as error:
+                    raise process_died(error) from error
             for listed in listed_folders:
                 self._ready[listed.task] = listed
             self._in_flight.discard(pending)

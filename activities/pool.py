@@ -101,15 +101,25 @@ class Control:
         os.replace(part, self.rate_path)
 
 
+def process_died(error: BrokenProcessPool) -> ApplicationError:
+    """What an activity raises when a pool process died under its work (killed, out of memory):
+    its attempt fails and is retried. Never the BrokenProcessPool itself: Temporal's worker takes
+    a BrokenExecutor out of an activity for its own executor broken, and stops."""
+    return ApplicationError(f"a pool process died: {error}", type="PoolProcessDied")
+
+
 def _start_pool_process(log_level: int) -> None:
     # Die with the worker: an orphaned batch would go on writing the files its retry writes.
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:
         os._exit(1)
-    # Ctrl-C and SIGTERM are the worker's to handle; it stops the pool in order.
+    # Ctrl-C and SIGTERM are the worker's to handle; it stops the pool in order, its batches
+    # checkpointed first. They reach the pool processes too when sent to the worker's process
+    # group (a terminal's Ctrl-C, systemd's KillMode=control-group), and must not end a batch
+    # there before it can checkpoint.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
         level=log_level, format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
     )
@@ -117,8 +127,19 @@ def _start_pool_process(log_level: int) -> None:
 
 
 def _ready() -> int:
-
     return os.getpid()
+
+
+class _PoolProcess(multiprocessing.context.SpawnProcess):
+    """A pool process ignores SIGTERM: ending one is killing it. (A broken pool terminates the
+    processes it has left, whose batches are retried elsewhere: they must stop writing.)"""
+
+    def terminate(self) -> None:
+        self.kill()
+
+
+class _PoolContext(multiprocessing.context.SpawnContext):
+    Process = _PoolProcess
 
 
 class WorkPool:
@@ -130,7 +151,7 @@ class WorkPool:
     def _start(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             self.processes,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=_PoolContext(),
             initializer=_start_pool_process,
             initargs=(logging.getLogger().getEffectiveLevel(),),
         )
@@ -186,9 +207,11 @@ class WorkPool:
                         "the worker is shutting down; the batch resumes on another attempt",
                         type="WorkerShutdown",
                     ) from None
-                except Exception:
+                except Exception as error:
                     # The retry resumes from the batch's last checkpoint, written as it failed.
                     activity.heartbeat(control.latest() or latest)
+                    if isinstance(error, BrokenProcessPool):
+                        raise process_died(error) from error
                     raise
                 latest = control.latest() or latest
                 activity.heartbeat(latest)

@@ -352,11 +352,16 @@ def main() -> None:
     if shutil.which("rsync") is None:
         raise SystemExit("rsync is not installed (apt-get install rsync)")
     results = asyncio.run(measure(args))
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    (out / f"local-{stamp}.json").write_text(json.dumps(results, indent=2))  # before any print
+    save(results, "local")  # before any print
     print_report(results)
+
+
+def save(results: dict[str, Any], name: str) -> Path:
+    """Into bench/results/NAME-DATE-TIME.json."""
+    out = Path(__file__).parent / "results" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return out
 
 
 if __name__ == "__main__":

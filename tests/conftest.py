@@ -73,17 +73,24 @@ class Stack:
             **extra,
         }
 
-    def start_worker(self, *, bound_by_permissions: bool = False, **extra_env: str) -> Popen:
+    def start_worker(
+        self, *, bound_by_permissions: bool = False, new_session: bool = False, **extra_env: str
+    ) -> Popen:
         """`bound_by_permissions`: when the tests run as root, run the worker without
         CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so that file modes bind it as they bind an
         agent that is not root (a mode 000 file is unreadable), while it keeps the right to
-        set owners and times."""
+        set owners and times. `new_session`: in a session and process group of its own, as a
+        service manager starts it, so that a signal can reach the whole group (`os.killpg`)."""
         log = open(self.log_path(len(self.workers)), "ab")  # noqa: SIM115
         command = [FERRY, "worker"]
         if bound_by_permissions and os.geteuid() == 0:
             command = DROP_DAC + command
         process = subprocess.Popen(
-            command, env=self.env(**extra_env), stdout=log, stderr=subprocess.STDOUT
+            command,
+            env=self.env(**extra_env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
         self.workers.append(process)
         return process

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import stat
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,65 @@ async def transfer(
     return task_arn, await run(ferry, task_arn)
 
 
+# --- which worker ran what -----------------------------------------------------------------
+
+
+def identity(process: subprocess.Popen[bytes]) -> str:
+    """The identity Temporal knows a `ferry worker` process by (the SDK's default)."""
+    return f"{process.pid}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A TransferBatch activity that has ended, as its execution's history tells it: the worker
+    of its last attempt, that attempt's number, and the type of the failure that ended the
+    attempt before it (None for a first attempt)."""
+
+    step: str
+    index: int
+    queue: str
+    identity: str
+    attempt: int
+    last_failure: str | None
+
+
+async def transfer_batches(ferry: Ferry, arn: str) -> list[Batch]:
+    """The execution's TransferBatch activities that have ended, over all its runs. (History
+    writes an activity's ActivityTaskStarted only as it closes, for its last attempt.)"""
+    scheduled: dict[tuple[str, int], tuple[str, dict[str, Any]]] = {}
+    batches: list[Batch] = []
+    async for run in ferry.client.list_workflows(f"WorkflowId = '{execution_id(arn)}'"):
+        history = await ferry.client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
+        for event in history.events:
+            if event.HasField("activity_task_scheduled_event_attributes"):
+                attributes = event.activity_task_scheduled_event_attributes
+                if attributes.activity_type.name == "TransferBatch":
+                    ref = json.loads(attributes.input.payloads[0].data)
+                    scheduled[run.run_id, event.event_id] = (attributes.task_queue.name, ref)
+            elif event.HasField("activity_task_started_event_attributes"):
+                started = event.activity_task_started_event_attributes
+                if (found := scheduled.get((run.run_id, started.scheduled_event_id))) is None:
+                    continue
+                queue, ref = found
+                failure = None
+                if started.HasField("last_failure"):  # a timeout has no type: its message
+                    last = started.last_failure
+                    failure = last.application_failure_info.type or last.message
+                batches.append(
+                    Batch(
+                        ref["step"], ref["index"], queue, started.identity, started.attempt, failure
+                    )
+                )
+    return batches
+
+
+async def batch_workers(ferry: Ferry, arn: str) -> tuple[set[str], set[str]]:
+    """The task queues TransferBatch activities were scheduled on, and the identities of the
+    workers that ran them."""
+    batches = await transfer_batches(ferry, arn)
+    return {batch.queue for batch in batches}, {batch.identity for batch in batches}
+
+
 def digest(path: Path) -> str:
     """The content's checksum, read without moving the file's atime."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
@@ -150,6 +211,28 @@ def write(path: Path, data: bytes | str = b"", mode: int | None = None) -> Path:
     if mode is not None:
         os.chmod(path, mode)
     return path
+
+
+def random_files(folder: Path, count: int, size: int = 256 * 1024) -> list[str]:
+    """`count` files of `size` random bytes in `folder`; their names, in order."""
+    names = [f"file-{number:03d}.bin" for number in range(count)]
+    for name in names:
+        write(folder / name, os.urandom(size))
+    return names
+
+
+async def start_limited(
+    ferry: Ferry, workdir: Path, files: int, bytes_per_second: int, size: int = 256 * 1024
+) -> tuple[Path, Path, list[str], str]:
+    """`files` random files in `workdir`/source, and an execution of a new task that copies them
+    to an empty `workdir`/destination at `bytes_per_second`, started: (source, destination,
+    the files' names, the execution's ARN)."""
+    source, destination = workdir / "source", workdir / "destination"
+    names = random_files(source, files, size)
+    empty_folder(destination)
+    options = {"BytesPerSecond": bytes_per_second}
+    task = await create_task(ferry, source, destination, Options=options)
+    return source, destination, names, await start(ferry, task)
 
 
 # --- tasks between any two locations -------------------------------------------------------

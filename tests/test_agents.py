@@ -8,7 +8,6 @@ import itertools
 import os
 import re
 import signal
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,9 +15,17 @@ from typing import Any
 
 import pytest
 from conftest import Popen, Stack, run_cli
-from helpers import differences, empty_folder, start, until, wait, write
+from helpers import (
+    batch_workers,
+    differences,
+    empty_folder,
+    identity,
+    start,
+    until,
+    wait,
+    write,
+)
 
-from models.arn import execution_id
 from models.errors import InvalidRequestException
 from models.temporal import agent_task_queue
 from starter.client import connect
@@ -75,29 +82,6 @@ async def task_between(ferry: Ferry, source: str, destination: str, **options: A
         {"SourceLocationArn": source, "DestinationLocationArn": destination, "Options": options}
     )
     return created["TaskArn"]
-
-
-async def batch_workers(ferry: Ferry, arn: str) -> tuple[set[str], set[str]]:
-    """The task queues TransferBatch activities were scheduled on, and the identities of the
-    workers that ran them."""
-    queues: dict[int, str] = {}
-    identities: set[str] = set()
-    async for run in ferry.client.list_workflows(f"WorkflowId = '{execution_id(arn)}'"):
-        history = await ferry.client.get_workflow_handle(run.id, run_id=run.run_id).fetch_history()
-        for event in history.events:
-            if event.HasField("activity_task_scheduled_event_attributes"):
-                scheduled = event.activity_task_scheduled_event_attributes
-                if scheduled.activity_type.name == "TransferBatch":
-                    queues[event.event_id] = scheduled.task_queue.name
-            elif event.HasField("activity_task_started_event_attributes"):
-                started = event.activity_task_started_event_attributes
-                if started.scheduled_event_id in queues:
-                    identities.add(started.identity)
-    return set(queues.values()), identities
-
-
-def identity(process: Popen) -> str:
-    return f"{process.pid}@{socket.gethostname()}"
 
 
 @pytest.fixture

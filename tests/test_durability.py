@@ -3,6 +3,7 @@ embedded stack stopped and started again, and histories kept short by continue-a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,8 +13,18 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import FERRY, Stack, free_port
-from helpers import create_task, differences, empty_folder, start, until, wait, write
+from conftest import FERRY, Popen, Stack, free_port
+from helpers import (
+    create_task,
+    differences,
+    empty_folder,
+    start,
+    start_limited,
+    transfer_batches,
+    until,
+    wait,
+    write,
+)
 
 from models.arn import execution_id
 from starter.client import connect
@@ -26,15 +37,8 @@ async def test_a_killed_worker_is_replaced_and_finished_batches_are_not_copied_a
 ) -> None:
     stack = own_stack(FERRY_BATCH_FILES="4")
     ferry = Ferry(await connect(stack.address))
-    source, destination = workdir / "source", workdir / "destination"
-    files = [f"file-{number:02d}.bin" for number in range(24)]
-    for name in files:
-        write(source / name, os.urandom(256 * 1024))
-    empty_folder(destination)
     # 6 MiB at 1 MiB/s: about six seconds of TRANSFERRING, in six batches of four files.
-    task = await create_task(ferry, source, destination, Options={"BytesPerSecond": 1 << 20})
-
-    arn = await start(ferry, task)
+    source, destination, files, arn = await start_limited(ferry, workdir, 24, 1 << 20)
     await until(lambda: sum(1 for name in files if (destination / name).exists()) >= 10)
     stack.stop_worker(stack.workers[0], signal.SIGKILL)
     copied = {
@@ -52,6 +56,42 @@ async def test_a_killed_worker_is_replaced_and_finished_batches_are_not_copied_a
     # share a limit), at most the files each finished after its last checkpoint (one a second;
     # two files at half of 1 MiB/s) are written again.
     assert len(again) <= 4, again
+
+
+def pool_processes(worker: Popen) -> list[int]:
+    """The worker's pool processes (multiprocessing's spawned children, not its tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # ended meanwhile
+        if ppid == worker.pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_dead_pool_process_fails_only_its_batches_which_are_retried(
+    own_stack: Callable[..., Stack], workdir: Path
+) -> None:
+    stack = own_stack(FERRY_BATCH_FILES="4", FERRY_PROCESSES="2")
+    (worker,) = stack.workers
+    ferry = Ferry(await connect(stack.address))
+    # 4 MiB at 1 MiB/s, in four batches of four files, two at once.
+    source, destination, files, arn = await start_limited(ferry, workdir, 16, 1 << 20)
+    await until(lambda: any(destination.glob("file-*")))
+    os.kill(pool_processes(worker)[0], signal.SIGKILL)
+    result = await asyncio.wait_for(wait(ferry, arn), 120)  # never, had the worker stopped
+
+    assert result["Status"] == "SUCCESS", result["Result"].get("ErrorDetail")
+    assert differences(source, destination) == []
+    assert result["FilesTransferred"] == len(files) + 1
+    assert worker.poll() is None  # the worker lives on, with a new pool
+    retried = [b for b in await transfer_batches(ferry, arn) if b.last_failure == "PoolProcessDied"]
+    assert retried and all(batch.attempt >= 2 for batch in retried)
 
 
 async def test_stopping_and_restarting_ferry_dev_loses_nothing(workdir: Path) -> None:
