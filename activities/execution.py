@@ -37,6 +37,7 @@ from models.execution import (
     ExecutionInput,
     PlanSummary,
     VerifyPlan,
+    metric_attributes,
 )
 from models.reports import ReportResult
 
@@ -341,11 +342,7 @@ def _batch_throughput(ref: BatchRef) -> Any:
     return (
         activity.metric_meter()
         .with_additional_attributes(
-            {
-                "task_execution_arn": ref.execution_arn,
-                "source_location_type": ref.source.LocationType,
-                "destination_location_type": ref.destination.LocationType,
-            }
+            metric_attributes(ref.execution_arn, ref.source, ref.destination)
         )
         .create_histogram_float("ferry_batch_throughput", "Bytes a batch wrote per second", "By/s")
     )

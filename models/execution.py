@@ -113,6 +113,17 @@ class Counters(_Model):
         }
 
 
+def metric_attributes(
+    execution_arn: str, source: Location, destination: Location
+) -> dict[str, str]:
+    """What an execution's metrics are told apart by, wherever they are recorded."""
+    return {
+        "task_execution_arn": execution_arn,
+        "source_location_type": source.LocationType,
+        "destination_location_type": destination.LocationType,
+    }
+
+
 class BatchRef(_Model):
     """A batch of one step of one execution's plan in the staging store."""
 

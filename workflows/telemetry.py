@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry import context, propagate, trace
     from opentelemetry.trace import Span, Status, StatusCode
 
-    from models.execution import Counters, ExecutionInput, ExecutionState
+    from models.execution import Counters, ExecutionInput, ExecutionState, metric_attributes
 
 
 def _ns(moment: datetime) -> int:
@@ -43,11 +43,7 @@ class ExecutionTelemetry:
         self._root: Span | None = None
         self._phases: dict[str, Span] = {}
         meter = workflow.metric_meter().with_additional_attributes(
-            {
-                "task_execution_arn": execution.TaskExecutionArn,
-                "source_location_type": execution.Source.LocationType,
-                "destination_location_type": execution.Destination.LocationType,
-            }
+            metric_attributes(execution.TaskExecutionArn, execution.Source, execution.Destination)
         )
         self._counters = {
             name: meter.create_counter(f"ferry_{name}", "As DescribeTaskExecution counts them")
