@@ -108,14 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
                 sub.add_argument(f"--{kebab(name)}", dest=name, action="store_true", default=None)
                 continue
             structured, many = _structured(field.annotation)
+            # Required, but checked after --cli-input-json, which may give it instead.
             sub.add_argument(
                 f"--{kebab(name)}",
                 dest=name,
-                required=field.is_required(),
                 nargs="+" if many else None,
                 metavar="JSON|SHORTHAND" if structured else name.upper(),
+                help="required (here or in --cli-input-json)" if field.is_required() else None,
             )
-        sub.add_argument("--cli-input-json", help="the whole request as JSON (or file://PATH)")
+        sub.add_argument(
+            "--cli-input-json",
+            help="the whole request as JSON (or file://PATH); flags given beside it win",
+        )
         if operation == "StartTaskExecution":
             sub.add_argument(
                 "--wait",
@@ -131,11 +135,31 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ui-port", type=int, default=8233, help="Temporal UI port (8233)")
 
 
+class MissingParameters(Exception):
+    """A request without a field its operation requires, after the flags and --cli-input-json:
+    refused before anything is sent, as the AWS CLI refuses it."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(
+            "Parameter validation failed:\n"
+            + "\n".join(
+                f'Missing required parameter in input: "{name}" (--{kebab(name)})' for name in names
+            )
+        )
+
+
 def request_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The request: --cli-input-json's fields, then the flags given, which win."""
     shape = SHAPES[args.operation]
     request: dict[str, Any] = {}
     if args.cli_input_json:
-        request.update(parse_value(args.cli_input_json))
+        whole = parse_value(args.cli_input_json)
+        if not isinstance(whole, dict):
+            raise ShorthandError(
+                f"--cli-input-json: the request must be a JSON object, not {whole!r}"
+            )
+        request.update(whole)
     for name, field in shape.model_fields.items():
         value = getattr(args, name)
         if value is None:
@@ -150,6 +174,13 @@ def request_from(args: argparse.Namespace) -> dict[str, Any]:
         elif isinstance(value, str) and value.startswith("file://"):
             value = Path(value.removeprefix("file://")).read_text()  # as the AWS CLI reads it
         request[name] = value
+    absent = [
+        name
+        for name, field in shape.model_fields.items()
+        if field.is_required() and name not in request
+    ]
+    if absent:
+        raise MissingParameters(absent)
     return request
 
 
@@ -222,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
             request = request_from(args)
         except ShorthandError as error:
             print(f"\nError parsing parameter: {error}", file=sys.stderr)
+            return EXIT_SYNTAX
+        except MissingParameters as error:
+            print(f"\n{error}", file=sys.stderr)
             return EXIT_SYNTAX
         return asyncio.run(run_operation(args, request))
     except DataSyncError as error:

@@ -13,8 +13,10 @@ import pytest
 from conftest import Stack, run_cli
 from helpers import write
 
+from starter.cli import build_parser, kebab, main, request_from
 from starter.dev import temporal_cli
 from starter.operations import Ferry
+from starter.requests import SHAPES
 
 MISSING_TASK = "arn:aws:datasync:local:000000000000:task/task-00000000000000000"
 
@@ -280,3 +282,64 @@ def test_tags_on_locations_tasks_and_executions(stack: Stack, workdir: Path) -> 
     refused = run_cli(stack, "tag-resource", "--resource-arn", execution, "--tags", "Key=a")
     assert refused.returncode == 254
     assert "given when it starts" in refused.stderr
+
+
+REQUIRED = {
+    operation: [name for name, field in shape.model_fields.items() if field.is_required()]
+    for operation, shape in SHAPES.items()
+}
+
+
+@pytest.mark.parametrize("operation", [op for op, names in REQUIRED.items() if names])
+def test_required_fields_may_come_from_cli_input_json_and_flags_win(
+    operation: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = REQUIRED[operation]
+    command = kebab(operation)
+    whole = {name: f"json-{name}" for name in names}
+
+    # Every required field from the JSON alone.
+    args = build_parser().parse_args([command, "--cli-input-json", json.dumps(whole)])
+    assert request_from(args) == whole
+    # A flag beside it wins over the JSON.
+    first = names[0]
+    flag = "[]" if isinstance(getattr(args, first), list) else "from-flag"
+    args = build_parser().parse_args(
+        [command, "--cli-input-json", json.dumps(whole), f"--{kebab(first)}", flag]
+    )
+    assert request_from(args)[first] == ([] if flag == "[]" else "from-flag")
+    # Missing from both: refused before anything is sent, naming the field and its flag.
+    for name in names:
+        partial = {key: value for key, value in whole.items() if key != name}
+        assert main([command, "--cli-input-json", json.dumps(partial)]) == 252
+        error = capsys.readouterr().err
+        assert f'Missing required parameter in input: "{name}" (--{kebab(name)})' in error
+        assert all(f'"{other}"' not in error for other in partial)
+
+
+def test_create_task_takes_its_whole_request_from_cli_input_json(
+    stack: Stack, workdir: Path
+) -> None:
+    write(workdir / "s" / "a.txt", "a")
+    source, destination = location(stack, workdir / "s"), location(stack, workdir / "d")
+    request = {"SourceLocationArn": source, "DestinationLocationArn": destination, "Name": "x"}
+    (workdir / "request.json").write_text(json.dumps(request))
+
+    task = ok(stack, "create-task", "--cli-input-json", json.dumps(request))["TaskArn"]
+    renamed = ok(
+        stack, "create-task", "--cli-input-json", f"file://{workdir}/request.json", "--name", "y"
+    )["TaskArn"]
+    missing = run_cli(
+        stack, "create-task", "--cli-input-json", json.dumps({"SourceLocationArn": source})
+    )
+
+    described = ok(stack, "describe-task", "--task-arn", task)
+    assert (described["SourceLocationArn"], described["DestinationLocationArn"]) == (
+        source,
+        destination,
+    )
+    assert described["Name"] == "x"
+    assert ok(stack, "describe-task", "--task-arn", renamed)["Name"] == "y"
+    assert missing.returncode == 252
+    assert '"DestinationLocationArn" (--destination-location-arn)' in missing.stderr
+    assert "Parameter validation failed" in missing.stderr
