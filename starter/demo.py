@@ -4,7 +4,7 @@ Makes a sample tree, creates two `local` locations and a task (or finds the ones
 made), runs an execution showing its phases and counters, prints the final
 DescribeTaskExecution and where to see the execution in the Temporal UI. It starts the embedded
 stack unless one is already running, and keeps it up afterwards on a terminal so that the UI can
-be looked at.
+be looked at; off a terminal the stack stops with it, and it says how to start it again to look.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import random
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -71,11 +72,21 @@ async def run_demo(args: argparse.Namespace) -> int:
         final = await follow(ferry, arn, live=sys.stderr.isatty())
         print_json(final)
         ui = f"http://{HOST}:{args.ui_port}/namespaces/{client.namespace}/workflows/"
-        print(f"\nSee the execution in the Temporal UI: {ui}{execution_id(arn)}", file=sys.stderr)
-        if server is not None and not args.exit and sys.stdin.isatty():
+        ui += execution_id(arn)
+        if server is None:  # someone else's stack, which stays up
+            print(f"\nSee the execution in the Temporal UI: {ui}", file=sys.stderr)
+        elif not args.exit and sys.stdin.isatty():
+            print(f"\nSee the execution in the Temporal UI: {ui}", file=sys.stderr)
             print("Ferry keeps running so that you can look; Ctrl-C stops it.", file=sys.stderr)
             stop_signals(stop)
             await stop.wait()
+        else:  # the stack stops with the demo: its UI with it
+            print(
+                "\nThe embedded stack stops with the demo. To look at the execution in the "
+                f"Temporal UI, start the stack again with\n    {_dev_command(args)}\nand open "
+                f"{ui}",
+                file=sys.stderr,
+            )
         return 0 if final.get("Status") == "SUCCESS" else 1
     finally:
         stop.set()
@@ -84,6 +95,21 @@ async def run_demo(args: argparse.Namespace) -> int:
                 await worker
         if server is not None:
             server.stop()
+
+
+def _dev_command(args: argparse.Namespace) -> str:
+    """`ferry dev` as this demo was run: the same executable, data and ports."""
+    executable = sys.argv[0] if os.sep in sys.argv[0] else "ferry"  # else found on PATH
+    if os.path.abspath(executable).startswith(os.getcwd() + os.sep):
+        executable = os.path.relpath(executable)  # `make demo`'s .venv/bin/ferry
+    command = [executable, "dev"]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    if args.port != 7233:
+        command += ["--port", str(args.port)]
+    if args.ui_port != 8233:
+        command += ["--ui-port", str(args.ui_port)]
+    return shlex.join(command)
 
 
 async def _start(ferry: Ferry, root: Path) -> str:
