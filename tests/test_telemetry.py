@@ -5,6 +5,7 @@ exporter and reader of a worker run in the test's own process; and OTLP over HTT
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import http.server
 import os
@@ -33,17 +34,19 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from test_agents import activate
 
 from models.errors import InvalidRequestException
 from starter.client import connect
 from starter.operations import Ferry
 from worker.main import run_worker
-from worker.telemetry import Telemetry, from_environment
+from worker.telemetry import MetricDrain, Telemetry, from_environment
 from worker.telemetry import start as start_telemetry
 
 # OpenTelemetry's tracer provider is set once per process: one for this module's tests.
@@ -183,6 +186,36 @@ async def test_an_execution_is_one_trace_of_phases_and_batches_with_its_metrics(
     # Temporal's SDK metrics, through the same meter provider.
     assert points("temporal_activity_execution_latency", activity_type="TransferBatch")
     assert total("temporal_workflow_completed", workflow_type="TaskExecution") >= 1
+
+
+def test_metrics_of_meters_made_and_dropped_keep_their_own_attributes() -> None:
+    """Each batch makes a meter with its execution's attributes and drops it; Core then frees
+    the attribute set, and a later one may reuse its id(). Every update must still land under
+    its own attributes (temporalio's MetricsExporter put 299 of these 300 under others')."""
+    buffer = MetricBuffer(10_000)
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer))
+    reader = InMemoryMetricReader()
+    drain = MetricDrain(buffer, MeterProvider(metric_readers=[reader]))
+    for number in range(300):
+        meter = runtime.metric_meter.with_additional_attributes({"execution": str(number)})
+        meter.create_counter("ferry_files_transferred").add(number + 1)
+        meter.create_histogram("ferry_batch_throughput").record(number)
+        del meter
+        gc.collect()
+        drain.drain()
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    found = {
+        (metric.name, point.attributes["execution"]): point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+    }
+    for number in range(300):
+        assert found["ferry_files_transferred", str(number)].value == number + 1
+        assert found["ferry_batch_throughput", str(number)].sum == number
 
 
 def _attribute(span: ReadableSpan, name: str) -> Any:
