@@ -303,11 +303,10 @@ def test_required_fields_may_come_from_cli_input_json_and_flags_win(
     assert request_from(args) == whole
     # A flag beside it wins over the JSON.
     first = names[0]
-    flag = "[]" if isinstance(getattr(args, first), list) else "from-flag"
     args = build_parser().parse_args(
-        [command, "--cli-input-json", json.dumps(whole), f"--{kebab(first)}", flag]
+        [command, "--cli-input-json", json.dumps(whole), f"--{kebab(first)}", "from-flag"]
     )
-    assert request_from(args)[first] == ([] if flag == "[]" else "from-flag")
+    assert request_from(args)[first] in ("from-flag", ["from-flag"])  # a list field: a list
     # Missing from both: refused before anything is sent, naming the field and its flag.
     for name in names:
         partial = {key: value for key, value in whole.items() if key != name}

@@ -29,7 +29,7 @@ def test_the_demo_copies_its_tree_and_stops_its_stack_off_a_terminal(workdir: Pa
     assert final["Status"] == "SUCCESS"
     demo = workdir / "demo"
     assert differences(demo / "source", demo / "destination") == []
-    assert final["FilesTransferred"] == sum(1 for _ in (demo / "source").rglob("*")) + 1
+    assert final["FilesTransferred"] == final["EstimatedFilesToTransfer"] > 240
     # No address that no longer answers: how to start the stack again, then where to look.
     assert not port_is_open(HOST, ui_port) and not port_is_open(HOST, port)
     assert "See the execution in the Temporal UI" not in result.stderr
