@@ -20,7 +20,7 @@ from typing import Any
 from activities.bandwidth import RateLimiter
 from activities.events import Events, report_step
 from activities.pool import Control, Stopped
-from activities.staging import ResultLog, StagingStore, read_rows
+from activities.staging import ResultLog, StagingStore
 from activities.storage import open_storage
 from activities.storage.base import Storage, describe_error
 from models.execution import ISSUES_PER_BATCH, BatchRef, BatchResult, Counters, FileIssue
@@ -97,18 +97,18 @@ class BatchRun:
         self.control = control
         self.limiter = limiter
         report = (
-            store.open_results(
+            store.results(
                 ref.execution_id,
                 report_step(("verified-" if of_results else "") + ref.step),
                 ref.index,
-                checkpoint.get("report_offset", 0),
+                checkpoint.get("report_parts"),
             )
             if ref.report
             else None
         )
-        self.events = Events(store.root, ref.execution_arn, ref.options.LogLevel, report)
-        where = store.result_path if of_results else store.batch_path
-        self.rows: list[Any] = list(read_rows(where(ref.execution_id, ref.step, ref.index)))
+        self.events = Events(store, ref.execution_arn, ref.options.LogLevel, report)
+        where = store.result_key if of_results else store.batch_key
+        self.rows: list[Any] = list(store.rows(where(ref.execution_id, ref.step, ref.index)))
         if reverse:
             self.rows.reverse()
         self.next: int = checkpoint.get("next", 0)  # the first row not done
@@ -118,7 +118,7 @@ class BatchRun:
         self.counters = Counters(**checkpoint.get("counters", {}))
         self.issues = [FileIssue(**issue) for issue in checkpoint.get("issues", [])]
         self.results: ResultLog | None = (
-            store.open_results(ref.execution_id, ref.step, ref.index, checkpoint.get("offset", 0))
+            store.results(ref.execution_id, ref.step, ref.index, checkpoint.get("parts"))
             if results
             else None
         )
@@ -134,24 +134,23 @@ class BatchRun:
             log.info("%s: resuming %s batch %d at row %d", self.arn, ref.step, ref.index, self.next)
 
     def run(self, handle: Callable[[Any], None]) -> BatchResult:
-        try:
-            if self.parallel > 1:
-                self._run_parallel(handle)
-            else:
-                for position in range(self.next, len(self.rows)):
-                    if position != self.next:
-                        self.tries = 0
-                    self.next = position
-                    if position in self._done:
-                        continue
-                    self.tick()
-                    handle(self.rows[position])
-                self.next = len(self.rows)
-        finally:
-            if self.results is not None:
-                self.results.close()
-            if self.events.report is not None:
-                self.events.report.close()
+        """Every row not done yet; then what the batch did is published whole. An attempt that
+        ends early leaves what its last checkpoint saved, from which the next one goes on."""
+        if self.parallel > 1:
+            self._run_parallel(handle)
+        else:
+            for position in range(self.next, len(self.rows)):
+                if position != self.next:
+                    self.tries = 0
+                self.next = position
+                if position in self._done:
+                    continue
+                self.tick()
+                handle(self.rows[position])
+            self.next = len(self.rows)
+        if self.results is not None:
+            self.results.publish()
+        self.events.publish()
         return BatchResult(counters=self.counters, issues=self.issues)
 
     def _run_parallel(self, handle: Callable[[Any], None]) -> None:
@@ -277,14 +276,16 @@ class BatchRun:
         raise error
 
     def checkpoint(self, *, failed: bool = False) -> None:
+        """Where this attempt got to, for the next one, on whichever host: what the rows done
+        so far wrote goes to the staging store first, and the checkpoint names it."""
         with self._lock:
             state = {
                 "next": self.next,
                 "done": sorted(self._done),
                 "failed": failed,
                 "tries": self.tries + 1 if failed else self.tries,
-                "offset": self.results.offset() if self.results else 0,
-                "report_offset": self.events.report.offset() if self.events.report else 0,
+                "parts": self.results.save() if self.results else [],
+                "report_parts": self.events.save(),
                 "counters": self.counters.model_dump(),
                 "issues": [issue.model_dump() for issue in self.issues],
                 "partial_bytes": sum(self._partial.values()),

@@ -3,32 +3,26 @@ lines, and, when the task wants a STANDARD task report, as rows the report is ma
 
 LogLevel OFF says nothing; BASIC says what failed (not transferred, deleted or verified);
 TRANSFER also what was transferred, deleted, verified and skipped. Each line is one JSON object
-with the execution's ARN: it goes to the worker's log, where a log shipper can take it, and is
-appended to `logs/<execution id>.jsonl` in the staging store, which `ferry logs` reads. (A batch
-retried from its checkpoint may log the rows since that checkpoint twice; its report rows are
-cut back to the checkpoint, so the report has each path once.)
+with the execution's ARN: it goes to the worker's log, where a log shipper can take it, and to
+the execution's log in the staging store, which `ferry logs` reads. (A batch retried from its
+checkpoint may log the rows since that checkpoint twice; its report rows are those its
+checkpoint saved, so the report has each path once.)
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
-from activities.staging import ResultLog
+from activities.staging import ResultLog, StagingStore
 from activities.storage.base import KIND_NAMES, Entry
-from models.arn import execution_id
 from models.reports import Category
 
 log = logging.getLogger("ferry.events")
 
 LEVELS = {"OFF": 0, "BASIC": 1, "TRANSFER": 2}
-
-
-def log_path(staging_root: str, execution_arn: str) -> str:
-    return os.path.join(staging_root, "logs", execution_id(execution_arn) + ".jsonl")
 
 
 REPORT_PREFIX = "report-"
@@ -62,16 +56,15 @@ def _time(ns: int) -> str:
 class Events:
     def __init__(
         self,
-        staging_root: str,
+        store: StagingStore,
         execution_arn: str,
         level: str | None,
         report: ResultLog | None = None,
     ) -> None:
         self.arn = execution_arn
         self.level = LEVELS.get(level or "OFF", 0)
-        self.path = log_path(staging_root, execution_arn)
+        self.log = store.log(execution_arn)
         self.report = report
-        self._folder_made = False
 
     @property
     def keeps_successes(self) -> bool:
@@ -102,12 +95,16 @@ class Events:
             ensure_ascii=False,
         )
         log.info("%s", line)
-        if not self._folder_made:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            self._folder_made = True
-        # One write per line on an O_APPEND descriptor: lines from several processes don't mix.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode())
-        finally:
-            os.close(fd)
+        self.log.append(line)
+
+    def save(self) -> list[str]:
+        """At a checkpoint: the lines so far to the store, and the report rows so far (the
+        parts the checkpoint names)."""
+        self.log.save()
+        return self.report.save() if self.report is not None else []
+
+    def publish(self) -> None:
+        """At the end: the rest of the lines, and the whole report log."""
+        self.log.save()
+        if self.report is not None:
+            self.report.publish()

@@ -145,11 +145,14 @@ class _Announcer:
 
 
 class ExecutionActivities:
-    """The activities share the worker's staging store, process pool and client."""
+    """The activities share the worker's staging store, process pool and client; `scratch` is
+    this worker's own folder (no other host reads it), where batches and the activities waiting
+    for them exchange checkpoints and stop requests."""
 
     def __init__(
         self,
         store: StagingStore,
+        scratch: str,
         pool: WorkPool,
         client: Client,
         loop: asyncio.AbstractEventLoop,
@@ -157,6 +160,7 @@ class ExecutionActivities:
         bytes_per_batch: int = BYTES_PER_BATCH,
     ) -> None:
         self.store = store
+        self.scratch = scratch
         self.pool = pool
         self.client = client
         self.loop = loop
@@ -183,7 +187,6 @@ class ExecutionActivities:
             finally:
                 if storage is not None:
                     storage.close()
-        self.store.create(execution.execution_id)
 
     @activity.defn(name="PrepareTransfer")
     def prepare(
@@ -196,7 +199,6 @@ class ExecutionActivities:
         execution's count of PREPARING attempts, which tags the announcements."""
         execution_id = execution.execution_id
         first = first or {}
-        self.store.create(execution_id)
         for step in TRANSFER_STEPS:
             self.store.clear(execution_id, step, first.get(step, 0))
         with storage_failures("PREPARING"), _Announcer(self, execution, attempt) as announcer:
@@ -275,19 +277,20 @@ class ExecutionActivities:
 
     @contextlib.contextmanager
     def _events(self, execution: ExecutionInput, step: str) -> Iterator[Events]:
-        """Events of an activity that runs once per execution (a retry starts it over)."""
+        """Events of an activity that runs once per execution (a retry starts it over, and
+        publishes its report rows in place of the last attempt's)."""
         report = (
-            self.store.open_results(execution.execution_id, report_step(step), 0, 0)
+            self.store.results(execution.execution_id, report_step(step), 0)
             if execution.detailed_report
             else None
         )
+        events = Events(self.store, execution.TaskExecutionArn, execution.Options.LogLevel, report)
         try:
-            yield Events(
-                self.store.root, execution.TaskExecutionArn, execution.Options.LogLevel, report
-            )
-        finally:
-            if report is not None:
-                report.close()
+            yield events
+        except BaseException:
+            events.log.save()  # the lines of an attempt that failed are worth reading too
+            raise
+        events.publish()
 
     @activity.defn(name="CleanUpExecution")
     def clean_up(self, execution_id: str) -> None:
@@ -303,12 +306,12 @@ class ExecutionActivities:
         """Run one batch in the pool, resuming from the last attempt's checkpoint."""
         details = activity.info().heartbeat_details
         control = Control(
-            self.store.control_dir(ref.execution_id), f"{phase}-{ref.step}-{ref.index}"
+            self.scratch,
+            f"{ref.execution_id}-{phase}-{ref.step}-{ref.index}",
+            self.store.url,
+            self.store.checkpoint_key(ref.execution_id, ref.step, ref.index, phase),
         )
-        # The pool process writes each checkpoint to the staging store before it is heartbeated,
-        # and Temporal records a heartbeat only every few seconds: after an attempt died, the
-        # store's is the newer one.
-        checkpoint = control.latest() or (
+        checkpoint = control.saved() or (
             details[0] if details and isinstance(details[0], dict) else {}
         )
         info = activity.info()
@@ -326,8 +329,9 @@ class ExecutionActivities:
             started = time.monotonic()
             with storage_failures(phase):
                 result = self.pool.run_batch(
-                    function, control, checkpoint, self.store.root, ref, share=share
+                    function, control, checkpoint, self.store.url, ref, share=share
                 )
+            control.discard()  # done: no later attempt will look for its checkpoint
             written = result.counters.BytesWritten
             span.set_attributes(
                 {f"ferry.{name}": value for name, value in result.counters.named().items()}

@@ -3,13 +3,15 @@
 Copying and listing are Python work between system calls; in threads they share one
 interpreter lock and use a little over one core. So the activities that do them wait in a
 thread while the work runs in a pool process. A batch and the activity waiting for it talk
-through two small files in the staging store: the batch writes its checkpoint there every
-second (the activity heartbeats it to Temporal), and the activity writes a stop file there when
-Temporal cancels the execution or the worker shuts down.
+through small files in the worker's scratch folder: the batch writes its checkpoint there every
+second (the activity heartbeats it to Temporal; a copy goes to the staging store), and the
+activity writes a stop file there when Temporal cancels the execution or the worker shuts down,
+and the batch's share of the bandwidth limit as it changes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -26,6 +28,8 @@ from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.staging import open_staging
 
 T = TypeVar("T")
 log = logging.getLogger("ferry.pool")
@@ -44,20 +48,27 @@ class Stopped(Exception):
 
 
 class Control:
-    """The files between a batch in a pool process and the activity waiting for it: the batch's
-    checkpoint one way; a stop request and the batch's bandwidth share the other."""
+    """What passes between a batch in a pool process and the activity waiting for it: the
+    batch's checkpoint one way; a stop request and the batch's bandwidth share the other, as
+    small files in the worker's scratch folder. The checkpoint also goes to the staging store,
+    where the next attempt finds it, on whichever host it runs."""
 
-    def __init__(self, folder: str, name: str) -> None:
+    def __init__(self, folder: str, name: str, staging: str, key: str) -> None:
+        """`staging` and `key`: the staging store's URL and the checkpoint's key there."""
         self.checkpoint_path = os.path.join(folder, f"{name}.checkpoint")
         self.stop_path = os.path.join(folder, f"{name}.stop")
         self.rate_path = os.path.join(folder, f"{name}.rate")
+        self.staging = staging
+        self.key = key
 
     # In the pool process.
 
     def checkpoint(self, details: dict[str, Any]) -> None:
+        data = json.dumps(details)
+        open_staging(self.staging).backend.put(self.key, data.encode())
         part = self.checkpoint_path + ".part"
         with open(part, "w", encoding="utf-8") as file:
-            json.dump(details, file)
+            file.write(data)
         os.replace(part, self.checkpoint_path)
 
     def stop_requested(self) -> str | None:
@@ -76,14 +87,28 @@ class Control:
 
     # In the activity.
 
+    def saved(self) -> dict[str, Any] | None:
+        """The last checkpoint an earlier attempt saved, wherever it ran. Newer than what it
+        heartbeated: Temporal records a heartbeat only every few seconds."""
+        text = "".join(open_staging(self.staging).backend.lines(self.key))
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(text) if text else None
+        return None
+
     def reset(self) -> None:
         """Before an attempt: a stop asked of an earlier attempt, or a share given to it, is not
-        for this one. (Its checkpoint stays: the activity passes it on.)"""
-        for path in (self.stop_path, self.rate_path):
-            if os.path.exists(path):
+        for this one."""
+        for path in (self.checkpoint_path, self.stop_path, self.rate_path):
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
+    def discard(self) -> None:
+        """After the batch is done: nothing of it is left, here or in the staging store."""
+        self.reset()
+        open_staging(self.staging).backend.delete([self.key])
+
     def latest(self) -> dict[str, Any] | None:
+        """The batch's last checkpoint in this attempt, to heartbeat."""
         try:
             with open(self.checkpoint_path, encoding="utf-8") as file:
                 return json.load(file)

@@ -21,7 +21,7 @@ from typing import Any
 
 from activities.events import REPORT_PREFIX, metadata
 from activities.preparing import COPY
-from activities.staging import StagingStore, read_rows
+from activities.staging import StagingStore
 from activities.storage import open_storage
 from activities.storage.base import FILE, Entry, MetadataPolicy, Storage
 from models.arn import resource_id
@@ -77,16 +77,16 @@ def _rows(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[Cate
     if execution.DryRun:
         yield from _planned(store, execution)
         return
-    for path in store.result_files(execution.execution_id, REPORT_PREFIX):
-        for row in read_rows(path):
+    for key in store.result_keys(execution.execution_id, REPORT_PREFIX):
+        for row in store.rows(key):
             yield row.pop("Category"), row
 
 
 def _planned(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[Category, Any]]:
     """What a dry run's plan would do."""
     execution_id = execution.execution_id
-    for path in store.batch_files(execution_id, "files"):
-        for row in read_rows(path):
+    for key in store.batch_keys(execution_id, "files"):
+        for row in store.rows(key):
             entry = Entry.from_row(row[2:])
             yield (
                 "Transferred",
@@ -97,8 +97,8 @@ def _planned(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[C
                     "SrcMetadata": metadata(entry),
                 },
             )
-    for path in store.batch_files(execution_id, "links"):
-        for link, first, _ in read_rows(path):
+    for key in store.batch_keys(execution_id, "links"):
+        for link, first, _ in store.rows(key):
             yield (
                 "Transferred",
                 {
@@ -108,8 +108,8 @@ def _planned(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[C
                     "LinkTo": "/" + first,
                 },
             )
-    for path in store.batch_files(execution_id, "directories"):
-        for row in read_rows(path):
+    for key in store.batch_keys(execution_id, "directories"):
+        for row in store.rows(key):
             if row[0]:  # the folder itself changes (not only its mtime, after its contents)
                 entry = Entry.from_row(row[1:])
                 yield (
@@ -121,8 +121,8 @@ def _planned(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[C
                         "SrcMetadata": metadata(entry),
                     },
                 )
-    for path in store.batch_files(execution_id, "deletes"):
-        for row in read_rows(path):
+    for key in store.batch_keys(execution_id, "deletes"):
+        for row in store.rows(key):
             yield "Deleted", {"RelativePath": "/" + row[0], "Status": "PLANNED"}
 
 

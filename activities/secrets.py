@@ -1,14 +1,21 @@
-"""Location secrets (object storage secret keys, SMB passwords) sealed before they reach Temporal.
+"""Location secrets (object storage secret keys, SMB passwords, keytabs) sealed before they
+reach Temporal.
 
-A secret is encrypted by the operations layer as a location is created or updated, travels and
-rests in workflow histories only as `ferry-sealed:v1:...`, and is opened only by the storage
-adapter in the worker that uses it. Everything else in a history stays readable in the Temporal
-UI and CLI, which a codec over whole payloads would hide behind a codec server.
+A secret is encrypted (AES-256-GCM) by the operations layer as a location is created or updated,
+travels and rests in workflow histories only as `ferry-sealed:v1:...`, and is opened only by the
+storage adapter in the worker or agent that uses the location. Everything else in a history
+stays readable in the Temporal UI and CLI, which a codec over whole payloads would hide behind a
+codec server. Each sealed value is bound to its location's ARN, so it cannot be moved to another
+location.
 
-The key (AES-256-GCM) comes from FERRY_SECRET_KEY (32 bytes, base64), else from the file
-`secret.key` in Ferry's data directory, made on first use. Every process that creates locations or
-runs their transfers needs the same key: on several hosts, set FERRY_SECRET_KEY on each.
-Each sealed value is bound to its location's ARN, so it cannot be moved to another location.
+The keys, 32 bytes in base64 each, come from the first of:
+- FERRY_SECRET_KEY: one key, or several separated by commas;
+- FERRY_SECRET_KEY_FILE: a file with one key per line (a mounted secret, say);
+- `secret.key` in Ferry's data directory, which the embedded stack (`ferry dev`, `ferry demo`)
+  makes on first use. A worker or agent never makes one: on a host of its own it must be given
+  the key the locations were sealed with, and without one it says so.
+The first key seals; every key opens. To rotate, put a new key first and keep the old ones
+after it until every location has been updated with its secret again (sealed with the new key).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_VARIABLE = "FERRY_SECRET_KEY"
+KEY_FILE_VARIABLE = "FERRY_SECRET_KEY_FILE"
 KEY_FILE = "secret.key"
 SEALED = "ferry-sealed:v1:"
 _NONCE_BYTES = 12
@@ -32,30 +40,29 @@ class SecretError(Exception):
     """A secret that cannot be sealed or opened here, with what to do about it."""
 
 
-def use_key_file(data_dir: Path) -> None:
-    """Make `data_dir`/secret.key this process's key unless FERRY_SECRET_KEY names one; the
-    variable is then set, so that the processes this one starts share the key."""
-    if os.environ.get(KEY_VARIABLE):
+def use_key_file(data_dir: Path, *, make: bool) -> None:
+    """Unless FERRY_SECRET_KEY or FERRY_SECRET_KEY_FILE names the keys, use `data_dir`/secret.key
+    (made first if `make`, for the embedded stack), through FERRY_SECRET_KEY_FILE, so that the
+    processes this one starts use the same keys."""
+    if os.environ.get(KEY_VARIABLE) or os.environ.get(KEY_FILE_VARIABLE):
         return
     path = data_dir / KEY_FILE
-    try:
-        text = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        text = base64.b64encode(os.urandom(32)).decode()
+    if make and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            text = path.read_text(encoding="ascii").strip()
+        except FileExistsError:
+            pass  # another process made it first: use theirs
         else:
             with os.fdopen(fd, "w", encoding="ascii") as file:
-                file.write(text + "\n")
-    os.environ[KEY_VARIABLE] = text
+                file.write(base64.b64encode(os.urandom(32)).decode() + "\n")
+    if path.exists():
+        os.environ[KEY_FILE_VARIABLE] = str(path)
 
 
 def seal(secret: str, location_arn: str) -> str:
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = _cipher().encrypt(nonce, secret.encode(), location_arn.encode())
+    sealed = _ciphers()[0].encrypt(nonce, secret.encode(), location_arn.encode())
     return SEALED + base64.b64encode(nonce + sealed).decode()
 
 
@@ -66,29 +73,62 @@ def unseal(value: str, location_arn: str) -> str:
         raise SecretError(f"The secret of location {location_arn} is not sealed by Ferry.")
     try:
         raw = base64.b64decode(value[len(SEALED) :], validate=True)
-        plain = _cipher().decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], location_arn.encode())
-    except (InvalidTag, binascii.Error, ValueError):
-        raise SecretError(
-            f"The secret of location {location_arn} cannot be opened with this process's "
-            f"{KEY_VARIABLE}: every worker and agent needs the key the location was created with."
-        ) from None
-    return plain.decode()
+    except (binascii.Error, ValueError):
+        raw = b""
+    for cipher in _ciphers(location_arn):
+        try:
+            plain = cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], location_arn.encode())
+        except (InvalidTag, ValueError):
+            continue
+        return plain.decode()
+    raise SecretError(
+        f"The secret of location {location_arn} cannot be opened with any key this process has "
+        f"({_source()}): every worker and agent needs the key the location was sealed with."
+    )
 
 
-def _cipher() -> AESGCM:
+def _source() -> str:
+    if os.environ.get(KEY_VARIABLE):
+        return KEY_VARIABLE
+    return f"{KEY_FILE_VARIABLE}={os.environ.get(KEY_FILE_VARIABLE)}"
+
+
+def _keys() -> list[str]:
+    """The keys as given, first the one that seals; none if this process was given none."""
+    if os.environ.get(KEY_VARIABLE):
+        return [key.strip() for key in os.environ[KEY_VARIABLE].split(",") if key.strip()]
+    path = os.environ.get(KEY_FILE_VARIABLE)
+    if not path:
+        return []
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except OSError as error:
+        raise SecretError(f"{KEY_FILE_VARIABLE}={path} cannot be read: {error.strerror}") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _ciphers(location_arn: str | None = None) -> list[AESGCM]:
     # Imported here: loading the library costs a tenth of a second, which commands that seal
     # or open nothing should not pay.
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    text = os.environ.get(KEY_VARIABLE, "")
-    if not text:
+    keys = _keys()
+    if not keys:
+        what = f"the secret of location {location_arn}" if location_arn else "a secret"
         raise SecretError(
-            f"No secret key: set {KEY_VARIABLE} (32 bytes, base64) or give Ferry a data directory."
+            f"No secret key to open {what} with: set {KEY_VARIABLE} (or {KEY_FILE_VARIABLE}, a "
+            "file) to the key the locations were sealed with, the same on every worker and "
+            "agent."
         )
-    try:
-        key = base64.b64decode(text, validate=True)
-    except binascii.Error:
-        key = b""
-    if len(key) != 32:
-        raise SecretError(f"{KEY_VARIABLE} must be 32 bytes in base64 (44 characters).")
-    return AESGCM(key)
+    ciphers = []
+    for number, text in enumerate(keys, 1):
+        try:
+            key = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            key = b""
+        if len(key) != 32:
+            raise SecretError(
+                f"{_source()}: key {number} must be 32 bytes in base64 (44 characters)."
+            )
+        ciphers.append(AESGCM(key))
+    return ciphers

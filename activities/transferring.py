@@ -17,7 +17,7 @@ from activities.batches import BatchRun, ThreadStorages
 from activities.events import metadata
 from activities.pool import Control, Stopped
 from activities.preparing import COPY, MAKE_SYMLINK, SET_METADATA
-from activities.staging import StagingStore
+from activities.staging import StagingStore, open_staging
 from activities.storage import carries_attributes, files_in_flight, metadata_policy
 from activities.storage.base import (
     FILE,
@@ -58,7 +58,7 @@ def transfer_batch(
     staging: str, ref: BatchRef, checkpoint: dict[str, Any], control: Control
 ) -> BatchResult:
     """One attempt at one batch (runs in a pool process)."""
-    return BatchTransfer(StagingStore(staging), ref, checkpoint, control).execute()
+    return BatchTransfer(open_staging(staging), ref, checkpoint, control).execute()
 
 
 class BatchTransfer:

@@ -22,7 +22,7 @@ from activities.manifest import ManifestWalk
 from activities.metadata import compare
 from activities.pool import Control, Stopped, WorkPool
 from activities.preparing import is_below
-from activities.staging import StagingStore
+from activities.staging import StagingStore, open_staging
 from activities.storage import files_in_flight, metadata_policy, time_resolution_ns
 from activities.storage.base import (
     FILE,
@@ -156,7 +156,7 @@ def verify_batch(
     tag = ref.execution_id
     sources, destinations = ThreadStorages(ref.source, tag), ThreadStorages(ref.destination, tag)
     parallel = files_in_flight(ref.source, ref.destination)
-    run = BatchRun(StagingStore(staging), ref, checkpoint, control, parallel=parallel)
+    run = BatchRun(open_staging(staging), ref, checkpoint, control, parallel=parallel)
 
     def handle(row: list[Any]) -> None:
         path = row[0]
@@ -192,7 +192,7 @@ def verify_transferred(
     resolution = time_resolution_ns(ref.destination)
     parallel = files_in_flight(ref.destination) if ref.step == "files" else 1
     run = BatchRun(
-        StagingStore(staging), ref, checkpoint, control, of_results=True, parallel=parallel
+        open_staging(staging), ref, checkpoint, control, of_results=True, parallel=parallel
     )
 
     def handle(row: list[Any]) -> None:

@@ -68,6 +68,11 @@ class ExecutionInput(_Model):
         return execution_id(self.TaskExecutionArn)
 
     @property
+    def agent_location_arn(self) -> str:
+        """The location whose agents run the execution (the source's, else the destination's)."""
+        return (self.Source if self.Source.AgentArns else self.Destination).LocationArn
+
+    @property
     def detailed_report(self) -> bool:
         """A STANDARD task report: every path's fate is kept for it."""
         return self.TaskReportConfig is not None and self.TaskReportConfig.detailed

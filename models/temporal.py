@@ -24,8 +24,16 @@ TAGS_MEMO = "Tags"  # an execution's tags, given by StartTaskExecution
 
 
 def agent_task_queue(agent_arn: str) -> str:
-    """The task queue an agent polls: the activities that touch its locations run there."""
+    """The task queue of one agent: it answers there for itself (its presence, a check of a
+    new location on its first agent)."""
     return "ferry-" + resource_id(agent_arn)
+
+
+def location_task_queue(location_arn: str) -> str:
+    """The task queue every agent of a location polls: an execution's activities run there,
+    on whichever of its agents takes them, so that when one is lost the rest go on, and an
+    agent added to the location takes work from the next activity on."""
+    return "ferry-" + resource_id(location_arn)
 
 
 def schedule_id(task_arn: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
+from activities.staging import StagingError
 from models.errors import DataSyncError, InvalidRequestException
 from starter.requests import SHAPES
 from starter.shorthand import ShorthandError, parse_value
@@ -73,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--processes", type=int, help=PROCESSES_HELP)
 
     worker = commands.add_parser("worker", help="run a worker against an existing Temporal")
-    worker.add_argument("--data-dir", help="where the staging store lives (FERRY_DATA_DIR)")
-    worker.add_argument("--staging-dir", help="the staging store (default DATA_DIR/staging)")
+    worker.add_argument("--data-dir", help="Ferry's data (FERRY_DATA_DIR)")
+    _staging_argument(worker)
     worker.add_argument("--processes", type=int, help=PROCESSES_HELP)
     worker.add_argument(
         "--agent",
@@ -90,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("--task-execution-arn", required=True)
     logs.add_argument("--data-dir", help="Ferry's data (FERRY_DATA_DIR)")
-    logs.add_argument("--staging-dir", help="the staging store (default DATA_DIR/staging)")
+    _staging_argument(logs)
 
     demo = commands.add_parser(
         "demo", help="copy a sample tree between two local locations and show the execution"
@@ -133,6 +134,16 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="Ferry's data (FERRY_DATA_DIR, ~/.local/share/ferry)")
     parser.add_argument("--port", type=int, default=7233, help="Temporal gRPC port (7233)")
     parser.add_argument("--ui-port", type=int, default=8233, help="Temporal UI port (8233)")
+    _staging_argument(parser)
+
+
+def _staging_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--staging-url",
+        help="the staging store shared by every worker and agent: s3://BUCKET/PREFIX (AWS "
+        "credentials, region and endpoint as the AWS SDKs read them) or a directory "
+        "(FERRY_STAGING_URL; default DATA_DIR/staging)",
+    )
 
 
 class MissingParameters(Exception):
@@ -224,21 +235,24 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("smbprotocol").setLevel(logging.WARNING)  # it logs every request at INFO
     try:
         if args.command in ("dev", "worker", "demo"):
-            # Exported to the processes they start: workers open the secrets they use.
+            # Exported to the processes they start: workers open the secrets they use. Only the
+            # embedded stack makes a key; a worker elsewhere must be given the one in use.
             from activities.secrets import use_key_file
             from starter.dev import data_dir
 
-            use_key_file(data_dir(args.data_dir))
+            use_key_file(data_dir(args.data_dir), make=args.command != "worker")
         if args.command == "dev":
-            from starter.dev import data_dir, run_dev
+            from starter.dev import data_dir, run_dev, staging_url
 
+            directory = data_dir(args.data_dir)
             return asyncio.run(
                 run_dev(
-                    data_dir(args.data_dir),
+                    directory,
                     args.port,
                     args.ui_port,
                     not args.headless,
                     _processes(args),
+                    staging_url(args.staging_url, directory),
                 )
             )
         if args.command == "worker":
@@ -266,23 +280,26 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_REJECTED
+    except StagingError as error:
+        print(f"\n{error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 
 
 async def _worker(args: argparse.Namespace) -> int:
     from starter.client import ensure_search_attributes
-    from starter.dev import data_dir, stop_signals
+    from starter.dev import data_dir, staging_url, stop_signals
     from worker.main import run_worker, worker_client
 
     if args.state_dir and not args.agent:
         raise InvalidRequestException("--state-dir is for an agent: add --agent.")
     service = "ferry-agent" if args.agent else "ferry-worker"
+    staging = staging_url(args.staging_url, data_dir(args.data_dir))
     async with worker_client(args.address, service=service) as client:
         await ensure_search_attributes(client)
         stop = asyncio.Event()
         stop_signals(stop)
-        staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
         if args.agent:
             from worker.agent import run_agent
 
@@ -293,26 +310,26 @@ async def _worker(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from activities.events import log_path
+    from activities.staging import open_staging
     from models.arn import TASK_EXECUTION_ARN
-    from starter.dev import data_dir
+    from starter.dev import data_dir, staging_url
 
     if not TASK_EXECUTION_ARN.match(args.task_execution_arn):
         raise InvalidRequestException(
             f"--task-execution-arn: {args.task_execution_arn!r} is not a task execution ARN "
             "(arn:aws:datasync:REGION:ACCOUNT:task/task-ID/execution/exec-ID)."
         )
-    staging = args.staging_dir or str(data_dir(args.data_dir) / "staging")
-    path = log_path(staging, args.task_execution_arn)
-    try:
-        with open(path, encoding="utf-8") as lines:
-            sys.stdout.writelines(lines)
-    except FileNotFoundError:
+    staging = staging_url(args.staging_url, data_dir(args.data_dir))
+    printed = False
+    for line in open_staging(staging).log_lines(args.task_execution_arn):
+        sys.stdout.write(line)
+        printed = True
+    if not printed:
         raise InvalidRequestException(
             f"No log lines for {args.task_execution_arn} in {staging}: its LogLevel was OFF, it "
             "logged nothing yet, or its workers keep their staging store elsewhere "
-            "(--staging-dir)."
-        ) from None
+            "(--staging-url)."
+        )
     return 0
 
 

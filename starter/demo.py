@@ -23,7 +23,7 @@ from typing import Any
 from models.arn import execution_id
 from starter.cli import print_json
 from starter.client import connect
-from starter.dev import HOST, DevServer, data_dir, port_is_open, stop_signals
+from starter.dev import HOST, DevServer, data_dir, port_is_open, staging_url, stop_signals
 from starter.operations import Ferry
 from starter.progress import follow
 from worker.main import run_worker
@@ -65,7 +65,8 @@ async def run_demo(args: argparse.Namespace) -> int:
     try:
         client = await connect(address, patience=30 if server else 0)
         if server is not None:
-            worker = asyncio.create_task(run_worker(client, str(directory / "staging"), stop))
+            staging = staging_url(args.staging_url, directory)
+            worker = asyncio.create_task(run_worker(client, staging, stop))
         ferry = Ferry(client)
         arn = await _start(ferry, directory / "demo")
         print(f"Started {arn}", file=sys.stderr)

@@ -15,7 +15,7 @@ import sysconfig
 import time
 from pathlib import Path
 
-from models.errors import InternalException
+from models.errors import InternalException, InvalidRequestException
 from models.temporal import SEARCH_ATTRIBUTES
 
 DEFAULT_PORT = 7233
@@ -31,6 +31,17 @@ def data_dir(given: str | None = None) -> Path:
         return Path(os.environ["FERRY_DATA_DIR"]).expanduser().resolve()
     base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
     return Path(base) / "ferry"
+
+
+def staging_url(given: str | None, directory: Path) -> str:
+    """--staging-url, else FERRY_STAGING_URL, else the folder `staging` of the data directory."""
+    from activities.staging import check_url
+
+    url = given or os.environ.get("FERRY_STAGING_URL") or str(directory / "staging")
+    try:
+        return check_url(url)
+    except ValueError as error:
+        raise InvalidRequestException(str(error)) from None
 
 
 def temporal_cli() -> str:
@@ -139,7 +150,9 @@ def stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-async def run_dev(directory: Path, port: int, ui_port: int, ui: bool, processes: int | None) -> int:
+async def run_dev(
+    directory: Path, port: int, ui_port: int, ui: bool, processes: int | None, staging: str
+) -> int:
     from worker.main import run_worker, worker_client
 
     server = DevServer(directory, port, ui_port, ui)
@@ -152,8 +165,9 @@ async def run_dev(directory: Path, port: int, ui_port: int, ui: bool, processes:
             if ui:
                 print(f"Temporal UI: {server.ui_url}", file=sys.stderr)
             print(f"Data:       {directory}", file=sys.stderr)
+            print(f"Staging:    {staging}", file=sys.stderr)
             print("Ferry is running; Ctrl-C stops it.", file=sys.stderr)
-            await run_worker(client, str(directory / "staging"), stop, processes)
+            await run_worker(client, staging, stop, processes)
     finally:
         server.stop()
     return 0

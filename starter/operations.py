@@ -30,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agents import agent_presence, last_poll
-from activities.secrets import KEY_VARIABLE, SecretError, seal, use_key_file
+from activities.secrets import SecretError, seal, use_key_file
 from models.agents import Activation, Agent
 from models.arn import AGENT_ARN, TASK_EXECUTION_ARN, arn_prefix, execution_id, new_id, task_arn_of
 from models.arn import TASK_ARN as TASK_ARN_PATTERN
@@ -208,6 +208,10 @@ class Ferry:
 
     async def agent_exists(self, agent_arn: str) -> bool:
         return any(a.AgentArn == agent_arn for a in await self._query("agents", list[Agent]))
+
+    async def agent_locations(self, agent_arn: str) -> list[str]:
+        """The ARNs of the locations that name the agent."""
+        return await self._query("agent_locations", list[str], agent_arn)
 
     # --- locations -----------------------------------------------------------------------------
 
@@ -878,8 +882,7 @@ _KIND_NAMES: dict[type, str] = {
 def _sealed(secret: str | None, location_arn: str, field: str = "SecretKey") -> str | None:
     if secret is None:
         return None
-    if not os.environ.get(KEY_VARIABLE):
-        use_key_file(data_dir())  # the key of the stack in the default data directory
+    use_key_file(data_dir(), make=True)  # unless given one: the default data directory's
     try:
         return seal(secret, location_arn)
     except SecretError as error:

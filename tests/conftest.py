@@ -179,9 +179,11 @@ def workdir() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(directory)], check=False)
 
 
-def run_cli(stack: Stack, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    stack: Stack, *args: str, check: bool = False, **env: str
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [FERRY, *args], env=stack.env(), capture_output=True, text=True, timeout=300
+        [FERRY, *args], env=stack.env(**env), capture_output=True, text=True, timeout=300
     )
     if check and result.returncode != 0:
         raise AssertionError(f"ferry {' '.join(args)} failed: {result.stderr}")

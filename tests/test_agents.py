@@ -21,13 +21,14 @@ from helpers import (
     empty_folder,
     identity,
     start,
+    transfer_batches,
     until,
     wait,
     write,
 )
 
 from models.errors import InvalidRequestException
-from models.temporal import agent_task_queue
+from models.temporal import location_task_queue
 from starter.client import connect
 from starter.operations import Ferry
 
@@ -124,17 +125,14 @@ async def test_activation_restart_rename_and_delete(agent_stack: Stack, workdir:
     source, destination = workdir / "source", workdir / "destination"
     write(source / "a.txt", "served by the agent")
     empty_folder(destination)
-    task = await task_between(
-        ferry,
-        await local_location(ferry, source, agent_arn),
-        await local_location(ferry, destination),
-    )
+    source_arn = await local_location(ferry, source, agent_arn)
+    task = await task_between(ferry, source_arn, await local_location(ferry, destination))
     arn = await start(ferry, task)
     result = await wait(ferry, arn)
     assert result["Status"] == "SUCCESS", result["Result"]
     assert differences(source, destination) == []
     queues, identities = await batch_workers(ferry, arn)
-    assert queues == {agent_task_queue(agent_arn)}
+    assert queues == {location_task_queue(source_arn)}
     assert identities == {identity(process)}
 
     # An agent a location uses can't be deleted; once free, its process stops.
@@ -181,9 +179,10 @@ async def test_agents_share_a_transfer_wait_for_offline_agents_and_cancel(
     for number in range(24):
         write(source / f"file-{number:02d}.bin", os.urandom(256 * 1024))
     empty_folder(destination)
+    shared_source = await local_location(ferry, source, first_arn, second_arn)
     shared = await task_between(
         ferry,
-        await local_location(ferry, source, first_arn, second_arn),
+        shared_source,
         await local_location(ferry, destination, first_arn, second_arn),
         BytesPerSecond=1 << 20,
     )
@@ -204,23 +203,23 @@ async def test_agents_share_a_transfer_wait_for_offline_agents_and_cancel(
     assert failed["Result"]["ErrorCode"] == "AgentOffline"
     assert second_arn in failed["Result"]["ErrorDetail"]
 
-    # Both agents share a transfer; one dies in the middle and the execution waits for it.
+    # Both agents share a transfer through their location's task queue; one dies in the
+    # middle, and the other finishes without it (it is started again only afterwards).
     second = stack.start_agent(workdir / "agent-2", **small_batches)
     await until(lambda: status(ferry, second_arn, "ONLINE"), timeout=30)
     arn = await start(ferry, shared)
     await until(lambda: status_of(ferry, arn, "TRANSFERRING"), timeout=30)
     await asyncio.sleep(2)
+    killed = identity(second)
     stack.stop_worker(second, signal.SIGKILL)
-    await asyncio.sleep(15)
-    assert await status_of(ferry, arn, "TRANSFERRING")
-    second = stack.start_agent(workdir / "agent-2", **small_batches)
     result = await wait(ferry, arn)
 
     assert result["Status"] == "SUCCESS", result["Result"]
     assert differences(source, destination) == []
-    queues, identities = await batch_workers(ferry, arn)
-    assert queues == {agent_task_queue(first_arn), agent_task_queue(second_arn)}
-    assert {identity(first), identity(second)} <= identities
+    batches = await transfer_batches(ferry, arn)
+    assert {batch.queue for batch in batches} == {location_task_queue(shared_source)}
+    assert {identity(first), killed} <= {batch.identity for batch in batches}
+    second = stack.start_agent(workdir / "agent-2", **small_batches)
 
     # A cancel stops the batches on both agents within seconds, leaving no partial file.
     await until(lambda: status(ferry, second_arn, "ONLINE"), timeout=30)

@@ -12,7 +12,7 @@ import pytest
 
 from activities.batches import TRIES_PER_ROW, BatchRun
 from activities.pool import Control, Stopped
-from activities.staging import StagingStore
+from activities.staging import StagingStore, open_staging
 from models.execution import BatchRef
 from models.locations import LocalLocation
 from models.options import resolve_options
@@ -35,7 +35,6 @@ def batch(store: StagingStore, rows: list[list[Any]]) -> BatchRef:
         destination=location,
         options=resolve_options(),
     )
-    store.create(ref.execution_id)
     writer = store.batches(ref.execution_id, "files")
     for row in rows:
         writer.add(row)
@@ -45,14 +44,14 @@ def batch(store: StagingStore, rows: list[list[Any]]) -> BatchRef:
 
 def attempt(store: StagingStore, ref: BatchRef, control: Control, handle: Any) -> Any:
     """One attempt, started from the checkpoint the previous one left."""
-    run = BatchRun(store, ref, control.latest() or {}, control)
+    run = BatchRun(store, ref, control.saved() or {}, control)
     return run, run.run(lambda row: handle(run, row))
 
 
 def test_a_row_that_keeps_failing_transiently_is_given_up(tmp_path: Path) -> None:
-    store = StagingStore(str(tmp_path))
+    store = open_staging(str(tmp_path / "staging"))
     ref = batch(store, [["a"], ["bad"], ["c"]])
-    control = Control(store.control_dir(ref.execution_id), "files-0")
+    control = Control(str(tmp_path), "files-0", store.url, "x/checkpoints/files-000000.T.json")
     done: list[str] = []
 
     def handle(run: BatchRun, row: list[str]) -> None:
@@ -76,9 +75,9 @@ def test_a_row_that_keeps_failing_transiently_is_given_up(tmp_path: Path) -> Non
 
 
 def test_a_stop_request_ends_the_batch_with_its_place_kept(tmp_path: Path) -> None:
-    store = StagingStore(str(tmp_path))
+    store = open_staging(str(tmp_path / "staging"))
     ref = batch(store, [[str(n)] for n in range(5)])
-    control = Control(store.control_dir(ref.execution_id), "files-0")
+    control = Control(str(tmp_path), "files-0", store.url, "x/checkpoints/files-000000.T.json")
     done: list[str] = []
 
     def handle(run: BatchRun, row: list[str]) -> None:

@@ -2,8 +2,9 @@
 
 Never activated, it makes an activation key, prints it, writes it to DIR/activation-key and
 waits, doing no work, until CreateAgent uses the key (a new key replaces one that expires).
-Activated, it keeps its agent's ARN in DIR/agent.json, polls the agent's task queue, and serves
-it again after a restart without a new key. When its agent is deleted it stops.
+Activated, it keeps its agent's ARN in DIR/agent.json, polls the agent's own task queue and the
+task queue of every location that names it (as locations are created, updated and deleted), and
+serves it again after a restart without a new key. When its agent is deleted it stops.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from temporalio.client import Client
 
 from models.agents import ACTIVATION_KEY_SECONDS, new_activation_key
 from models.errors import DataSyncError
-from models.temporal import agent_task_queue
+from models.temporal import agent_task_queue, location_task_queue
 from starter.operations import Ferry
 from worker.main import run_worker
 
@@ -67,7 +68,7 @@ def _write(path: Path, text: str) -> None:
 async def run_agent(
     client: Client,
     state_dir: Path,
-    staging_dir: str,
+    staging: str,
     stop: asyncio.Event,
     processes: int | None = None,
 ) -> int:
@@ -81,8 +82,14 @@ async def run_agent(
     log.info("serving agent %s", agent_arn)
     deleted = asyncio.Event()
     watch = asyncio.create_task(_watch(ferry, agent_arn, stop, deleted))
+
+    async def locations() -> list[str]:
+        return [location_task_queue(arn) for arn in await ferry.agent_locations(agent_arn)]
+
     try:
-        await run_worker(client, staging_dir, stop, processes, agent_task_queue(agent_arn))
+        await run_worker(
+            client, staging, stop, processes, agent_task_queue(agent_arn), follow=locations
+        )
     finally:
         watch.cancel()
     return _deleted(agent_arn, state) if deleted.is_set() else 0

@@ -8,9 +8,12 @@ the threads waiting for them and relaying their progress to Temporal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -23,7 +26,7 @@ from activities.execution import ExecutionActivities
 from activities.pool import WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH
 from activities.registry import RegistryActivities
-from activities.staging import StagingStore
+from activities.staging import open_staging
 from models.temporal import TASK_QUEUE
 from starter.client import connect
 from worker.telemetry import from_environment
@@ -32,6 +35,9 @@ from workflows.registry import RegistryWorkflow
 from workflows.schedule import ScheduledStartWorkflow
 
 log = logging.getLogger("ferry.worker")
+
+# How soon a worker that follows task queues (an agent, its locations') notices a change.
+FOLLOW_SECONDS = 5.0
 
 
 def default_processes() -> int:
@@ -44,19 +50,21 @@ def default_processes() -> int:
 
 def build_worker(
     client: Client,
-    staging_dir: str,
+    staging: str,
+    scratch: str,
     pool: WorkPool,
     executor: ThreadPoolExecutor,
     threads: int,
     task_queue: str = TASK_QUEUE,
 ) -> Worker:
     """On Ferry's own queue: the workflows and every activity. On an agent's queue: the
-    activities that touch the storage its locations name."""
-    os.makedirs(staging_dir, exist_ok=True)
+    activities that touch the storage its locations name. `staging`: the staging store's URL
+    (a directory, or s3://BUCKET/PREFIX); `scratch`: this worker's own folder."""
     # Batch sizes are a tuning knob of the worker that plans (FERRY_BATCH_FILES, _BYTES).
     registry = RegistryActivities(client)
     activities = ExecutionActivities(
-        StagingStore(staging_dir),
+        open_staging(staging),
+        scratch,
         pool,
         client,
         asyncio.get_running_loop(),
@@ -125,28 +133,74 @@ async def worker_client(
 
 async def run_worker(
     client: Client,
-    staging_dir: str,
+    staging: str,
     stop: asyncio.Event,
     processes: int | None = None,
     task_queue: str = TASK_QUEUE,
+    follow: Callable[[], Awaitable[list[str]]] | None = None,
 ) -> None:
+    """Poll `task_queue` until `stop`, and the task queues `follow` names as they change (an
+    agent: its locations'). `staging`: the staging store's URL, shared with every other worker
+    and agent; what this worker keeps for itself goes to a scratch folder of its own in TMPDIR,
+    removed when it stops."""
     pool = WorkPool(processes or default_processes())
+    scratch = tempfile.mkdtemp(prefix="ferry-scratch-")
+    threads = 4 * pool.processes + 8
+    executors: list[ThreadPoolExecutor] = []
+
+    def build(queue: str) -> Worker:
+        # A thread pool per queue: an activity a worker takes must find a thread at once, or
+        # it could not heartbeat.
+        executors.append(ThreadPoolExecutor(threads, thread_name_prefix="ferry"))
+        return build_worker(client, staging, scratch, pool, executors[-1], threads, queue)
+
     try:
         await asyncio.get_running_loop().run_in_executor(None, pool.warm)
-        threads = 4 * pool.processes + 8
-        with ThreadPoolExecutor(threads, thread_name_prefix="ferry") as executor:
-            worker = build_worker(client, staging_dir, pool, executor, threads, task_queue)
-            async with worker:
-                log.info(
-                    "worker polling task queue %r on %s (namespace %s) with %d processes, "
-                    "staging in %s",
-                    task_queue,
-                    client.service_client.config.target_host,
-                    client.namespace,
-                    pool.processes,
-                    staging_dir,
-                )
+        async with build(task_queue):
+            log.info(
+                "worker polling task queue %r on %s (namespace %s) with %d processes, "
+                "staging store %s",
+                task_queue,
+                client.service_client.config.target_host,
+                client.namespace,
+                pool.processes,
+                staging,
+            )
+            if follow is None:
                 await stop.wait()
-                log.info("worker stopping")
+            else:
+                await _follow(build, follow, stop)
+            log.info("worker stopping")
     finally:
+        for executor in executors:
+            executor.shutdown(wait=True)
         pool.shutdown()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _follow(
+    build: Callable[[str], Worker], queues: Callable[[], Awaitable[list[str]]], stop: asyncio.Event
+) -> None:
+    """Until `stop`, poll the task queues `queues` names, starting and stopping a worker for each
+    as the list changes (checked every FOLLOW_SECONDS)."""
+    running: dict[str, Worker] = {}
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        while not stop.is_set():
+            try:
+                wanted = set(await queues())
+            except Exception as error:  # Temporal out of reach for a moment: keep polling
+                log.warning("could not tell which task queues to poll: %s", error)
+                wanted = set(running)
+            for queue in sorted(wanted - running.keys()):
+                running[queue] = build(queue)
+                tasks.append(asyncio.create_task(running[queue].run()))
+                log.info("polling task queue %r too", queue)
+            for queue in sorted(running.keys() - wanted):
+                log.info("no longer polling task queue %r", queue)
+                await running.pop(queue).shutdown()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FOLLOW_SECONDS)
+    finally:
+        await asyncio.gather(*(worker.shutdown() for worker in running.values()))
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         EXECUTION_WORKFLOW,
         REGISTRY_WORKFLOW_ID,
         agent_task_queue,
+        location_task_queue,
     )
     from models.timetable import BandwidthTimetable
     from workflows.telemetry import ExecutionTelemetry
@@ -143,9 +144,9 @@ class TaskExecutionWorkflow:
             elif isinstance(cause, ActivityTimeout) and cause.type == TimeoutType.SCHEDULE_TO_START:
                 code = ErrorCode.AGENT_OFFLINE
                 detail = (
-                    f"No agent of {', '.join(self.state.agents_online)} took the execution's "
-                    f"{error.activity_type} for {AGENT_PICKUP.seconds // 60} minutes: the agent "
-                    "is OFFLINE. Start it again, then start the execution again."
+                    f"No agent of {', '.join(self.execution.AgentArns)} took the execution's "
+                    f"{error.activity_type} for {AGENT_PICKUP.seconds // 60} minutes: the agents "
+                    "are OFFLINE. Start one again, then start the execution again."
                 )
             elif isinstance(cause, ApplicationError):
                 code, detail = ErrorCode.INTERNAL_ERROR, f"{cause.type}: {cause.message}"
@@ -531,16 +532,19 @@ class TaskExecutionWorkflow:
             )
 
     def _on(self, index: int) -> dict[str, Any]:
-        """Where the `index`th activity runs: spread over the execution's agents that were
-        online at launch, else the workflow's own queue (the ordinary workers). An agent that
-        takes nothing for AGENT_PICKUP is taken for gone: the execution fails, naming it."""
+        """Where the `index`th activity runs: on the task queue that every agent of the
+        execution's location polls (whichever takes it; a batch of an agent that was lost is
+        retried there, by the others), else the workflow's own queue (the ordinary workers). If
+        no agent takes it for AGENT_PICKUP, they are taken for gone: the execution fails,
+        naming them."""
         agents = self.state.agents_online
         if not agents:
             return {"task_queue": workflow.info().task_queue}
-        return {
-            "task_queue": agent_task_queue(agents[index % len(agents)]),
-            "schedule_to_start_timeout": AGENT_PICKUP,
-        }
+        if workflow.patched("location-task-queue"):
+            queue = location_task_queue(self.execution.agent_location_arn)
+        else:  # executions started before agents shared their location's queue
+            queue = agent_task_queue(agents[index % len(agents)])
+        return {"task_queue": queue, "schedule_to_start_timeout": AGENT_PICKUP}
 
     def _parallel(self, stage: _Stage) -> int:
         if stage.limited and (self.state.BytesPerSecond or -1) > 0:

@@ -124,6 +124,13 @@ class RegistryWorkflow:
         return list(self.state.agents.values())
 
     @workflow.query
+    def agent_locations(self, agent_arn: str) -> list[str]:
+        """The locations that name the agent: it polls each one's task queue."""
+        return sorted(
+            arn for arn, location in self.state.locations.items() if agent_arn in location.AgentArns
+        )
+
+    @workflow.query
     def activation(self, key: str) -> list[Activation]:
         """The key's activation, if the registry knows the key."""
         found = self.state.activations.get(key)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import errno
-import functools
 import hashlib
 import os
 import stat
@@ -47,7 +46,14 @@ from activities.storage.base import (
     StorageError,
     listing_key,
 )
-from activities.storage.s3client import Body, Credentials, S3Client, S3Error, b64
+from activities.storage.s3client import (
+    AwsCredentialsMissing,
+    Body,
+    S3Client,
+    S3Error,
+    aws_client,
+    b64,
+)
 from models.errors import ErrorCode
 from models.locations import ObjectLocation, ObjectStorageLocation, S3Location
 
@@ -628,56 +634,14 @@ class ObjectStorage(Storage):
 
 def _s3_client(location: S3Location) -> S3Client:
     """The worker's AWS credential chain; through STS when the location names a role."""
-    region, credentials = _aws_credentials(location.S3Config.BucketAccessRoleArn)
-    if credentials is None:
-        raise StorageError(
-            f"{location.location_uri}: no AWS credentials found for this worker "
-            "(AWS_ACCESS_KEY_ID, a profile, or an instance role)",
-            code=ErrorCode.LOCATION_UNAVAILABLE,
+    try:
+        return aws_client(
+            location.bucket,
+            location.S3Config.BucketAccessRoleArn,
+            location.EndpointUrl,
+            connections=CONNECTIONS,
         )
-    return S3Client(
-        location.bucket,
-        region=region,
-        credentials=credentials,
-        # The AWS SDKs' standard settings, as botocore reads them.
-        endpoint=(
-            location.EndpointUrl
-            or os.environ.get("AWS_ENDPOINT_URL_S3")
-            or os.environ.get("AWS_ENDPOINT_URL")
-        ),
-        connections=CONNECTIONS,
-    )
-
-
-@functools.cache
-def _aws_credentials(role: str | None) -> tuple[str, Credentials | None]:
-    """The region and credentials of this process, found once: botocore's credentials refresh
-    themselves (an instance role's, an assumed role's) before they expire."""
-    import botocore.session
-    from botocore.credentials import RefreshableCredentials
-
-    session = botocore.session.get_session()
-    region = session.get_config_variable("region") or "us-east-1"
-    credentials = session.get_credentials()
-    if credentials is None or not role:
-        return region, credentials
-    sts = session.create_client("sts", region_name=region)
-
-    def assume() -> dict[str, str]:
-        try:
-            answer = sts.assume_role(RoleArn=role, RoleSessionName="ferry")["Credentials"]
-        except Exception as error:
-            raise StorageError(
-                f"cannot assume the role {role}: {error}", code=ErrorCode.LOCATION_UNAVAILABLE
-            ) from None
-        return {
-            "access_key": answer["AccessKeyId"],
-            "secret_key": answer["SecretAccessKey"],
-            "token": answer["SessionToken"],
-            "expiry_time": answer["Expiration"].isoformat(),
-        }
-
-    assumed = RefreshableCredentials.create_from_metadata(
-        metadata=assume(), refresh_using=assume, method="sts-assume-role"
-    )
-    return region, assumed
+    except AwsCredentialsMissing as error:
+        raise StorageError(
+            f"{location.location_uri}: {error}", code=ErrorCode.LOCATION_UNAVAILABLE
+        ) from None

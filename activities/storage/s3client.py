@@ -14,8 +14,10 @@ body, gets its HTTP status as the code, as in botocore.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import os
 import random
 import re
 import time
@@ -444,3 +446,62 @@ def _same(text: str) -> str:
 def _pause(attempt: int) -> None:
     """Exponential backoff with full jitter, as the AWS SDKs do."""
     time.sleep(random.uniform(0, min(20.0, 0.1 * 2**attempt)))
+
+
+class AwsCredentialsMissing(Exception):
+    """This process has no AWS credentials (or cannot assume the role it was given)."""
+
+
+def aws_client(
+    bucket: str, role: str | None = None, endpoint: str | None = None, connections: int = 20
+) -> S3Client:
+    """A client of `bucket` with this process's AWS settings, as the AWS SDKs read them: the
+    credential chain (environment, profile, instance role; through STS when `role` is given),
+    the region, and AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL unless `endpoint` is given."""
+    region, credentials = aws_credentials(role)
+    if credentials is None:
+        raise AwsCredentialsMissing(
+            "no AWS credentials found for this process (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, a profile, or an instance role)"
+        )
+    return S3Client(
+        bucket,
+        region=region,
+        credentials=credentials,
+        endpoint=(
+            endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        ),
+        connections=connections,
+    )
+
+
+@functools.cache
+def aws_credentials(role: str | None) -> tuple[str, Credentials | None]:
+    """The region and credentials of this process, found once: botocore's credentials refresh
+    themselves (an instance role's, an assumed role's) before they expire."""
+    import botocore.session
+    from botocore.credentials import RefreshableCredentials
+
+    session = botocore.session.get_session()
+    region = session.get_config_variable("region") or "us-east-1"
+    credentials = session.get_credentials()
+    if credentials is None or not role:
+        return region, credentials
+    sts = session.create_client("sts", region_name=region)
+
+    def assume() -> dict[str, str]:
+        try:
+            answer = sts.assume_role(RoleArn=role, RoleSessionName="ferry")["Credentials"]
+        except Exception as error:
+            raise AwsCredentialsMissing(f"cannot assume the role {role}: {error}") from None
+        return {
+            "access_key": answer["AccessKeyId"],
+            "secret_key": answer["SecretAccessKey"],
+            "token": answer["SessionToken"],
+            "expiry_time": answer["Expiration"].isoformat(),
+        }
+
+    assumed = RefreshableCredentials.create_from_metadata(
+        metadata=assume(), refresh_using=assume, method="sts-assume-role"
+    )
+    return region, assumed
