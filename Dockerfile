@@ -11,8 +11,8 @@ COPY worker worker
 COPY starter starter
 RUN pip install --no-cache-dir . && useradd --system --create-home ferry
 
-# Its data (the key that seals location secrets, the staging store, an agent's identity) lives
-# in a volume that the worker and the agent share; /data is where an agent's files lie.
+# Its data (an agent's identity, the staging store when it is not a bucket) lives in a volume
+# of each container's own; /data is where an agent's files lie.
 ENV FERRY_DATA_DIR=/var/lib/ferry
 RUN mkdir -p /var/lib/ferry /data && chown ferry /var/lib/ferry /data
 USER ferry

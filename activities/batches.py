@@ -111,6 +111,8 @@ class BatchRun:
         self.rows: list[Any] = list(store.rows(where(ref.execution_id, ref.step, ref.index)))
         if reverse:
             self.rows.reverse()
+        # An attempt after one that may have done rows it did not checkpoint.
+        self.resumed = bool(checkpoint)
         self.next: int = checkpoint.get("next", 0)  # the first row not done
         self._done: set[int] = set(checkpoint.get("done", []))  # rows done beyond `next`
         # Earlier attempts that ended at this same row with a transient error.

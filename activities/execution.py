@@ -311,10 +311,12 @@ class ExecutionActivities:
             self.store.url,
             self.store.checkpoint_key(ref.execution_id, ref.step, ref.index, phase),
         )
+        info = activity.info()
         checkpoint = control.saved() or (
             details[0] if details and isinstance(details[0], dict) else {}
         )
-        info = activity.info()
+        if info.attempt > 1 and not checkpoint:
+            checkpoint = {"next": 0}  # the last attempt died before its first checkpoint
         # A child of its phase's span: Temporal's plugin brought the workflow's context here.
         with trace.get_tracer("ferry.batches").start_as_current_span(
             info.activity_type,

@@ -15,10 +15,16 @@ import xxhash
 from activities.bandwidth import RateLimiter
 from activities.batches import BatchRun, ThreadStorages
 from activities.events import metadata
+from activities.metadata import compare
 from activities.pool import Control, Stopped
 from activities.preparing import COPY, MAKE_SYMLINK, SET_METADATA
 from activities.staging import StagingStore, open_staging
-from activities.storage import carries_attributes, files_in_flight, metadata_policy
+from activities.storage import (
+    carries_attributes,
+    files_in_flight,
+    metadata_policy,
+    time_resolution_ns,
+)
 from activities.storage.base import (
     FILE,
     KIND_NAMES,
@@ -72,6 +78,7 @@ class BatchTransfer:
         self.sources = ThreadStorages(ref.source, tag)
         self.destinations = ThreadStorages(ref.destination, tag)
         self.policy = metadata_policy(ref.options, ref.destination)
+        self.resolution = time_resolution_ns(ref.source, ref.destination)
         self.with_attributes = carries_attributes(ref.source, ref.destination)
         self.limiter = RateLimiter(ref.bytes_per_second)
         reverse = ref.step == "deletes"
@@ -160,6 +167,8 @@ class BatchTransfer:
 
     def _copy(self, entry: Entry, exclusive: bool) -> None:
         path = entry.path
+        if self.run.resumed and self._finished_before(entry):
+            return
         try:
             reader = self.source.open_read(path)
         except FileNotFoundError:
@@ -229,6 +238,37 @@ class BatchTransfer:
         self.run.record([WROTE_FILE, *written.row(), digest, torn])
         self._transferred(written, "CONTENT_AND_METADATA", SrcChecksum=digest)
 
+    def _finished_before(self, entry: Entry) -> bool:
+        """In an attempt that resumes a batch: whether an earlier one finished this file after
+        its last checkpoint (it died before the next). A file stands under its final name only
+        once it is whole and has its metadata, so one that matches the plan there is that
+        file: it is read once on the source for the checksum verification needs, and counted
+        as transferred, but not written again."""
+        try:
+            there = self.destination.stat(entry.path)
+        except Exception:
+            return False  # the copy will say what is wrong
+        if there is None or compare(entry, there, self.policy, self.resolution):
+            return False
+        try:
+            reader = self.source.open_read(entry.path)
+        except OSError:
+            return False
+        try:
+            digest, size = self._pump(reader, None, entry.size)
+        except _ReadFailed:
+            return False
+        finally:
+            self.source.close_reader(reader)
+            self.run.progress(0)
+        if size != entry.size:
+            return False  # the source changed since: copy it again
+        log.info("%s: /%s was written by an earlier attempt", self.run.arn, entry.path)
+        self.run.count(FilesTransferred=1, BytesTransferred=size, BytesWritten=size)
+        self.run.record([WROTE_FILE, *entry.row(), digest, False])
+        self._transferred(entry, "CONTENT_AND_METADATA", SrcChecksum=digest)
+        return True
+
     def _transferred(self, entry: Entry, transfer_type: str, **fields: Any) -> None:
         if not self.run.keeps_successes:
             return
@@ -251,8 +291,9 @@ class BatchTransfer:
             self.run.count(FilesSkipped=1)
         self._problem(path, "read", error)
 
-    def _pump(self, reader: Reader, writer: Writer, size: int) -> tuple[str, int]:
-        """Copy `size` bytes, hashing them on the way; returns the digest and the byte count."""
+    def _pump(self, reader: Reader, writer: Writer | None, size: int) -> tuple[str, int]:
+        """Copy `size` bytes, hashing them on the way (with no `writer`, only hash them);
+        returns the digest and the byte count."""
         hasher = xxhash.xxh3_128()
         copied = 0
         while copied < size:
@@ -263,7 +304,8 @@ class BatchTransfer:
             if not data:
                 break  # the file shrank since it was opened
             hasher.update(data)
-            writer.write(data)
+            if writer is not None:
+                writer.write(data)
             copied += len(data)
             self.run.progress(copied)
             self.limiter.take(len(data))

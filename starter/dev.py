@@ -70,37 +70,39 @@ class DevServer:
         port: int = DEFAULT_PORT,
         ui_port: int = DEFAULT_UI_PORT,
         ui: bool = True,
+        host: str = HOST,
+        listen: str | None = None,
     ) -> None:
+        """`host`: the address it is reached at; `listen`: the one it listens on, if another
+        (0.0.0.0 on a host of its own: it reaches its own services at 127.0.0.1)."""
         self.directory = directory
         self.port = port
         self.ui_port = ui_port
         self.ui = ui
+        self.host = host
+        self.listen = listen or host
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def ui_url(self) -> str:
-        return f"http://{HOST}:{self.ui_port}"
+        return f"http://{self.host}:{self.ui_port}"
 
     @property
     def log_path(self) -> Path:
         return self.directory / "temporal.log"
 
-    def start(self, timeout: float = 30.0) -> None:
-        if port_is_open(HOST, self.port):
-            raise InternalException(
-                f"Port {self.port} is already in use (is `ferry dev` already running?); "
-                "choose another with --port."
-            )
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def command(self) -> list[str]:
+        """`temporal server start-dev` with SQLite in the directory and Ferry's search
+        attributes."""
         command = [
             temporal_cli(),
             "server",
             "start-dev",
-            "--ip", HOST,
+            "--ip", self.listen,
             "--port", str(self.port),
             "--db-filename", str(self.directory / "temporal.db"),
             "--log-level", "warn",
@@ -111,19 +113,33 @@ class DevServer:
             command.append("--headless")
         for key in SEARCH_ATTRIBUTES:
             command += ["--search-attribute", f"{key.name}=Keyword"]
+        return command
+
+    def start(self, timeout: float = 30.0) -> None:
+        if port_is_open(self.host, self.port):
+            raise InternalException(
+                f"Port {self.port} is already in use (is `ferry dev` already running?); "
+                "choose another with --port."
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command,
+                self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C reaches Ferry, which stops the server in order
             )
+        self.wait_ready(self.process, timeout)
+
+    def wait_ready(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+        """Until the server `process` answers as healthy; stopped and explained if it does not."""
         deadline = time.monotonic() + timeout
         # An open port is not enough: the frontend answers "not healthy yet" for a moment.
-        while not (port_is_open(HOST, self.port) and self._healthy()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
+        while not (port_is_open(self.host, self.port) and self._healthy()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
                 tail = self.log_path.read_text(errors="replace")[-2000:]
                 raise InternalException(f"The Temporal dev server did not start:\n{tail}")
             time.sleep(0.05)

@@ -239,19 +239,24 @@ class RcloneS3:
         self.process.wait(timeout=10)
 
 
-def start_rclone_s3(root: Path, *options: str) -> RcloneS3:
+def rclone_s3_command(root: Path, address: str, port: int, *options: str) -> list[str]:
     """`rclone serve s3` over `root` (its folders are the buckets), with the tests' keys."""
+    rclone = os.path.join(sysconfig.get_path("scripts"), "rclone")
+    return [
+        rclone, "serve", "s3", "--addr", f"{address}:{port}", "--config", "/dev/null",
+        "--auth-key", f"{S3_ACCESS_KEY},{S3_SECRET_KEY}", *options, str(root),
+    ]  # fmt: skip
+
+
+def start_rclone_s3(root: Path, *options: str) -> RcloneS3:
+    """`rclone serve s3` on 127.0.0.1 over `root`."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    rclone = os.path.join(sysconfig.get_path("scripts"), "rclone")
     process = subprocess.Popen(
-        [
-            rclone, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--config", "/dev/null",
-            "--auth-key", f"{S3_ACCESS_KEY},{S3_SECRET_KEY}", *options, str(root),
-        ],
+        rclone_s3_command(root, "127.0.0.1", port, *options),
         stdout=subprocess.DEVNULL,
         stderr=open(root.with_suffix(".log"), "ab"),  # noqa: SIM115
-    )  # fmt: skip
+    )
     _wait_for_port(port, process)
     return RcloneS3(process, port)
 

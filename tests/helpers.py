@@ -28,13 +28,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], server: str, timeout: float) -> None:
-    """Until `server`, started as `process`, accepts connections on 127.0.0.1:`port`."""
+def wait_for_port(
+    port: int,
+    process: subprocess.Popen[bytes],
+    server: str,
+    timeout: float,
+    host: str = "127.0.0.1",
+) -> None:
+    """Until `server`, started as `process`, accepts connections on `host`:`port`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{server} exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
             return
         time.sleep(0.02)
     raise RuntimeError(f"{server} did not open port {port} in {timeout} s")

@@ -34,7 +34,7 @@ _GLOBAL = """\
 [global]
   server role = standalone server
   smb ports = {port}
-  interfaces = 127.0.0.1
+  interfaces = {address}
   bind interfaces only = yes
   disable netbios = yes
   lock directory = {d}/lock
@@ -97,8 +97,13 @@ class SmbServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_smb_server(shares: tuple[str, ...] = ("share", "other")) -> SmbServer:
-    """Start smbd with one empty folder per share name; the first is `share`."""
+def start_smb_server(
+    shares: tuple[str, ...] = ("share", "other"),
+    address: str = "127.0.0.1",
+    wrapper: tuple[str, ...] = (),
+) -> SmbServer:
+    """Start smbd with one empty folder per share name; the first is `share`. `address`: where it
+    listens; `wrapper`: what runs it (on another host: `ip netns exec HOST`)."""
     directory = tempfile.mkdtemp(prefix="smb-", dir="/tmp")
     for sub in _SUBDIRS:
         os.mkdir(os.path.join(directory, sub))
@@ -108,7 +113,7 @@ def start_smb_server(shares: tuple[str, ...] = ("share", "other")) -> SmbServer:
         os.makedirs(path)
     conf = os.path.join(directory, "smb.conf")
     with open(conf, "w") as out:
-        out.write(_GLOBAL.format(port=port, d=directory))
+        out.write(_GLOBAL.format(port=port, d=directory, address=address))
         for name, path in paths.items():
             out.write(_SHARE.format(name=name, path=path))
     with open(os.path.join(directory, "usermap"), "w") as out:
@@ -127,15 +132,15 @@ def start_smb_server(shares: tuple[str, ...] = ("share", "other")) -> SmbServer:
     )
     log = open(os.path.join(directory, "log", "smbd.out"), "wb")  # noqa: SIM115 - kept by smbd
     process = subprocess.Popen(
-        ["smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s", conf],
+        [*wrapper, "smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s", conf],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # smbd signals its process group on exit
     )
     log.close()
-    server = SmbServer(port, directory, process, paths, share=shares[0])
+    server = SmbServer(port, directory, process, paths, host=address, share=shares[0])
     try:
-        wait_for_port(port, process, "smbd", timeout=15)
+        wait_for_port(port, process, "smbd", timeout=15, host=address)
     except RuntimeError:
         server.stop()
         raise

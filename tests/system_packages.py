@@ -21,6 +21,7 @@ PROGRAMS = {
     "net": "samba-common-bin",  # its privileges (SeSecurityPrivilege, to copy SACLs)
     "ganesha.nfsd": "nfs-ganesha",  # NFSv4.0 and v4.1 locations against a real nfs-ganesha
     "setpriv": "util-linux",  # workers without root's file-permission override
+    "ip": "iproute2",  # separate hosts: network namespaces on a bridge
 }
 # nfs-ganesha's VFS back end, a plugin library rather than a program.
 GANESHA_VFS = ("libfsalvfs.so", "nfs-ganesha-vfs")

@@ -86,11 +86,18 @@ def test_the_walkthrough_has_its_services(compose: dict[str, Any]) -> None:
         assert ferry["depends_on"]["temporal-namespace"]["condition"] == (
             "service_completed_successfully"
         )
-        # The worker, the agent and the CLI beside the worker share the key that seals secrets.
-        assert "ferry-data:/var/lib/ferry" in ferry["volumes"]
+        # Nothing shared but Temporal and the staging bucket, in MinIO; the key each is given.
+        environment = ferry["environment"]
+        assert environment["FERRY_STAGING_URL"].startswith("s3://")
+        assert urlparse(environment["AWS_ENDPOINT_URL_S3"]).hostname == "minio"
+        assert environment["FERRY_SECRET_KEY"].startswith("${FERRY_SECRET_KEY:?")
+        assert ferry["depends_on"]["minio-buckets"]["condition"] == "service_completed_successfully"
         # Their traces and metrics go to services of the file, over OTLP/HTTP.
         for signal in ("TRACES", "METRICS"):
             url = urlparse(ferry["environment"][f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"])
             assert url.scheme == "http" and url.hostname in services, url
     assert services["ferry-agent"]["command"] == ["worker", "--agent"]
+    worker_volumes = {v.partition(":")[0] for v in services["ferry-worker"]["volumes"]}
+    agent_volumes = {v.partition(":")[0] for v in services["ferry-agent"]["volumes"]}
+    assert not worker_volumes & agent_volumes
     assert "FERRY_DATA_DIR=/var/lib/ferry" in (ROOT / "Dockerfile").read_text()
