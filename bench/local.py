@@ -117,10 +117,11 @@ def free_port() -> int:
 class FerryStack:
     """`ferry dev` on free ports, and a client of it."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, **env: str) -> None:
+        """`env`: more of `ferry dev`'s environment (its staging store, say)."""
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "TEMPORAL_ADDRESS": self.address}
+        self.env = {**os.environ, "TEMPORAL_ADDRESS": self.address, **env}
         log = open(data / "ferry-dev.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [FERRY, "dev", "--data-dir", str(data), "--port", str(self.port), "--headless"],

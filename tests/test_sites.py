@@ -151,11 +151,18 @@ async def online(site: Site, agent_arn: str, wanted: str = "ONLINE") -> bool:
 
 
 async def transfer(
-    site: Site, name: str, files: int, size: int, **options: Any
+    site: Site,
+    name: str,
+    files: int,
+    size: int,
+    agents: list[str] | None = None,
+    destination_agents: bool = True,
+    **options: Any,
 ) -> tuple[str, Path, Path]:
     """`files` files of `size` bytes in a new folder of the NAS's share, and a task that copies
-    them through the agents to a new bucket in the cloud; (task ARN, source folder, bucket
-    folder on the cloud's disk)."""
+    them through the agents (`agents`, else both) to a new bucket in the cloud, which names the
+    same agents unless not `destination_agents`; (task ARN, source folder, bucket folder on the
+    cloud's disk)."""
     folder = Path(site.smb.share_dir) / name
     for number in range(files):
         # Flat: a folder without markers keeps no metadata there (FolderMarkers DISABLED).
@@ -164,7 +171,7 @@ async def transfer(
         path.write_bytes(os.urandom(size))
     site.bucket(site.cloud).create_bucket(Bucket=name)  # rclone caches its folder listings
     bucket = site.cloud.directory / "buckets" / name
-    agents = [arn for _, arn in site.agents.values()]
+    agents = agents or [arn for _, arn in site.agents.values()]
     source = await site.ferry.create_location_smb(
         {
             "ServerHostname": site.nas.address,
@@ -184,7 +191,7 @@ async def transfer(
             "AccessKey": S3_ACCESS_KEY,
             "SecretKey": S3_SECRET_KEY,
             "FolderMarkers": "DISABLED",  # rclone keeps objects as files: a folder is a prefix
-            "AgentArns": agents,
+            **({"AgentArns": agents} if destination_agents else {}),
         }
     )
     task = await site.ferry.create_task(
@@ -327,6 +334,27 @@ async def test_temporal_killed_mid_transfer_and_started_again_on_its_database(
     assert result["BytesWritten"] == 1200 * 16 * 1024
     now = inodes(bucket)
     assert [name for name, inode in finished.items() if now[name] != inode] == []
+
+
+async def test_an_agent_added_to_the_location_mid_transfer_takes_batches(site: Site) -> None:
+    (a_process, a_arn), (b_process, b_arn) = site.agents["a"], site.agents["b"]
+    # The destination names no agent: whichever agent runs a batch writes it.
+    task, source, bucket = await transfer(
+        site, "joined", 1200, 16 * 1024, [a_arn], False, BytesPerSecond=640 * 1024
+    )
+    location = (await site.ferry.describe_task({"TaskArn": task}))["SourceLocationArn"]
+    arn = (await site.ferry.start_task_execution({"TaskArn": task}))["TaskExecutionArn"]
+    await transferring(site, arn, bucket, 100)
+    ran_before = {batch.identity for batch in await transfer_batches(site.ferry, arn)}
+
+    await site.ferry.update_location_smb({"LocationArn": location, "AgentArns": [a_arn, b_arn]})
+    result = await wait(site.ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert contents(bucket) == contents(source)
+    assert identity(b_process) not in ran_before
+    ran = {batch.identity for batch in await transfer_batches(site.ferry, arn)}
+    assert {identity(a_process), identity(b_process)} <= ran
 
 
 async def test_an_agent_without_the_secret_key_fails_the_execution_naming_it(
