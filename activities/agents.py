@@ -16,7 +16,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from models.errors import ErrorCode
-from models.temporal import agent_task_queue
+from models.temporal import WAIT_FOR_AGENTS, agent_task_queue
 
 # An agent that has not polled for this long is OFFLINE (a live one polls every minute).
 ONLINE_WITHIN = timedelta(seconds=90)
@@ -52,7 +52,7 @@ class AgentActivities:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    @activity.defn(name="WaitForAgents")
+    @activity.defn(name=WAIT_FOR_AGENTS)
     async def wait_for_agents(self, agent_arns: list[str]) -> list[str]:
         """LAUNCHING: the execution's agents that are ONLINE, once there is one; fails, naming
         them, when none has come online within FERRY_AGENT_WAIT_SECONDS (600)."""

@@ -40,6 +40,16 @@ from models.execution import (
     metric_attributes,
 )
 from models.reports import ReportResult
+from models.temporal import (
+    CLEAN_UP_EXECUTION,
+    LAUNCH_EXECUTION,
+    PREPARE_TRANSFER,
+    PREPARE_VERIFICATION,
+    TRANSFER_BATCH,
+    VERIFY_BATCH,
+    VERIFY_TRANSFERRED,
+    WRITE_TASK_REPORT,
+)
 
 log = logging.getLogger("ferry.execution")
 
@@ -167,7 +177,7 @@ class ExecutionActivities:
         self.files_per_batch = files_per_batch
         self.bytes_per_batch = bytes_per_batch
 
-    @activity.defn(name="LaunchExecution")
+    @activity.defn(name=LAUNCH_EXECUTION)
     def launch(self, execution: ExecutionInput) -> None:
         """LAUNCHING: both locations answer, the source can be listed, the destination written."""
         for side, location, writable in (
@@ -188,7 +198,7 @@ class ExecutionActivities:
                 if storage is not None:
                     storage.close()
 
-    @activity.defn(name="PrepareTransfer")
+    @activity.defn(name=PREPARE_TRANSFER)
     def prepare(
         self, execution: ExecutionInput, first: dict[str, int] | None = None, attempt: int = 1
     ) -> PlanSummary:
@@ -235,7 +245,7 @@ class ExecutionActivities:
         )
         return summary
 
-    @activity.defn(name="TransferBatch")
+    @activity.defn(name=TRANSFER_BATCH)
     def transfer_batch(self, ref: BatchRef) -> BatchResult:
         if ref.step != "files":  # only files move data
             return self._batch(transfer_batch, ref, "TRANSFERRING")
@@ -245,21 +255,21 @@ class ExecutionActivities:
         finally:
             share.close()
 
-    @activity.defn(name="PrepareVerification")
+    @activity.defn(name=PREPARE_VERIFICATION)
     def prepare_verification(self, execution: ExecutionInput) -> VerifyPlan:
         self.store.clear(execution.execution_id, "verify")
         with storage_failures("VERIFYING"), self._events(execution, "verify-prepare") as events:
             return prepare_verification(self.store, self.pool, execution, _Pulse(), events)
 
-    @activity.defn(name="VerifyBatch")
+    @activity.defn(name=VERIFY_BATCH)
     def verify_batch(self, ref: BatchRef) -> BatchResult:
         return self._batch(verify_batch, ref, "VERIFYING")
 
-    @activity.defn(name="VerifyTransferred")
+    @activity.defn(name=VERIFY_TRANSFERRED)
     def verify_transferred(self, ref: BatchRef) -> BatchResult:
         return self._batch(verify_transferred, ref, "VERIFYING")
 
-    @activity.defn(name="WriteTaskReport")
+    @activity.defn(name=WRITE_TASK_REPORT)
     def write_task_report(self, execution: ExecutionInput, summary: dict[str, Any]) -> ReportResult:
         """The task report, into the location the task names; its failure fails only the
         report (ReportResult), never the execution."""
@@ -292,7 +302,7 @@ class ExecutionActivities:
             raise
         events.publish()
 
-    @activity.defn(name="CleanUpExecution")
+    @activity.defn(name=CLEAN_UP_EXECUTION)
     def clean_up(self, execution_id: str) -> None:
         self.store.remove(execution_id)
 

@@ -23,7 +23,15 @@ from activities.storage.base import StorageError
 from models.errors import INVALID_REQUEST, InvalidRequestException
 from models.locations import Location
 from models.schedules import TaskSchedule, schedule_spec
-from models.temporal import SCHEDULED_START_WORKFLOW, TASK_QUEUE, schedule_id
+from models.temporal import (
+    APPLY_SCHEDULE,
+    CHECK_LOCATION,
+    OPEN_EXECUTIONS,
+    SCHEDULED_START_WORKFLOW,
+    START_SCHEDULED_EXECUTION,
+    TASK_QUEUE,
+    schedule_id,
+)
 from starter.operations import Ferry
 
 
@@ -31,7 +39,7 @@ class RegistryActivities:
     def __init__(self, client: Client) -> None:
         self.client = client
 
-    @activity.defn(name="ApplySchedule")
+    @activity.defn(name=APPLY_SCHEDULE)
     async def apply_schedule(self, task_arn: str, schedule: TaskSchedule | None, note: str) -> None:
         """Make the task's Temporal Schedule match `schedule`: created, changed, paused while
         DISABLED, or deleted when None."""
@@ -64,7 +72,7 @@ class RegistryActivities:
 
             await handle.update(replace)
 
-    @activity.defn(name="StartScheduledExecution")
+    @activity.defn(name=START_SCHEDULED_EXECUTION)
     async def start_scheduled_execution(self, task_arn: str) -> str:
         """StartTaskExecution for the task's schedule; a start the task refuses (TaskQueueing
         DISABLED while it runs, or a task since deleted) is skipped, not retried."""
@@ -81,7 +89,7 @@ class RegistryActivities:
             ) from None
         return started["TaskExecutionArn"]
 
-    @activity.defn(name="CheckLocation")
+    @activity.defn(name=CHECK_LOCATION)
     def check_location(self, location: Location) -> None:
         """Before a location is created: its path exists and can be listed from a worker."""
         storage = open_storage(location)
@@ -96,7 +104,7 @@ class RegistryActivities:
         finally:
             storage.close()
 
-    @activity.defn(name="OpenExecutions")
+    @activity.defn(name=OPEN_EXECUTIONS)
     async def open_executions(self, workflow_ids: list[str]) -> list[str]:
         """Which of these executions' workflows still run."""
         still_open = []

@@ -13,6 +13,21 @@ REGISTRY_WORKFLOW = "Registry"
 EXECUTION_WORKFLOW = "TaskExecution"
 SCHEDULED_START_WORKFLOW = "ScheduledStart"
 
+# Activity names: workflows start activities by these names, and workers host them under them.
+WAIT_FOR_AGENTS = "WaitForAgents"
+LAUNCH_EXECUTION = "LaunchExecution"
+PREPARE_TRANSFER = "PrepareTransfer"
+TRANSFER_BATCH = "TransferBatch"
+PREPARE_VERIFICATION = "PrepareVerification"
+VERIFY_BATCH = "VerifyBatch"
+VERIFY_TRANSFERRED = "VerifyTransferred"
+WRITE_TASK_REPORT = "WriteTaskReport"
+CLEAN_UP_EXECUTION = "CleanUpExecution"
+OPEN_EXECUTIONS = "OpenExecutions"
+CHECK_LOCATION = "CheckLocation"
+APPLY_SCHEDULE = "ApplySchedule"
+START_SCHEDULED_EXECUTION = "StartScheduledExecution"
+
 TASK_ARN = SearchAttributeKey.for_keyword("FerryTaskArn")
 EXECUTION_STATUS = SearchAttributeKey.for_keyword("FerryExecutionStatus")
 SEARCH_ATTRIBUTES = (TASK_ARN, EXECUTION_STATUS)

@@ -39,10 +39,19 @@ with workflow.unsafe.imports_passed_through():
     from models.options import Options, resolve_options
     from models.reports import ReportResult
     from models.temporal import (
+        CLEAN_UP_EXECUTION,
         DESCRIPTION_MEMO,
         EXECUTION_STATUS,
         EXECUTION_WORKFLOW,
+        LAUNCH_EXECUTION,
+        PREPARE_TRANSFER,
+        PREPARE_VERIFICATION,
         REGISTRY_WORKFLOW_ID,
+        TRANSFER_BATCH,
+        VERIFY_BATCH,
+        VERIFY_TRANSFERRED,
+        WAIT_FOR_AGENTS,
+        WRITE_TASK_REPORT,
         agent_task_queue,
         location_task_queue,
     )
@@ -253,7 +262,7 @@ class TaskExecutionWorkflow:
                 if self.execution.AgentArns:
                     # Waits while every agent is OFFLINE; fails, naming them, past a limit.
                     s.agents_online = await workflow.execute_activity(
-                        "WaitForAgents",
+                        WAIT_FOR_AGENTS,
                         self.execution.AgentArns,
                         result_type=list[str],
                         start_to_close_timeout=timedelta(hours=24),
@@ -261,7 +270,7 @@ class TaskExecutionWorkflow:
                         retry_policy=_RETRY,
                     )
                 await workflow.execute_activity(
-                    "LaunchExecution", self.execution, **self._on(0), **_LAUNCH
+                    LAUNCH_EXECUTION, self.execution, **self._on(0), **_LAUNCH
                 )
             self.telemetry.end("LAUNCHING", "SUCCESS", s.LaunchTime)
             self._begin("PREPARING")
@@ -309,7 +318,7 @@ class TaskExecutionWorkflow:
             self.state.plan_progress = None
             with self.telemetry.within("PREPARING"):
                 prepare = workflow.start_activity(
-                    "PrepareTransfer",
+                    PREPARE_TRANSFER,
                     args=[self.execution, first, attempt],
                     result_type=PlanSummary,
                     **self._on(0),
@@ -387,24 +396,24 @@ class TaskExecutionWorkflow:
         batches = plan.batches if plan is not None else {}
         parallel = self.execution.max_parallel_batches
         return [
-            _Stage("transfer:removals", "removals", batches.get("removals", 0), "TransferBatch", 1),
+            _Stage("transfer:removals", "removals", batches.get("removals", 0), TRANSFER_BATCH, 1),
             _Stage(
                 "transfer:files",
                 "files",
                 batches.get("files", 0),
-                "TransferBatch",
+                TRANSFER_BATCH,
                 parallel,
                 False,
                 True,
             ),
-            _Stage("transfer:links", "links", batches.get("links", 0), "TransferBatch", parallel),
+            _Stage("transfer:links", "links", batches.get("links", 0), TRANSFER_BATCH, parallel),
             # Deletes run last to first, so that folders are emptied before they are removed.
             _Stage(
-                "transfer:deletes", "deletes", batches.get("deletes", 0), "TransferBatch", 1, True
+                "transfer:deletes", "deletes", batches.get("deletes", 0), TRANSFER_BATCH, 1, True
             ),
             # Directory metadata comes deepest first and after their contents.
             _Stage(
-                "transfer:dirs", "directories", batches.get("directories", 0), "TransferBatch", 1
+                "transfer:dirs", "directories", batches.get("directories", 0), TRANSFER_BATCH, 1
             ),
         ]
 
@@ -416,7 +425,7 @@ class TaskExecutionWorkflow:
             if s.verify_plan is None:
                 with self.telemetry.within("VERIFYING"):
                     s.verify_plan = await workflow.execute_activity(
-                        "PrepareVerification",
+                        PREPARE_VERIFICATION,
                         self.execution,
                         result_type=VerifyPlan,
                         **self._on(0),
@@ -429,7 +438,7 @@ class TaskExecutionWorkflow:
                     "verify:contents",
                     "verify",
                     s.verify_plan.batches,
-                    "VerifyBatch",
+                    VERIFY_BATCH,
                     self.execution.max_parallel_batches,
                 )
             )
@@ -438,7 +447,7 @@ class TaskExecutionWorkflow:
             for step in ("files", "links", "directories"):
                 count = s.plan.batches[step]
                 parallel = self.execution.max_parallel_batches
-                stages.append(_Stage(f"verify:{step}", step, count, "VerifyTransferred", parallel))
+                stages.append(_Stage(f"verify:{step}", step, count, VERIFY_TRANSFERRED, parallel))
         await self._run_stages(stages, s.verify_issues)
 
     # --- batches -------------------------------------------------------------------------------
@@ -606,7 +615,7 @@ class TaskExecutionWorkflow:
         try:
             with self.telemetry.within(None):
                 return await workflow.execute_activity(
-                    "WriteTaskReport",
+                    WRITE_TASK_REPORT,
                     args=[self.execution, self.describe()],
                     result_type=ReportResult,
                     **self._on(0),
@@ -644,7 +653,7 @@ class TaskExecutionWorkflow:
         try:
             with self.telemetry.within(None):
                 await workflow.execute_activity(
-                    "CleanUpExecution",
+                    CLEAN_UP_EXECUTION,
                     self.execution.execution_id,
                     start_to_close_timeout=timedelta(minutes=5),
                     retry_policy=RetryPolicy(maximum_attempts=3),

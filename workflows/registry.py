@@ -40,7 +40,10 @@ with workflow.unsafe.imports_passed_through():
     from models.tags import TagListEntry, merged
     from models.tasks import Task
     from models.temporal import (
+        APPLY_SCHEDULE,
+        CHECK_LOCATION,
         EXECUTION_STATUS,
+        OPEN_EXECUTIONS,
         REGISTRY_WORKFLOW,
         TAGS_MEMO,
         TASK_ARN,
@@ -86,7 +89,7 @@ class RegistryWorkflow:
         """Free the places of executions that ended without saying so (terminated by hand)."""
         known = [arn for arn in self.state.executions.arns() if arn not in self._starting]
         still_open = await workflow.execute_activity(
-            "OpenExecutions",
+            OPEN_EXECUTIONS,
             [execution_id(arn) for arn in known],
             result_type=list[str],
             start_to_close_timeout=timedelta(seconds=60),
@@ -249,7 +252,7 @@ class RegistryWorkflow:
         agent = location.AgentArns[0] if location.AgentArns else None
         try:
             await workflow.execute_activity(
-                "CheckLocation",
+                CHECK_LOCATION,
                 location,
                 task_queue=agent_task_queue(agent) if agent else workflow.info().task_queue,
                 start_to_close_timeout=timedelta(seconds=60),
@@ -442,7 +445,7 @@ class RegistryWorkflow:
         note = task.ScheduleDetails.DisabledReason if task.ScheduleDetails else None
         try:
             await workflow.execute_activity(
-                "ApplySchedule",
+                APPLY_SCHEDULE,
                 args=[task.TaskArn, task.Schedule, note or ""],
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=_FEW_TRIES,

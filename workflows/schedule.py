@@ -9,7 +9,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from models.temporal import SCHEDULED_START_WORKFLOW
+    from models.temporal import SCHEDULED_START_WORKFLOW, START_SCHEDULED_EXECUTION
 
 
 @workflow.defn(name=SCHEDULED_START_WORKFLOW)
@@ -18,7 +18,7 @@ class ScheduledStartWorkflow:
     async def run(self, task_arn: str) -> str:
         """The TaskExecutionArn it started."""
         return await workflow.execute_activity(
-            "StartScheduledExecution",
+            START_SCHEDULED_EXECUTION,
             task_arn,
             result_type=str,
             # Once: a retry after a timeout could start a second execution.
