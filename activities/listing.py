@@ -57,6 +57,15 @@ Pair = tuple[Entry | None, Entry | None]
 ScopedPair = tuple[Entry | None, Entry | None, Scope]
 
 
+def is_below(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or lies beneath it ("" is the root)."""
+    return folder == "" or path.startswith(folder + "/")
+
+
+def is_strictly_below(path: str, folder: str) -> bool:
+    return path != folder and is_below(path, folder)
+
+
 @dataclass(frozen=True)
 class Sides:
     """The two locations and what decides which pairs matter; travels to pool processes."""

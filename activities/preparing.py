@@ -1,11 +1,7 @@
 """PREPARING: list both locations, decide what each path needs, write the plan to staging.
 
-The plan is five steps, each a series of batches (see models.execution.TRANSFER_STEPS):
-  removals     destination entries in the way of a source entry of another kind
-  files        files, symbolic links and devices to create, replace or update
-  links        further names of hard-linked files, once the files exist
-  deletes      destination entries the source no longer has (PreserveDeletedFiles=REMOVE)
-  directories  directory metadata, deepest first, after everything inside them is written
+The plan is five steps, each a series of batches of the rows `activities.plan` describes:
+removals, files, links, deletes (PreserveDeletedFiles=REMOVE) and directories.
 """
 
 from __future__ import annotations
@@ -13,9 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from activities.listing import FolderWalk, Sides
+from activities.listing import FolderWalk, Sides, is_below, is_strictly_below
 from activities.manifest import ManifestWalk
 from activities.metadata import compare
+from activities.plan import (
+    COPY,
+    MAKE_SPECIAL,
+    MAKE_SYMLINK,
+    SET_METADATA,
+    Deletion,
+    DirectoryMetadata,
+    FileAction,
+    HardLink,
+    Removal,
+)
 from activities.pool import WorkPool
 from activities.staging import StagingStore
 from activities.storage import metadata_policy, time_resolution_ns
@@ -35,20 +42,6 @@ BYTES_PER_BATCH = 64 << 20
 ROWS_PER_LIST_BATCH = 10000
 
 _KEPT = -1
-
-# Row actions of the `files` step.
-COPY = "copy"
-SET_METADATA = "meta"
-MAKE_SYMLINK = "symlink"
-MAKE_SPECIAL = "special"
-
-
-def is_below(path: str, folder: str) -> bool:
-    return folder == "" or path.startswith(folder + "/")
-
-
-def is_strictly_below(path: str, folder: str) -> bool:
-    return path != folder and is_below(path, folder)
 
 
 @dataclass(slots=True)
@@ -146,7 +139,7 @@ class Planner:
                 return
             self._removal = _Removal(destination.path)
             # Planned at once, before the source entry that takes its place.
-            self.writers["removals"].add([destination.path, destination.kind])
+            self.writers["removals"].add(Removal(destination.path, destination.kind).to_row())
             self._dirty_parent()
             destination = None
         if source.kind == DIR:
@@ -190,8 +183,7 @@ class Planner:
             self.summary.FilesSkipped += 1
             return
         size = source.size if action == COPY else 0
-        exclusive = 1 if self.never else 0
-        self.writers["files"].add([action, exclusive, *source.row()], size)
+        self.writers["files"].add(FileAction(action, self.never, source).to_row(), size)
         self.summary.EstimatedFilesToTransfer += 1
         self.summary.EstimatedBytesToTransfer += size
         if action != SET_METADATA:
@@ -217,14 +209,14 @@ class Planner:
         if destination is not None and self.never:
             self.summary.FilesSkipped += 1
             return
-        self.writers["links"].add([source.path, first, 1 if self.never else 0])
+        self.writers["links"].add(HardLink(source.path, first, self.never).to_row())
         self.summary.EstimatedFilesToTransfer += 1
         self._dirty_parent()
 
     def _destination_only(self, destination: Entry) -> None:
         if not self.remove or self._under_unlisted_source(destination.path):
             return
-        self.writers["deletes"].add([destination.path, destination.kind])
+        self.writers["deletes"].add(Deletion(destination.path, destination.kind).to_row())
         self.summary.EstimatedFilesToDelete += 1
         self._dirty_parent()
 
@@ -255,7 +247,9 @@ class Planner:
 
     def _close(self, folder: _OpenDirectory) -> None:
         if folder.writable and (folder.changed or folder.dirty):
-            self.writers["directories"].add([folder.changed, *folder.entry.row()])
+            self.writers["directories"].add(
+                DirectoryMetadata(folder.changed, folder.entry).to_row()
+            )
 
     def finish(self) -> PlanSummary:
         if self._removal is not None:

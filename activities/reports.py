@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from activities.events import REPORT_PREFIX, metadata
-from activities.preparing import COPY
+from activities.plan import COPY, Deletion, DirectoryMetadata, FileAction, HardLink
 from activities.staging import StagingStore
 from activities.storage import open_storage
 from activities.storage.base import FILE, Entry, MetadataPolicy, Storage
@@ -87,31 +87,32 @@ def _planned(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[C
     execution_id = execution.execution_id
     for key in store.batch_keys(execution_id, "files"):
         for row in store.rows(key):
-            entry = Entry.from_row(row[2:])
+            action, _, entry = FileAction.from_row(row)
             yield (
                 "Transferred",
                 {
                     "RelativePath": "/" + entry.path,
                     "Status": "PLANNED",
-                    "TransferType": "CONTENT_AND_METADATA" if row[0] == COPY else "METADATA_ONLY",
+                    "TransferType": "CONTENT_AND_METADATA" if action == COPY else "METADATA_ONLY",
                     "SrcMetadata": metadata(entry),
                 },
             )
     for key in store.batch_keys(execution_id, "links"):
-        for link, first, _ in store.rows(key):
+        for row in store.rows(key):
+            link = HardLink.from_row(row)
             yield (
                 "Transferred",
                 {
-                    "RelativePath": "/" + link,
+                    "RelativePath": "/" + link.path,
                     "Status": "PLANNED",
                     "TransferType": "HARD_LINK",
-                    "LinkTo": "/" + first,
+                    "LinkTo": "/" + link.first,
                 },
             )
     for key in store.batch_keys(execution_id, "directories"):
         for row in store.rows(key):
-            if row[0]:  # the folder itself changes (not only its mtime, after its contents)
-                entry = Entry.from_row(row[1:])
+            changed, entry = DirectoryMetadata.from_row(row)
+            if changed:  # the folder itself changes (not only its mtime, after its contents)
                 yield (
                     "Transferred",
                     {
@@ -123,7 +124,10 @@ def _planned(store: StagingStore, execution: ExecutionInput) -> Iterator[tuple[C
                 )
     for key in store.batch_keys(execution_id, "deletes"):
         for row in store.rows(key):
-            yield "Deleted", {"RelativePath": "/" + row[0], "Status": "PLANNED"}
+            yield (
+                "Deleted",
+                {"RelativePath": "/" + Deletion.from_row(row).path, "Status": "PLANNED"},
+            )
 
 
 class _DetailedLists:

@@ -2,7 +2,8 @@
 
 Every file is streamed once: read, checksummed (XXH3-128) as the bytes pass, written under a
 temporary name, given its metadata, and only then renamed to its final name. What was written
-goes to the batch's result log, which ONLY_FILES_TRANSFERRED verification reads back.
+goes to the batch's result log (`activities.plan.Written`), which ONLY_FILES_TRANSFERRED
+verification reads back.
 """
 
 from __future__ import annotations
@@ -16,8 +17,23 @@ from activities.bandwidth import RateLimiter
 from activities.batches import BatchRun, ThreadStorages
 from activities.events import metadata
 from activities.metadata import compare
+from activities.plan import (
+    COPY,
+    MAKE_SYMLINK,
+    SET_METADATA,
+    WROTE_DIRECTORY,
+    WROTE_FILE,
+    WROTE_METADATA,
+    WROTE_OTHER,
+    Deletion,
+    DirectoryMetadata,
+    FileAction,
+    HardLink,
+    Removal,
+    Written,
+    WrittenLink,
+)
 from activities.pool import Control, Stopped
-from activities.preparing import COPY, MAKE_SYMLINK, SET_METADATA
 from activities.staging import StagingStore, open_staging
 from activities.storage import (
     carries_attributes,
@@ -49,15 +65,6 @@ class _ReadFailed(Exception):
     def __init__(self, error: OSError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-# Result log rows: what kind of thing was written, then its entry row (a file's followed by its
-# checksum and whether the source changed while it was read).
-WROTE_FILE = "f"
-WROTE_METADATA = "m"
-WROTE_OTHER = "o"  # symbolic link or device
-WROTE_LINK = "h"
-WROTE_DIRECTORY = "d"
 
 
 def transfer_batch(
@@ -140,7 +147,7 @@ class BatchTransfer:
     # --- files ---------------------------------------------------------------------------------
 
     def _file_row(self, row: list[Any]) -> None:
-        action, exclusive, entry = row[0], bool(row[1]), Entry.from_row(row[2:])
+        action, exclusive, entry = FileAction.from_row(row)
         try:
             if action == COPY:
                 self._copy(entry, exclusive)
@@ -148,7 +155,7 @@ class BatchTransfer:
             if action == SET_METADATA:
                 self._source_attributes(entry)
                 self.destination.set_metadata(entry.path, entry, self.policy)
-                self.run.record([WROTE_METADATA, *entry.row()])
+                self.run.record(Written(WROTE_METADATA, entry).to_row())
                 self._transferred(entry, "METADATA_ONLY")
             else:
                 make = (
@@ -159,7 +166,7 @@ class BatchTransfer:
                 if not make(entry.path, entry, self.policy, exclusive=exclusive):
                     self._skipped(entry.path)  # OverwriteMode=NEVER: it appeared meanwhile
                     return
-                self.run.record([WROTE_OTHER, *entry.row()])
+                self.run.record(Written(WROTE_OTHER, entry).to_row())
                 self._transferred(entry, "CONTENT_AND_METADATA")
             self.run.count(FilesTransferred=1)
         except Exception as error:
@@ -235,7 +242,7 @@ class BatchTransfer:
         if torn:
             log.warning("%s: /%s changed while it was being copied", self.run.arn, path)
         self.run.count(FilesTransferred=1, BytesTransferred=copied, BytesWritten=copied)
-        self.run.record([WROTE_FILE, *written.row(), digest, torn])
+        self.run.record(Written(WROTE_FILE, written, digest, torn).to_row())
         self._transferred(written, "CONTENT_AND_METADATA", SrcChecksum=digest)
 
     def _finished_before(self, entry: Entry) -> bool:
@@ -265,7 +272,7 @@ class BatchTransfer:
             return False  # the source changed since: copy it again
         log.info("%s: /%s was written by an earlier attempt", self.run.arn, entry.path)
         self.run.count(FilesTransferred=1, BytesTransferred=size, BytesWritten=size)
-        self.run.record([WROTE_FILE, *entry.row(), digest, False])
+        self.run.record(Written(WROTE_FILE, entry, digest).to_row())
         self._transferred(entry, "CONTENT_AND_METADATA", SrcChecksum=digest)
         return True
 
@@ -316,9 +323,9 @@ class BatchTransfer:
     # --- links, deletions, directories ---------------------------------------------------------
 
     def _link_row(self, row: list[Any]) -> None:
-        path, first, exclusive = row
+        path, first, exclusive = HardLink.from_row(row)
         try:
-            linked = self.destination.make_hard_link(path, first, exclusive=bool(exclusive))
+            linked = self.destination.make_hard_link(path, first, exclusive=exclusive)
         except Exception as error:
             self._problem(path, "write", error)
             return
@@ -326,11 +333,11 @@ class BatchTransfer:
             self._skipped(path)
             return
         self.run.count(FilesTransferred=1)
-        self.run.record([WROTE_LINK, path, first])
+        self.run.record(WrittenLink(path, first).to_row())
         self.run.event("Transferred", path, TransferType="HARD_LINK", LinkTo="/" + first)
 
     def _removal_row(self, row: list[Any]) -> None:
-        path, kind = row
+        path, kind = Removal.from_row(row)
         try:
             removed = self.destination.remove(path, kind, recursive=True)
         except FileNotFoundError:
@@ -341,7 +348,7 @@ class BatchTransfer:
         self.run.count(FilesDeleted=removed)
 
     def _delete_row(self, row: list[Any]) -> None:
-        path, kind = row
+        path, kind = Deletion.from_row(row)
         try:
             self.destination.remove(path, kind)
         except FileNotFoundError:
@@ -353,7 +360,7 @@ class BatchTransfer:
         self.run.event("Deleted", path)
 
     def _directory_row(self, row: list[Any]) -> None:
-        changed, entry = bool(row[0]), Entry.from_row(row[1:])
+        changed, entry = DirectoryMetadata.from_row(row)
         try:
             self.destination.make_dir(entry.path)
             self._source_attributes(entry)
@@ -363,5 +370,5 @@ class BatchTransfer:
             return
         if changed:
             self.run.count(FilesTransferred=1)
-            self.run.record([WROTE_DIRECTORY, *entry.row()])
+            self.run.record(Written(WROTE_DIRECTORY, entry).to_row())
             self._transferred(entry, "METADATA_ONLY")

@@ -17,23 +17,21 @@ import xxhash
 
 from activities.batches import BatchRun, ThreadStorages
 from activities.events import Events
-from activities.listing import FolderWalk, Sides
+from activities.listing import FolderWalk, Sides, is_below
 from activities.manifest import ManifestWalk
 from activities.metadata import compare
+from activities.plan import WROTE_FILE, VerifiedFile, WrittenLink, written_from_row
 from activities.pool import Control, Stopped, WorkPool
-from activities.preparing import is_below
 from activities.staging import StagingStore, open_staging
 from activities.storage import files_in_flight, metadata_policy, time_resolution_ns
 from activities.storage.base import (
     FILE,
     SOCKET,
     SPECIAL_KINDS,
-    Entry,
     Storage,
     describe_error,
     is_transient,
 )
-from activities.transferring import WROTE_FILE, WROTE_LINK
 from models.execution import (
     ISSUES_PER_BATCH,
     BatchRef,
@@ -93,7 +91,7 @@ def prepare_verification(
     def equal_file(path: str, size: int) -> None:
         nonlocal equal_files
         equal_files += 1
-        batches.add([path], size)
+        batches.add(VerifiedFile(path).to_row(), size)
 
     def issue(path: str, kind: str, detail: str) -> None:
         plan.counters.VerifyFailed += 1
@@ -136,7 +134,7 @@ def prepare_verification(
                 issue(s.path, "metadata", f"not a hard link of /{first} at the destination")
                 continue
         if s.kind == FILE:
-            batches.add([s.path], s.size)
+            batches.add(VerifiedFile(s.path).to_row(), s.size)
         else:
             plan.counters.FilesVerified += 1
     if not never:
@@ -159,7 +157,7 @@ def verify_batch(
     run = BatchRun(open_staging(staging), ref, checkpoint, control, parallel=parallel)
 
     def handle(row: list[Any]) -> None:
-        path = row[0]
+        path = VerifiedFile.from_row(row).path
         try:
             expected = checksum(sources.get(), path, run.tick)
         except Exception as error:
@@ -196,10 +194,10 @@ def verify_transferred(
     )
 
     def handle(row: list[Any]) -> None:
-        kind, rest = row[0], row[1:]
+        wrote = written_from_row(row)
         destination = destinations.get()
-        if kind == WROTE_LINK:
-            path, first = rest
+        if isinstance(wrote, WrittenLink):
+            path, first = wrote
             here, there = destination.stat(path), destination.stat(first)
             if here is None or there is None or here.inode != there.inode:
                 run.fail(path, "metadata", f"not a hard link of /{first}", verify=True)
@@ -207,10 +205,7 @@ def verify_transferred(
                 run.count(FilesVerified=1)
                 run.event("Verified", path, LinkTo="/" + first)
             return
-        # A file's entry row is followed by its checksum and whether it was torn (counted from
-        # the end: an entry row is longer where it carries owner names).
-        expected, torn = (rest[-2], rest[-1]) if kind == WROTE_FILE else ("", False)
-        written = Entry.from_row(rest[:-2] if kind == WROTE_FILE else rest)
+        kind, written, expected, torn = wrote
         sums: dict[str, str] = {}
         actual = destination.stat(written.path)
         if actual is None:
