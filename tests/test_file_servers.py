@@ -18,14 +18,8 @@ from smb_server import RawClient, SmbServer, acl_sids, smb_server_running
 
 from activities.storage.base import FILE, Entry, MetadataPolicy
 from activities.storage.nfs import NfsStorage
-from activities.storage.smb import (
-    ARCHIVE,
-    CREATION_NS,
-    FILE_ATTRIBUTES,
-    HIDDEN,
-    READONLY,
-    SmbStorage,
-)
+from activities.storage.smb import SmbStorage
+from activities.storage.smbcodec import ARCHIVE, CREATION_NS, FILE_ATTRIBUTES, HIDDEN, READONLY
 from models.errors import InvalidRequestException
 from starter.operations import Ferry
 

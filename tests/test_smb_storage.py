@@ -19,18 +19,17 @@ from smbprotocol.exceptions import SMBAuthenticationError, SMBResponseException
 from smbprotocol.header import SMB2HeaderResponse
 from smbprotocol.session import Session
 
-from activities.storage import kerberos, smb
+from activities.storage import kerberos, smb, smbcodec
 from activities.storage.base import DIR, FILE, Entry, MetadataError, MetadataPolicy, StorageError
 from activities.storage.kerberos import Kerberos
-from activities.storage.smb import (
+from activities.storage.smb import REPARSE_POINT_SKIPPED, SmbStorage
+from activities.storage.smbcodec import (
     ARCHIVE,
     CREATION_NS,
     FILE_ATTRIBUTES,
     HIDDEN,
     READONLY,
-    REPARSE_POINT_SKIPPED,
     SECURITY_DESCRIPTOR,
-    SmbStorage,
 )
 from models.errors import ErrorCode
 
@@ -150,7 +149,7 @@ def test_abort_leaves_nothing(storage, smb_server):
 def test_abort_deletes_by_name_when_the_handle_is_gone(storage, smb_server):
     writer = storage.create_file("x", Entry("x", FILE, 3 << 20), policy())
     writer.write(os.urandom(3 << 20))  # more than is buffered: the handle is open
-    storage._exchange([smb._close(writer.file_id)])  # as a server that dropped the open
+    storage._exchange([smbcodec.close(writer.file_id)])  # as a server that dropped the open
     writer.abort()
     assert os.listdir(on_disk(smb_server, storage, "")) == []
 
@@ -326,7 +325,7 @@ def listed(buffer: list[tuple[str, int]]) -> bytes:
     records = []
     for index, (name, attributes) in enumerate(buffer):
         encoded = name.encode("utf-16-le")
-        record = smb._LISTED.pack(0, 0, 0, 0, 0, 0, 0, 0, attributes, len(encoded)) + encoded
+        record = smbcodec.LISTED.pack(0, 0, 0, 0, 0, 0, 0, 0, attributes, len(encoded)) + encoded
         record += b"\0" * (-len(record) % 8)
         if index < len(buffer) - 1:
             record = struct.pack("<I", len(record)) + record[4:]
@@ -348,7 +347,7 @@ def test_reparse_points_are_left_out_and_reported_once(storage, monkeypatch):
             ("e", file),
         ]
     )
-    entries = list(smb._directory_entries(buffer, "p/"))
+    entries = list(smbcodec.directory_entries(buffer, "p/"))
     assert [(e.path, e.kind, bits) for e, bits in entries][1::2] == [
         ("p/b-junction", DIR, 0x410),
         ("p/d-link", FILE, 0x420),
@@ -538,7 +537,7 @@ def test_metadata_statuses_are_metadata_errors_unless_retrying_helps():
         (0xC0000128, errno.ESTALE),  # FILE_CLOSED
         (0xC0000008, errno.ESTALE),  # INVALID_HANDLE
     ):
-        assert smb._os_error(status, "p").errno == number
+        assert smbcodec.os_error(status, "p").errno == number
     for status in (0xC000005A, 0xC0000023, 0xC0000079):  # mapped, and two statuses unmapped
         with pytest.raises(MetadataError):
             smb._raise_metadata([SMBResponseException(response(status))], "p")

@@ -38,33 +38,15 @@ from typing import Any
 from smbprotocol import Dialects
 from smbprotocol.connection import Connection
 from smbprotocol.exceptions import SMBAuthenticationError, SMBException, SMBResponseException
-from smbprotocol.file_info import (
-    FileInformationClass,
-    FileLinkInformation,
-    FileRenameInformation,
-    InfoType,
-)
+from smbprotocol.file_info import FileInformationClass, FileLinkInformation, InfoType
 from smbprotocol.header import NtStatus, SMB2HeaderResponse
-from smbprotocol.open import (
-    SMB2CloseRequest,
-    SMB2CreateRequest,
-    SMB2QueryDirectoryRequest,
-    SMB2QueryInfoRequest,
-    SMB2ReadRequest,
-    SMB2SetInfoRequest,
-    SMB2WriteRequest,
-)
+from smbprotocol.open import SMB2ReadRequest
 from smbprotocol.session import Session
 from smbprotocol.structure import Structure
 from smbprotocol.tree import TreeConnect
 
 from activities.storage.base import (
     DIR,
-    FILE,
-    NO_POSIX_DIR_MODE,
-    NO_POSIX_FILE_MODE,
-    NO_POSIX_ID,
-    TEMP_NAME,
     TRANSIENT_ERRNOS,
     Entry,
     MetadataError,
@@ -77,15 +59,57 @@ from activities.storage.base import (
     temp_name,
 )
 from activities.storage.kerberos import Kerberos
+from activities.storage.smbcodec import (
+    ADD_FILE,
+    ADD_SUBDIRECTORY,
+    CREATE,
+    DELETE,
+    DELETE_ON_CLOSE,
+    DIRECTORY_ATTRIBUTE,
+    DIRECTORY_FILE,
+    FILE_ATTRIBUTES,
+    NETWORK_OPEN_INFORMATION,
+    NON_DIRECTORY_FILE,
+    NORMAL,
+    OPEN,
+    OPEN_REPARSE_POINT,
+    OVERWRITE_IF,
+    READ_ATTRIBUTES,
+    READ_CONTROL,
+    READ_DATA,
+    READ_ONLY_IN_THE_WAY,
+    READONLY,
+    RELATED,
+    REPARSE_POINT,
+    SACL,
+    SECURITY_DESCRIPTOR,
+    STATUS_ERRNOS,
+    SYNCHRONIZE,
+    SYSTEM_SECURITY,
+    WRITE_ATTRIBUTES,
+    WRITE_DATA,
+    Opened,
+    attribute_bits,
+    basic_info,
+    close,
+    create,
+    directory_entries,
+    left_open,
+    metadata_info,
+    os_error,
+    out_buffer,
+    payload,
+    query_directory,
+    query_info,
+    rename,
+    security_access,
+    security_information,
+    set_info,
+    set_security,
+    write_request,
+)
 from models.errors import ErrorCode
 
-CREATION_NS = "smb_creation_ns"
-FILE_ATTRIBUTES = "smb_file_attributes"
-SECURITY_DESCRIPTOR = "smb_security_descriptor"
-
-READONLY, HIDDEN, SYSTEM, ARCHIVE = 0x1, 0x2, 0x4, 0x20
-KEPT_ATTRIBUTES = READONLY | HIDDEN | SYSTEM | ARCHIVE
-_DIRECTORY_ATTRIBUTE, _NORMAL, _REPARSE_POINT = 0x10, 0x80, 0x400
 REPARSE_POINT_SKIPPED = "a reparse point (junction or symbolic link), which Ferry does not follow"
 # What no name of a file or folder on SMB may hold: the path separator, the stream separator,
 # wildcards, and control characters.
@@ -107,85 +131,6 @@ _CHUNK = 8 << 20
 _REPLY_SECONDS = 120
 _BUFFERED = 1 << 20  # a file this small is sent with its create, metadata and close at once
 
-# 100 ns units between 1601-01-01 (FILETIME) and 1970-01-01.
-_FILETIME_1970 = 116_444_736_000_000_000
-
-# Access rights, share access, dispositions and options of SMB2 CREATE (MS-SMB2 2.2.13).
-_READ_DATA, _WRITE_DATA, _READ_ATTRIBUTES, _WRITE_ATTRIBUTES = 0x1, 0x2, 0x80, 0x100
-_DELETE, _READ_CONTROL, _WRITE_DAC, _WRITE_OWNER = 0x10000, 0x20000, 0x40000, 0x80000
-_SYNCHRONIZE, _SYSTEM_SECURITY = 0x100000, 0x01000000
-_ADD_FILE, _ADD_SUBDIRECTORY = 0x2, 0x4  # a folder's WRITE_DATA and APPEND_DATA
-_SHARE_ALL = 0x1 | 0x2 | 0x4  # read | write | delete: never lock out other clients
-_OPEN, _CREATE, _OVERWRITE_IF = 1, 2, 5
-_DIRECTORY_FILE, _NON_DIRECTORY_FILE, _DELETE_ON_CLOSE = 0x1, 0x40, 0x1000
-_OPEN_REPARSE_POINT = 0x200000  # the link itself, not what it points to
-# What replacing a read-only file fails with: ACCESS_DENIED (Windows), CANNOT_DELETE (samba).
-_READ_ONLY_IN_THE_WAY = (NtStatus.STATUS_ACCESS_DENIED, NtStatus.STATUS_CANNOT_DELETE)
-_RELATED = b"\xff" * 16  # "the handle the previous CREATE of this compound opened"
-# Security information: owner, group, DACL, SACL.
-_OWNER_DACL, _SACL = 0x1 | 0x2 | 0x4, 0x8
-_NETWORK_OPEN_INFORMATION = 34
-_BASIC = struct.Struct("<QQQQII")  # FileBasicInformation
-_CREATED = struct.Struct("<HBBIQQQQQQII16s")  # the fixed part of a CREATE response
-_LISTED = struct.Struct("<IIQQQQQQII")  # FileDirectoryInformation before the name
-
-_STATUS_ERRNOS: dict[int, tuple[int, str]] = {
-    NtStatus.STATUS_OBJECT_NAME_NOT_FOUND: (errno.ENOENT, "no such file or folder"),
-    NtStatus.STATUS_OBJECT_PATH_NOT_FOUND: (errno.ENOENT, "no such file or folder"),
-    NtStatus.STATUS_NO_SUCH_FILE: (errno.ENOENT, "no such file or folder"),
-    NtStatus.STATUS_DELETE_PENDING: (errno.ENOENT, "being deleted"),
-    NtStatus.STATUS_OBJECT_NAME_COLLISION: (errno.EEXIST, "already exists"),
-    NtStatus.STATUS_ACCESS_DENIED: (errno.EACCES, "access denied"),
-    NtStatus.STATUS_CANNOT_DELETE: (errno.EACCES, "cannot delete (read-only)"),
-    NtStatus.STATUS_PRIVILEGE_NOT_HELD: (
-        errno.EPERM,
-        "privilege not held (copying a SACL needs 'Manage auditing and security log')",
-    ),
-    NtStatus.STATUS_SHARING_VIOLATION: (
-        errno.EACCES,
-        "locked by another client (sharing violation)",
-    ),
-    0xC0000054: (errno.EACCES, "locked by another client (byte-range lock)"),  # FILE_LOCK_CONFLICT
-    0xC0000055: (errno.EACCES, "locked by another client (byte-range lock)"),  # LOCK_NOT_GRANTED
-    NtStatus.STATUS_DISK_FULL: (errno.ENOSPC, "no space left on the share"),
-    0xC0000044: (errno.EDQUOT, "quota exceeded"),  # QUOTA_EXCEEDED
-    0xC00000A2: (errno.EROFS, "the share is write-protected"),  # MEDIA_WRITE_PROTECTED
-    NtStatus.STATUS_FILE_IS_A_DIRECTORY: (errno.EISDIR, "is a folder"),
-    NtStatus.STATUS_NOT_A_DIRECTORY: (errno.ENOTDIR, "not a folder"),
-    NtStatus.STATUS_DIRECTORY_NOT_EMPTY: (errno.ENOTEMPTY, "folder not empty"),
-    NtStatus.STATUS_OBJECT_NAME_INVALID: (errno.EINVAL, "invalid name for SMB"),
-    NtStatus.STATUS_OBJECT_PATH_SYNTAX_BAD: (errno.EINVAL, "invalid path for SMB"),
-    NtStatus.STATUS_INVALID_PARAMETER: (errno.EINVAL, "the SMB server refused a parameter"),
-    0xC0000106: (errno.ENAMETOOLONG, "name too long for the SMB server"),  # NAME_TOO_LONG
-    0xC000005A: (errno.EPERM, "the server cannot take that owner"),  # INVALID_OWNER
-    NtStatus.STATUS_STOPPED_ON_SYMLINK: (errno.ELOOP, "a symbolic link on the server"),
-    NtStatus.STATUS_PATH_NOT_COVERED: (errno.EREMOTE, "a DFS link to another server"),
-    # A handle the server no longer knows: the session was set up again (after a reconnect)
-    # or the server dropped the open. Retrying opens the file again by name.
-    NtStatus.STATUS_FILE_CLOSED: (errno.ESTALE, "the SMB server closed the handle"),
-    NtStatus.STATUS_INVALID_HANDLE: (errno.ESTALE, "the SMB server closed the handle"),
-    NtStatus.STATUS_NOT_SUPPORTED: (errno.EOPNOTSUPP, "not supported by the SMB server"),
-    NtStatus.STATUS_IO_TIMEOUT: (errno.ETIMEDOUT, "the SMB server timed out"),
-    NtStatus.STATUS_NETWORK_NAME_DELETED: (errno.ECONNRESET, "the share went away"),
-    NtStatus.STATUS_USER_SESSION_DELETED: (errno.ECONNRESET, "the SMB session ended"),
-    0xC000035C: (errno.ECONNRESET, "the SMB session expired"),  # NETWORK_SESSION_EXPIRED
-    NtStatus.STATUS_INSUFFICIENT_RESOURCES: (errno.EAGAIN, "the SMB server is short of resources"),
-    NtStatus.STATUS_INSUFF_SERVER_RESOURCES: (errno.EAGAIN, "the SMB server is short of resources"),
-}
-
-
-def ns_from_filetime(filetime: int) -> int:
-    return (filetime - _FILETIME_1970) * 100
-
-
-def filetime_from_ns(ns: int) -> int:
-    return ns // 100 + _FILETIME_1970
-
-
-def _os_error(status: int, path: str) -> OSError:
-    number, reason = _STATUS_ERRNOS.get(status, (errno.EIO, f"SMB error 0x{status:08x}"))
-    return OSError(number, reason, path)
-
 
 @contextlib.contextmanager
 def _mapped(path: str) -> Iterator[None]:
@@ -193,7 +138,7 @@ def _mapped(path: str) -> Iterator[None]:
     try:
         yield
     except SMBResponseException as error:
-        raise _os_error(error.status, path) from error
+        raise os_error(error.status, path) from error
     except SMBException as error:  # the connection closed, or a reply never came
         raise OSError(errno.ECONNRESET, f"lost the SMB connection: {error}", path) from error
 
@@ -201,99 +146,7 @@ def _mapped(path: str) -> Iterator[None]:
 def _raise_first(results: list[SMB2HeaderResponse | SMBResponseException], path: str) -> None:
     for result in results:
         if isinstance(result, SMBResponseException):
-            raise _os_error(result.status, path) from result
-
-
-def _left_open(
-    messages: list[Structure], results: list[SMB2HeaderResponse | SMBResponseException]
-) -> bytes | None:
-    """The handle a compound ending in a CLOSE that failed may have left open, if any."""
-    last = messages[-1]
-    if (
-        len(messages) < 2
-        or not isinstance(last, SMB2CloseRequest)
-        or not isinstance(results[-1], SMBResponseException)
-    ):
-        return None
-    handle: bytes = last["file_id"].get_value()
-    if handle != _RELATED:
-        return handle
-    opened = results[0]
-    if not isinstance(messages[0], SMB2CreateRequest) or isinstance(opened, SMBResponseException):
-        return None  # nothing was opened
-    return _Opened(opened).file_id
-
-
-# --- SMB2 requests ---------------------------------------------------------------------------
-
-
-def _create(
-    name: str, access: int, disposition: int = _OPEN, options: int = 0
-) -> SMB2CreateRequest:
-    request = SMB2CreateRequest()
-    request["impersonation_level"] = 2  # Impersonation
-    request["desired_access"] = access
-    request["file_attributes"] = 0
-    request["share_access"] = _SHARE_ALL
-    request["create_disposition"] = disposition
-    request["create_options"] = options
-    request["buffer_path"] = name.encode("utf-16-le") if name else b"\x00\x00"
-    return request
-
-
-def _close(file_id: bytes = _RELATED) -> SMB2CloseRequest:
-    request = SMB2CloseRequest()
-    request["file_id"] = file_id
-    return request
-
-
-def _set_info(
-    info_type: int, info_class: int, buffer: bytes, additional: int = 0, file_id: bytes = _RELATED
-) -> SMB2SetInfoRequest:
-    request = SMB2SetInfoRequest()
-    request["info_type"] = info_type
-    request["file_info_class"] = info_class
-    request["additional_information"] = additional
-    request["file_id"] = file_id
-    request["buffer"] = buffer
-    return request
-
-
-def _query_info(
-    info_type: int, info_class: int, additional: int = 0, file_id: bytes = _RELATED
-) -> SMB2QueryInfoRequest:
-    request = SMB2QueryInfoRequest()
-    request["info_type"] = info_type
-    request["file_info_class"] = info_class
-    request["output_buffer_length"] = 65536
-    request["additional_information"] = additional
-    request["file_id"] = file_id
-    return request
-
-
-def _basic_info(
-    *, mtime: int = 0, atime: int = 0, creation: int = 0, attributes: int = 0
-) -> SMB2SetInfoRequest:
-    """FileBasicInformation; a 0 time or attribute set leaves that value as it is."""
-    buffer = _BASIC.pack(creation, atime, mtime, 0, attributes, 0)
-    return _set_info(InfoType.SMB2_0_INFO_FILE, FileInformationClass.FILE_BASIC_INFORMATION, buffer)
-
-
-def _metadata_info(entry: Entry, policy: MetadataPolicy, attributes: int) -> SMB2SetInfoRequest:
-    """The times `policy` keeps, the creation time the source gave, and `attributes`."""
-    creation = (entry.attributes or {}).get(CREATION_NS)
-    return _basic_info(
-        mtime=filetime_from_ns(entry.mtime_ns) if policy.mtime else 0,
-        atime=filetime_from_ns(entry.atime_ns) if policy.atime else 0,
-        creation=0 if creation is None else filetime_from_ns(creation),
-        attributes=attributes,
-    )
-
-
-def _attribute_bits(wanted: int | None) -> int:
-    """What FileBasicInformation sets for the source's attributes (0: keep the server's);
-    FILE_ATTRIBUTE_NORMAL stands for "none of them", which 0 cannot say."""
-    return 0 if wanted is None else wanted or _NORMAL
+            raise os_error(result.status, path) from result
 
 
 def _raise_metadata(results: list[SMB2HeaderResponse | SMBResponseException], path: str) -> None:
@@ -302,88 +155,16 @@ def _raise_metadata(results: list[SMB2HeaderResponse | SMBResponseException], pa
     malformed descriptor, say), not a failing server: no retry sets it."""
     for result in results:
         if isinstance(result, SMBResponseException):
-            error = _os_error(result.status, path)
-            if result.status in _STATUS_ERRNOS and error.errno in TRANSIENT_ERRNOS:
+            error = os_error(result.status, path)
+            if result.status in STATUS_ERRNOS and error.errno in TRANSIENT_ERRNOS:
                 raise error from result
             raise MetadataError(f"cannot set SMB metadata: {describe_error(error)}") from result
-
-
-def _rename(target: str, *, replace: bool) -> SMB2SetInfoRequest:
-    info = FileRenameInformation()
-    info["replace_if_exists"] = replace
-    info["file_name"] = target
-    return _set_info(
-        InfoType.SMB2_0_INFO_FILE, FileInformationClass.FILE_RENAME_INFORMATION, info.pack()
-    )
-
-
-def _security_information(flags: str) -> int:
-    """The parts of a security descriptor SecurityDescriptorCopyFlags copies."""
-    return _OWNER_DACL | (_SACL if flags == "OWNER_DACL_SACL" else 0)
-
-
-def _security_access(flags: str) -> int:
-    """The access rights a handle needs to set those parts (none for NONE)."""
-    if flags == "NONE":
-        return 0
-    sacl = _SYSTEM_SECURITY if flags == "OWNER_DACL_SACL" else 0
-    return _WRITE_DAC | _WRITE_OWNER | sacl
-
-
-def _set_security(descriptor: bytes, flags: str) -> SMB2SetInfoRequest:
-    info = _security_information(flags)
-    return _set_info(InfoType.SMB2_0_INFO_SECURITY, 0, descriptor, info)
-
-
-def _payload(result: SMB2HeaderResponse) -> bytes:
-    return result["data"].get_value()
-
-
-def _out_buffer(result: SMB2HeaderResponse) -> bytes:
-    """The output buffer of a QUERY_INFO or QUERY_DIRECTORY response."""
-    data = _payload(result)
-    offset, length = struct.unpack_from("<HI", data, 2)
-    start = offset - 64  # offsets count from the start of the SMB2 header
-    return data[start : start + length]
-
-
-class _Opened:
-    """What a CREATE response says of the file it opened."""
-
-    __slots__ = ("access_ns", "attributes", "change", "creation", "file_id", "size", "write")
-
-    def __init__(self, result: SMB2HeaderResponse) -> None:
-        fields = _CREATED.unpack_from(_payload(result))
-        self.creation, access, self.write, self.change = fields[4:8]
-        self.access_ns = ns_from_filetime(access)
-        self.size, self.attributes, self.file_id = fields[9], fields[10], fields[12]
-
-    def entry(self, path: str) -> Entry:
-        return _entry(path, self.size, self.write, self.access_ns, self.creation, self.attributes)
-
-
-def _entry(path: str, size: int, write: int, access_ns: int, creation: int, attrs: int) -> Entry:
-    is_dir = bool(attrs & _DIRECTORY_ATTRIBUTE)
-    return Entry(
-        path,
-        DIR if is_dir else FILE,
-        0 if is_dir else size,
-        ns_from_filetime(write),
-        access_ns,
-        NO_POSIX_DIR_MODE if is_dir else NO_POSIX_FILE_MODE,
-        NO_POSIX_ID,
-        NO_POSIX_ID,
-        attributes={
-            CREATION_NS: ns_from_filetime(creation),
-            FILE_ATTRIBUTES: attrs & KEPT_ATTRIBUTES,
-        },
-    )
 
 
 class _SmbReader:
     __slots__ = ("file_id", "offset", "opened", "path", "storage")
 
-    def __init__(self, storage: SmbStorage, path: str, opened: _Opened) -> None:
+    def __init__(self, storage: SmbStorage, path: str, opened: Opened) -> None:
         self.storage = storage
         self.path = path
         self.opened = opened
@@ -399,8 +180,8 @@ class _SmbReader:
         if isinstance(result, SMBResponseException):
             if result.status == NtStatus.STATUS_END_OF_FILE:
                 return b""
-            raise _os_error(result.status, self.path) from result
-        data = _payload(result)
+            raise os_error(result.status, self.path) from result
+        data = payload(result)
         offset, length = struct.unpack_from("<BxI", data, 2)
         start = offset - 64
         self.offset += length
@@ -412,12 +193,12 @@ class _SmbReader:
         return entry
 
     def version(self) -> tuple[int, int, int]:
-        query = _query_info(
-            InfoType.SMB2_0_INFO_FILE, _NETWORK_OPEN_INFORMATION, file_id=self.file_id
+        query = query_info(
+            InfoType.SMB2_0_INFO_FILE, NETWORK_OPEN_INFORMATION, file_id=self.file_id
         )
         (result,) = self.storage._exchange([query])
         _raise_first([result], self.path)
-        _, _, write, change, _, size, _, _ = struct.unpack_from("<QQQQQQII", _out_buffer(result))
+        _, _, write, change, _, size, _, _ = struct.unpack_from("<QQQQQQII", out_buffer(result))
         return (size, write, change)
 
 
@@ -449,9 +230,9 @@ class _SmbWriter:
         self.offset = 0
 
     def _access(self) -> int:
-        access = _WRITE_DATA | _READ_ATTRIBUTES | _WRITE_ATTRIBUTES | _DELETE | _SYNCHRONIZE
+        access = WRITE_DATA | READ_ATTRIBUTES | WRITE_ATTRIBUTES | DELETE | SYNCHRONIZE
         if self._descriptor_source():
-            access |= _security_access(self.policy.security_descriptor)
+            access |= security_access(self.policy.security_descriptor)
         return access
 
     def _descriptor_source(self) -> Callable[[str], bytes] | None:
@@ -462,12 +243,12 @@ class _SmbWriter:
 
     def _opening(self) -> list[Structure]:
         """The CREATE of the temporary file, and the data buffered so far."""
-        create = _create(self.temp, self._access(), _OVERWRITE_IF, _NON_DIRECTORY_FILE)
-        messages: list[Structure] = [create]
+        opening = create(self.temp, self._access(), OVERWRITE_IF, NON_DIRECTORY_FILE)
+        messages: list[Structure] = [opening]
         step = self.storage._max_write
         for start in range(0, len(self.buffer), step):
             data = bytes(self.buffer[start : start + step])
-            messages.append(self.storage._write_request(_RELATED, start, data))
+            messages.append(write_request(RELATED, start, data))
         self.offset = len(self.buffer)
         self.buffer.clear()
         return messages
@@ -475,7 +256,7 @@ class _SmbWriter:
     def _opened(self, results: list[SMB2HeaderResponse | SMBResponseException]) -> None:
         """Take the handle the CREATE of `results` opened, then raise what failed after it."""
         _raise_first(results[:1], self.path)
-        self.file_id = _Opened(results[0]).file_id  # type: ignore[arg-type]
+        self.file_id = Opened(results[0]).file_id  # type: ignore[arg-type]
         self.created = True
         _raise_first(results[1:], self.path)
 
@@ -489,7 +270,7 @@ class _SmbWriter:
         view = memoryview(data)
         while view:
             size = self.storage._chunk(len(view), self.storage._max_write)
-            request = self.storage._write_request(self.file_id, self.offset, bytes(view[:size]))
+            request = write_request(self.file_id, self.offset, bytes(view[:size]))
             _raise_first(self.storage._exchange([request]), self.path)
             self.offset += size
             view = view[size:]
@@ -506,11 +287,11 @@ class _SmbWriter:
         not be renamed) and the security descriptor, for the handle open or being opened."""
         wanted = self._wanted_attributes()
         without_readonly = None if wanted is None else wanted & ~READONLY
-        messages = [_metadata_info(self.entry, self.policy, _attribute_bits(without_readonly))]
+        messages = [metadata_info(self.entry, self.policy, attribute_bits(without_readonly))]
         source = self._descriptor_source()
         if self.policy.security_descriptor != "NONE" and source is not None:
             flags = self.policy.security_descriptor
-            messages.append(_set_security(source(flags), flags))
+            messages.append(set_security(source(flags), flags))
         if self.file_id is not None:
             for message in messages:
                 message["file_id"] = self.file_id
@@ -538,10 +319,10 @@ class _SmbWriter:
         assert self.file_id is not None  # opened by _send_metadata or write
         wanted = self._wanted_attributes()
         readonly = wanted is not None and bool(wanted & READONLY)
-        rename = _rename(self.final, replace=not exclusive)
-        rename["file_id"] = self.file_id
-        closing = [] if readonly else [_close(self.file_id)]
-        results = self.storage._exchange([rename, *closing])
+        renaming = rename(self.final, replace=not exclusive)
+        renaming["file_id"] = self.file_id
+        closing = [] if readonly else [close(self.file_id)]
+        results = self.storage._exchange([renaming, *closing])
         if closing:
             self.file_id = None  # closed, by _exchange itself where the CLOSE failed
         renamed = results[0]
@@ -549,8 +330,8 @@ class _SmbWriter:
             if renamed.status == NtStatus.STATUS_OBJECT_NAME_COLLISION and exclusive:
                 self.abort()
                 return False
-            if renamed.status not in _READ_ONLY_IN_THE_WAY or exclusive:
-                raise _os_error(renamed.status, self.path) from renamed
+            if renamed.status not in READ_ONLY_IN_THE_WAY or exclusive:
+                raise os_error(renamed.status, self.path) from renamed
             self._replace_read_only()
         self.renamed = True
         if readonly:
@@ -561,20 +342,20 @@ class _SmbWriter:
         """A read-only file is in the way: clear its READONLY, then rename again, through the
         handle where it is still open, else by name."""
         self.storage._clear_read_only(self.final, self.path)
-        rename = _rename(self.final, replace=True)
+        renaming = rename(self.final, replace=True)
         if self.file_id is not None:
-            rename["file_id"] = self.file_id
-            messages: list[Structure] = [rename]
+            renaming["file_id"] = self.file_id
+            messages: list[Structure] = [renaming]
         else:
-            messages = [_create(self.temp, _DELETE | _SYNCHRONIZE), rename, _close()]
+            messages = [create(self.temp, DELETE | SYNCHRONIZE), renaming, close()]
         # The CLOSE is left out: once renamed, a failed close changes nothing for the file.
         _raise_first(self.storage._exchange(messages)[:2], self.path)
 
     def _set_read_only(self, wanted: int) -> None:
         assert self.file_id is not None  # _move kept it open
-        update = _basic_info(attributes=wanted)
+        update = basic_info(attributes=wanted)
         update["file_id"] = self.file_id
-        results = self.storage._exchange([update, _close(self.file_id)])
+        results = self.storage._exchange([update, close(self.file_id)])
         self.file_id = None
         _raise_metadata(results[:1], self.path)
 
@@ -583,7 +364,7 @@ class _SmbWriter:
         file_id, self.file_id = self.file_id, None
         if self.renamed:  # in place under its final name: only the handle is let go
             if file_id is not None:
-                self.storage._exchange([_close(file_id)])
+                self.storage._exchange([close(file_id)])
             return
         if file_id is not None and self._deleted_through(file_id):
             self.created = False
@@ -594,13 +375,13 @@ class _SmbWriter:
     def _deleted_through(self, file_id: bytes) -> bool:
         """Delete the temporary file through its handle, which is closed (nothing is then left
         under its name); False where the server no longer knows the handle."""
-        delete = _set_info(
+        delete = set_info(
             InfoType.SMB2_0_INFO_FILE,
             FileInformationClass.FILE_DISPOSITION_INFORMATION,
             b"\x01",
             file_id=file_id,
         )
-        results = self.storage._exchange([delete, _close(file_id)])
+        results = self.storage._exchange([delete, close(file_id)])
         return not isinstance(results[0], SMBResponseException)
 
 
@@ -712,7 +493,7 @@ class SmbStorage(Storage):
                 else:
                     message = (
                         f"cannot connect to the share {self.share!r} on {self._where}: "
-                        f"{describe_error(_os_error(error.status, ''))}"
+                        f"{describe_error(os_error(error.status, ''))}"
                     )
                 raise StorageError(message, code=ErrorCode.LOCATION_UNAVAILABLE) from error
             connection.echo(sid=session.session_id, credit_request=_CREDITS)
@@ -787,7 +568,7 @@ class SmbStorage(Storage):
                     results.append(reply)
                 except SMBResponseException as error:
                     results.append(error)
-            handle = _left_open(messages, results)
+            handle = left_open(messages, results)
             if handle is not None:
                 # A server may fail the rest of a compound after one failed step, its CLOSE
                 # too (Windows does): the handle is closed on its own, never left open. A
@@ -795,7 +576,7 @@ class SmbStorage(Storage):
                 with contextlib.suppress(SMBResponseException):
                     connection.receive(
                         connection.send(
-                            _close(handle), tree.session.session_id, tree.tree_connect_id
+                            close(handle), tree.session.session_id, tree.tree_connect_id
                         ),
                         timeout=_REPLY_SECONDS,
                     )
@@ -803,11 +584,11 @@ class SmbStorage(Storage):
 
     def _delete(self, name: str, path: str) -> None:
         """Delete the file `name` (share-relative) unless it is gone already."""
-        options = _NON_DIRECTORY_FILE | _DELETE_ON_CLOSE
-        create = _create(name, _DELETE | _SYNCHRONIZE, _OPEN, options)
-        opened = self._exchange([create, _close()])[0]
+        options = NON_DIRECTORY_FILE | DELETE_ON_CLOSE
+        opening = create(name, DELETE | SYNCHRONIZE, OPEN, options)
+        opened = self._exchange([opening, close()])[0]
         if isinstance(opened, SMBResponseException):
-            error = _os_error(opened.status, path)
+            error = os_error(opened.status, path)
             if error.errno != errno.ENOENT:
                 raise error from opened
 
@@ -840,14 +621,6 @@ class SmbStorage(Storage):
         credits = max(1, window["high"] - window["low"])
         return max(1, min(length, largest, credits * _CREDIT_BYTES))
 
-    def _write_request(self, file_id: bytes, offset: int, data: bytes) -> SMB2WriteRequest:
-        request = SMB2WriteRequest()
-        request["length"] = len(data)
-        request["offset"] = offset
-        request["file_id"] = file_id
-        request["buffer"] = data
-        return request
-
     def _name(self, path: str) -> str:
         """`path` as a name relative to the share; EINVAL for a name SMB cannot hold."""
         for part in path.split("/") if path else ():
@@ -857,25 +630,25 @@ class SmbStorage(Storage):
 
     def _descriptor_getter(self, path: str) -> Callable[[str], bytes]:
         def descriptor(flags: str) -> bytes:
-            additional = _security_information(flags)
-            access = _READ_CONTROL | (_SYSTEM_SECURITY if additional & _SACL else 0)
-            query = _query_info(InfoType.SMB2_0_INFO_SECURITY, 0, additional)
-            results = self._exchange([_create(self._name(path), access), query, _close()])
+            additional = security_information(flags)
+            access = READ_CONTROL | (SYSTEM_SECURITY if additional & SACL else 0)
+            query = query_info(InfoType.SMB2_0_INFO_SECURITY, 0, additional)
+            results = self._exchange([create(self._name(path), access), query, close()])
             _raise_first(results[:2], path)
-            return _out_buffer(results[1])  # type: ignore[arg-type]
+            return out_buffer(results[1])  # type: ignore[arg-type]
 
         return descriptor
 
     def _clear_read_only(self, name: str, path: str) -> None:
         """Take READONLY off the entry `name` (share-relative), keeping its other attributes."""
-        access = _READ_ATTRIBUTES | _WRITE_ATTRIBUTES
-        create = _create(name, access, _OPEN, _OPEN_REPARSE_POINT)  # the entry, not a target
-        results = self._exchange([create, _close()])
+        access = READ_ATTRIBUTES | WRITE_ATTRIBUTES
+        opening = create(name, access, OPEN, OPEN_REPARSE_POINT)  # the entry, not a target
+        results = self._exchange([opening, close()])
         _raise_first(results[:1], path)
-        attributes = _Opened(results[0]).attributes  # type: ignore[arg-type]
+        attributes = Opened(results[0]).attributes  # type: ignore[arg-type]
         if attributes & READONLY:
-            cleared = attributes & ~READONLY & ~_DIRECTORY_ATTRIBUTE
-            update = [create, _basic_info(attributes=cleared or _NORMAL), _close()]
+            cleared = attributes & ~READONLY & ~DIRECTORY_ATTRIBUTE
+            update = [opening, basic_info(attributes=cleared or NORMAL), close()]
             _raise_first(self._exchange(update), path)
 
     # --- the interface -----------------------------------------------------------------------
@@ -903,10 +676,10 @@ class SmbStorage(Storage):
             # The right to add files and folders is asked for, not tried: a file made and
             # removed would change the folder's last write time at every launch, and the next
             # run would find the folder to update again.
-            probe = _create(self._name(""), _ADD_FILE | _ADD_SUBDIRECTORY, _OPEN, _DIRECTORY_FILE)
-            results = self._exchange([probe, _close()])
+            probe = create(self._name(""), ADD_FILE | ADD_SUBDIRECTORY, OPEN, DIRECTORY_FILE)
+            results = self._exchange([probe, close()])
             if isinstance(results[0], SMBResponseException):
-                error = _os_error(results[0].status, "")
+                error = os_error(results[0].status, "")
                 raise StorageError(
                     f"cannot write to {inside or '/'!r} in the share {self.share!r} on "
                     f"{self.host} ({describe_error(error)}): check the user's permissions",
@@ -915,13 +688,13 @@ class SmbStorage(Storage):
 
     def stat(self, path: str) -> Entry | None:
         # The CREATE response carries all there is to know; the handle is closed at once.
-        create = _create(self._name(path), _READ_ATTRIBUTES | _SYNCHRONIZE)
-        opened, _ = self._exchange([create, _close()])
+        opening = create(self._name(path), READ_ATTRIBUTES | SYNCHRONIZE)
+        opened, _ = self._exchange([opening, close()])
         if isinstance(opened, SMBResponseException):
-            if _os_error(opened.status, path).errno in (errno.ENOENT, errno.ENOTDIR):
+            if os_error(opened.status, path).errno in (errno.ENOENT, errno.ENOTDIR):
                 return None
-            raise _os_error(opened.status, path) from opened
-        return _Opened(opened).entry(path)
+            raise os_error(opened.status, path) from opened
+        return Opened(opened).entry(path)
 
     def attributes(self, path: str) -> dict[str, Any] | None:
         entry = self.stat(path)
@@ -952,17 +725,17 @@ class SmbStorage(Storage):
         junction is listed as a folder, and following one may loop forever."""
         for entry, attrs in self._scan(path, path + "/" if path else ""):
             key = listing_key(entry.path.rpartition("/")[2], entry.kind)
-            if attrs & _REPARSE_POINT:
+            if attrs & REPARSE_POINT:
                 reparse.append((key, entry.path))
             else:
                 yield key, entry.path, entry
 
     def _scan(self, path: str, prefix: str) -> Iterator[tuple[Entry, int]]:
-        access = _READ_DATA | _READ_ATTRIBUTES | _SYNCHRONIZE
-        create = _create(self._name(path), access, _OPEN, _DIRECTORY_FILE)
-        results = self._exchange([create, self._query_directory(_RELATED, restart=True)])
+        access = READ_DATA | READ_ATTRIBUTES | SYNCHRONIZE
+        opening = create(self._name(path), access, OPEN, DIRECTORY_FILE)
+        results = self._exchange([opening, query_directory(RELATED, restart=True)])
         _raise_first(results[:1], path)
-        file_id = _Opened(results[0]).file_id  # type: ignore[arg-type]
+        file_id = Opened(results[0]).file_id  # type: ignore[arg-type]
         try:
             result = results[1]
             while not (
@@ -970,29 +743,19 @@ class SmbStorage(Storage):
                 and result.status == NtStatus.STATUS_NO_MORE_FILES
             ):
                 _raise_first([result], path)
-                yield from _directory_entries(_out_buffer(result), prefix)  # type: ignore[arg-type]
-                (result,) = self._exchange([self._query_directory(file_id)])
+                yield from directory_entries(out_buffer(result), prefix)  # type: ignore[arg-type]
+                (result,) = self._exchange([query_directory(file_id)])
         finally:
-            self._exchange([_close(file_id)])
-
-    @staticmethod
-    def _query_directory(file_id: bytes, *, restart: bool = False) -> SMB2QueryDirectoryRequest:
-        request = SMB2QueryDirectoryRequest()
-        request["file_information_class"] = FileInformationClass.FILE_DIRECTORY_INFORMATION
-        request["flags"] = 0x1 if restart else 0  # SMB2_RESTART_SCANS
-        request["file_id"] = file_id
-        request["output_buffer_length"] = 65536
-        request["buffer"] = "*".encode("utf-16-le")
-        return request
+            self._exchange([close(file_id)])
 
     def open_read(self, path: str) -> _SmbReader:
-        access = _READ_DATA | _READ_ATTRIBUTES | _SYNCHRONIZE
-        (result,) = self._exchange([_create(self._name(path), access, _OPEN, _NON_DIRECTORY_FILE)])
+        access = READ_DATA | READ_ATTRIBUTES | SYNCHRONIZE
+        (result,) = self._exchange([create(self._name(path), access, OPEN, NON_DIRECTORY_FILE)])
         _raise_first([result], path)
-        return _SmbReader(self, path, _Opened(result))  # type: ignore[arg-type]
+        return _SmbReader(self, path, Opened(result))  # type: ignore[arg-type]
 
     def close_reader(self, reader: _SmbReader) -> None:  # type: ignore[override]
-        _raise_first(self._exchange([_close(reader.file_id)]), reader.path)
+        _raise_first(self._exchange([close(reader.file_id)]), reader.path)
 
     def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> _SmbWriter:
         parent = path.rpartition("/")[0]
@@ -1005,13 +768,13 @@ class SmbStorage(Storage):
         if not path:
             self._connect()
             return False
-        access = _READ_ATTRIBUTES | _SYNCHRONIZE
-        create = _create(self._name(path), access, _CREATE, _DIRECTORY_FILE)
-        results = self._exchange_creating([create, _close()], path)
+        access = READ_ATTRIBUTES | SYNCHRONIZE
+        opening = create(self._name(path), access, CREATE, DIRECTORY_FILE)
+        results = self._exchange_creating([opening, close()], path)
         first = results[0]
         if isinstance(first, SMBResponseException):
             if first.status != NtStatus.STATUS_OBJECT_NAME_COLLISION:
-                raise _os_error(first.status, path) from first
+                raise os_error(first.status, path) from first
             existing = self.stat(path)
             if existing is None or existing.kind != DIR:
                 raise FileExistsError(errno.EEXIST, "a file is in the way", path)
@@ -1037,13 +800,13 @@ class SmbStorage(Storage):
         if parent and status == NtStatus.STATUS_OBJECT_PATH_NOT_FOUND:
             self.make_dir(parent)
             status = self._link(path, existing, exclusive=exclusive)
-        if not exclusive and status in _READ_ONLY_IN_THE_WAY:
+        if not exclusive and status in READ_ONLY_IN_THE_WAY:
             self._clear_read_only(self._name(path), path)
             status = self._link(path, existing, exclusive=exclusive)
         if exclusive and status == NtStatus.STATUS_OBJECT_NAME_COLLISION:
             return False
         if status is not None:
-            raise _os_error(status, path)
+            raise os_error(status, path)
         return True
 
     def _link(self, path: str, existing: str, *, exclusive: bool) -> int | None:
@@ -1051,10 +814,10 @@ class SmbStorage(Storage):
         link = FileLinkInformation()
         link["replace_if_exists"] = not exclusive
         link["file_name"] = self._name(path)
-        request = _set_info(
+        request = set_info(
             InfoType.SMB2_0_INFO_FILE, FileInformationClass.FILE_LINK_INFORMATION, link.pack()
         )
-        results = self._exchange([_create(self._name(existing), _SYNCHRONIZE), request, _close()])
+        results = self._exchange([create(self._name(existing), SYNCHRONIZE), request, close()])
         _raise_first(results[:1], existing)
         linked = results[1]
         return linked.status if isinstance(linked, SMBResponseException) else None
@@ -1064,12 +827,12 @@ class SmbStorage(Storage):
         flags = policy.security_descriptor if source is not None else "NONE"
         wanted = (entry.attributes or {}).get(FILE_ATTRIBUTES)
         messages: list[Structure] = [
-            _create(self._name(path), _WRITE_ATTRIBUTES | _SYNCHRONIZE | _security_access(flags)),
-            _metadata_info(entry, policy, _attribute_bits(wanted)),
+            create(self._name(path), WRITE_ATTRIBUTES | SYNCHRONIZE | security_access(flags)),
+            metadata_info(entry, policy, attribute_bits(wanted)),
         ]
         if flags != "NONE":
-            messages.append(_set_security(source(flags), flags))  # type: ignore[misc]
-        results = self._exchange([*messages, _close()])
+            messages.append(set_security(source(flags), flags))  # type: ignore[misc]
+        results = self._exchange([*messages, close()])
         _raise_first(results[:1], path)
         _raise_metadata(results[1:-1], path)
 
@@ -1078,12 +841,12 @@ class SmbStorage(Storage):
         if kind == DIR and recursive:
             for child, attrs in list(self._scan(path, path + "/" if path else "")):
                 # A reparse point goes as itself, never with what it points to.
-                inside = not attrs & _REPARSE_POINT
+                inside = not attrs & REPARSE_POINT
                 removed += self.remove(child.path, child.kind, recursive=inside)
         # The entry itself, not what a reparse point points to.
-        options = _DELETE_ON_CLOSE | _OPEN_REPARSE_POINT
-        options |= _DIRECTORY_FILE if kind == DIR else _NON_DIRECTORY_FILE
-        delete = [_create(self._name(path), _DELETE | _READ_ATTRIBUTES, _OPEN, options), _close()]
+        options = DELETE_ON_CLOSE | OPEN_REPARSE_POINT
+        options |= DIRECTORY_FILE if kind == DIR else NON_DIRECTORY_FILE
+        delete = [create(self._name(path), DELETE | READ_ATTRIBUTES, OPEN, options), close()]
         results = self._exchange(delete)
         first = results[0]
         if (
@@ -1101,21 +864,3 @@ def _check_name(name: str, path: str) -> None:
     stream separator in it, '.' or '..', or a trailing dot or space (which Windows drops)."""
     if name in ("", ".", "..") or name[-1] in ". " or not _INVALID_NAME_CHARACTERS.isdisjoint(name):
         raise OSError(errno.EINVAL, f"not a valid name on SMB: {name!r}", path)
-
-
-def _directory_entries(buffer: bytes, prefix: str) -> Iterator[tuple[Entry, int]]:
-    """The entries of a FILE_DIRECTORY_INFORMATION buffer with their attribute bits, without
-    '.', '..' and the temporary files of writes in progress."""
-    offset = 0
-    while True:
-        (following, _, creation, access, write, _, size, _, attrs, length) = _LISTED.unpack_from(
-            buffer, offset
-        )
-        start = offset + _LISTED.size
-        name = buffer[start : start + length].decode("utf-16-le", errors="surrogatepass")
-        if name not in (".", "..") and not TEMP_NAME.fullmatch(name):
-            entry = _entry(prefix + name, size, write, ns_from_filetime(access), creation, attrs)
-            yield entry, attrs
-        if not following:
-            return
-        offset += following
