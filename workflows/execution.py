@@ -13,6 +13,7 @@ of millions of keys is being copied while it is still being listed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -113,6 +114,46 @@ class _Stage:
         self.limited = limited  # moves data, so follows the execution's bandwidth limit
 
 
+class _Batches:
+    """The one scheduler of an execution's batches, whatever stage they are of: the batches in
+    flight, how many more a stage may start, and what share of the bandwidth limit each has.
+
+    Batches start in rounds. Each batch of a round begins with its share of the limit among
+    all in flight, the round's included, so that the first of a round never begins with the
+    whole of it; the running ones learn their new share by asking."""
+
+    def __init__(self) -> None:
+        self.pending: dict[asyncio.Future[BatchResult], _Stage] = {}
+        self.sharing = 0  # batches the limit is divided among
+
+    def share(self, limit: int) -> int:
+        """Each batch's share of `limit` bytes per second (-1: no limit)."""
+        return -1 if limit <= 0 else max(1, limit // max(1, self.sharing))
+
+    def room(self, parallel: int) -> int:
+        return parallel - len(self.pending)
+
+    def running(self, stage: _Stage) -> bool:
+        return any(running is stage for running in self.pending.values())
+
+    def begin_round(self, size: int) -> None:
+        self.sharing = len(self.pending) + max(0, size)
+
+    def add(self, batch: asyncio.Future[BatchResult], stage: _Stage) -> None:
+        self.pending[batch] = stage
+
+    def end_round(self) -> None:
+        self.sharing = len(self.pending)
+
+    def finished(self) -> Iterator[tuple[_Stage, BatchResult]]:
+        """The batches that have ended, in the order they started, each taken out of those in
+        flight as it is read (a failed one raises its error, the rest stay in flight)."""
+        for batch in [batch for batch in self.pending if batch.done()]:
+            stage = self.pending.pop(batch)
+            self.sharing = len(self.pending)
+            yield stage, batch.result()
+
+
 @workflow.defn(name=EXECUTION_WORKFLOW)
 class TaskExecutionWorkflow:
     @workflow.init
@@ -121,7 +162,7 @@ class TaskExecutionWorkflow:
         self.state = state or ExecutionState()
         self.granted = not execution.queued or state is not None
         self._cancelled_in: Status | None = None  # the phase a cancel interrupted
-        self._in_flight = 0  # batches running now, which share the bandwidth limit
+        self.batches = _Batches()
         self._prepare_attempt = 0  # PREPARING's attempt whose progress counts
         self.timetable = (
             BandwidthTimetable.parse(execution.BandwidthTimetable)
@@ -182,8 +223,7 @@ class TaskExecutionWorkflow:
     @workflow.query
     def bandwidth_share(self) -> int:
         """What each running batch may use of the execution's bandwidth limit (-1: no limit)."""
-        limit = self.state.BytesPerSecond or -1
-        return -1 if limit <= 0 else max(1, limit // max(1, self._in_flight))
+        return self.batches.share(self.state.BytesPerSecond or -1)
 
     @workflow.update
     def update_options(self, options: Options) -> dict[str, Any]:
@@ -343,52 +383,50 @@ class TaskExecutionWorkflow:
         in order, files once every removal planned before them is done. Returns when PREPARING
         and these batches have ended; a failed batch fails the execution."""
         s = self.state
-        pending: dict[asyncio.Future[BatchResult], _Stage] = {}
+        batches = self.batches
         launched = {stage.key: s.early.get(stage.key, 0) for stage in (removals, files)}
 
         def ready() -> list[tuple[_Stage, int]]:
             if prepare.done() or s.plan_progress is None or self.execution.DryRun:
                 return []
             sealed = s.plan_progress.batches
-            if any(stage is removals for stage in pending.values()):
+            if batches.running(removals):
                 return []
             if launched[removals.key] < sealed.get("removals", 0):
                 return [(removals, launched[removals.key])]
             # Under a bandwidth limit one batch at a time: a batch joining a running one would
             # take its share before the running one gives up its own.
             limited = (s.BytesPerSecond or -1) > 0
-            room = (1 if limited else self._parallel(files)) - len(pending)
+            room = batches.room(1 if limited else self._parallel(files))
             end = min(sealed.get("files", 0), launched[files.key] + room)
             return [(files, index) for index in range(launched[files.key], end)]
 
         try:
-            while not prepare.done() or pending:
+            while not prepare.done() or batches.pending:
                 if not self._history_is_long():  # else the rest waits for TRANSFERRING
                     for stage, index in ready():
                         if s.transfer_started is None:
                             s.transfer_started = workflow.now()
                             self._set_status("TRANSFERRING")
                             self.telemetry.begin("TRANSFERRING")
-                        self._in_flight = len(pending) + 1
-                        pending[self._start_batch(stage, index)] = stage
+                        batches.begin_round(1)
+                        batches.add(self._start_batch(stage, index), stage)
                         launched[stage.key] += 1
                 prepared = prepare.done()  # then only a batch ending is news
                 await workflow.wait_condition(
                     lambda prepared=prepared: (
                         (prepare.done() and not prepared)
-                        or any(batch.done() for batch in pending)
+                        or any(batch.done() for batch in batches.pending)
                         or (bool(ready()) and not self._history_is_long())
                     )
                 )
-                for batch in [batch for batch in pending if batch.done()]:
-                    stage = pending.pop(batch)
-                    self._count(batch.result(), s.transfer_issues)
+                for stage, result in batches.finished():
+                    self._count(result, s.transfer_issues)
                     s.early[stage.key] = s.early.get(stage.key, 0) + 1
-                self._in_flight = len(pending)
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError):
                 self._cancelling()
-            await self._stop([*pending, prepare], s.transfer_issues)
+            await self._stop([*batches.pending, prepare], s.transfer_issues)
             raise
 
     def _transfer_stages(self) -> list[_Stage]:
@@ -463,35 +501,32 @@ class TaskExecutionWorkflow:
         if s.step != stage.key:
             # Batches that ran while PREPARING went on come first in their stage.
             s.step, s.next_batch = stage.key, s.early.get(stage.key, 0)
-        pending: set[asyncio.Future[BatchResult]] = set()
+        batches = self.batches
         try:
-            while s.next_batch < stage.count or pending:
-                # Shares of a limit are those of all the batches this round starts: the first
-                # of them must not start with the whole of it.
-                starting = min(stage.count - s.next_batch, self._parallel(stage) - len(pending))
-                self._in_flight = len(pending) + max(0, starting)
+            while s.next_batch < stage.count or batches.pending:
+                batches.begin_round(
+                    min(stage.count - s.next_batch, batches.room(self._parallel(stage)))
+                )
                 while (
                     s.next_batch < stage.count
-                    and len(pending) < self._parallel(stage)
+                    and batches.room(self._parallel(stage)) > 0
                     and not self._history_is_long()
                 ):
                     index = s.next_batch
                     if stage.reverse:
                         index = stage.count - 1 - index
-                    pending.add(self._start_batch(stage, index))
+                    batches.add(self._start_batch(stage, index), stage)
                     s.next_batch += 1
-                self._in_flight = len(pending)
-                if not pending:
+                batches.end_round()
+                if not batches.pending:
                     break  # the history is long: continue as new below, with nothing in flight
-                done, running = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                pending = set(running)
-                self._in_flight = len(pending)
-                for finished in done:
-                    self._count(finished.result(), issues)
+                await workflow.wait(list(batches.pending), return_when=asyncio.FIRST_COMPLETED)
+                for _, result in batches.finished():
+                    self._count(result, issues)
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError):
                 self._cancelling()
-            await self._stop(list(pending), issues)
+            await self._stop(list(batches.pending), issues)
             raise
         if s.next_batch < stage.count:
             self.telemetry.close()
