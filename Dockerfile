@@ -5,6 +5,7 @@ FROM python:3.11.10-slim-bookworm
 WORKDIR /opt/ferry
 COPY pyproject.toml README.md ./
 COPY models models
+COPY api api
 COPY workflows workflows
 COPY activities activities
 COPY worker worker

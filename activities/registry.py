@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.storage import open_storage
 from activities.storage.base import StorageError
+from api import Ferry
 from models.errors import INVALID_REQUEST, InvalidRequestException
 from models.locations import Location
 from models.schedules import TaskSchedule, schedule_spec
@@ -32,7 +33,6 @@ from models.temporal import (
     TASK_QUEUE,
     schedule_id,
 )
-from starter.operations import Ferry
 
 
 class RegistryActivities:

@@ -294,7 +294,7 @@ async def main() -> None:
     state = base / "ferry-file-servers"
     subprocess.run(["rm", "-rf", str(state)], check=True)
     state.mkdir(parents=True)
-    from activities.secrets import use_key_file
+    from api.secrets import use_key_file
 
     use_key_file(state)  # the stack's key: this process seals the SMB password, its worker opens
     results: dict[str, Any] = {

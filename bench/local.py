@@ -134,8 +134,8 @@ class FerryStack:
         threading.Thread(target=self._watch_memory, daemon=True).start()
 
     async def connect(self) -> None:
-        from starter.client import connect
-        from starter.operations import Ferry
+        from api import Ferry
+        from api.client import connect
 
         self.ferry = Ferry(await connect(self.address, patience=60))
         await self.ferry._require_worker(patience=60)

@@ -266,7 +266,7 @@ async def main() -> None:
     root = base / "s3-root"
     subprocess.run(["rm", "-rf", str(root), str(base / "ferry-s3")], check=True)
     (base / "ferry-s3").mkdir(parents=True)
-    from activities.secrets import use_key_file
+    from api.secrets import use_key_file
 
     use_key_file(base / "ferry-s3")  # the stack's key: this process seals, its worker opens
     server = Server(root)

@@ -122,7 +122,7 @@ class ObjectStorageLocation(LocationBase):
     BucketName: str
     Subdirectory: str = ""
     AccessKey: str | None = None
-    SecretKey: str | None = None  # sealed (activities.secrets): never in plain text, never shown
+    SecretKey: str | None = None  # sealed (api.secrets): never in plain text, never shown
     ServerCertificate: str | None = None  # PEM: the chain of a private certificate authority
     FolderMarkers: FolderMarkers = "ENABLED"  # as for S3
 
@@ -238,7 +238,7 @@ class SmbServerLocation(FileServerLocation):
     ServerPort: int = 445
     User: str = ""
     Domain: str = ""
-    Password: str | None = None  # sealed (activities.secrets): never in plain text, never shown
+    Password: str | None = None  # sealed (api.secrets): never in plain text, never shown
     MountOptions: SmbMountOptions = SmbMountOptions()
 
     @property
@@ -433,7 +433,7 @@ class HdfsLocation(LocationBase):
     AuthenticationType: Literal["SIMPLE", "KERBEROS"] = "SIMPLE"
     SimpleUser: str | None = None
     KerberosPrincipal: str | None = None
-    KerberosKeytab: str | None = None  # base64, sealed (activities.secrets)
+    KerberosKeytab: str | None = None  # base64, sealed (api.secrets)
     KerberosKrb5Conf: str | None = None  # base64
 
     @property

@@ -23,8 +23,8 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel
 
 from activities.staging import StagingError
+from api.requests import SHAPES
 from models.errors import DataSyncError, InvalidRequestException
-from starter.requests import SHAPES
 from starter.shorthand import ShorthandError, parse_value
 
 PROCESSES_HELP = (
@@ -210,8 +210,8 @@ def print_json(response: dict[str, Any]) -> None:
 
 
 async def run_operation(args: argparse.Namespace, request: dict[str, Any]) -> int:
-    from starter.client import connect
-    from starter.operations import Ferry, method_name
+    from api import Ferry, method_name
+    from api.client import connect
 
     ferry = Ferry(await connect(args.address))
     response = await getattr(ferry, method_name(args.operation))(request)
@@ -237,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("dev", "worker", "demo"):
             # Exported to the processes they start: workers open the secrets they use. Only the
             # embedded stack makes a key; a worker elsewhere must be given the one in use.
-            from activities.secrets import use_key_file
-            from starter.dev import data_dir
+            from api.secrets import use_key_file
+            from api.settings import data_dir
 
             use_key_file(data_dir(args.data_dir), make=args.command != "worker")
         if args.command == "dev":
-            from starter.dev import data_dir, run_dev, staging_url
+            from api.settings import data_dir
+            from starter.dev import run_dev, staging_url
 
             directory = data_dir(args.data_dir)
             return asyncio.run(
@@ -288,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _worker(args: argparse.Namespace) -> int:
-    from starter.client import ensure_search_attributes
-    from starter.dev import data_dir, staging_url, stop_signals
+    from api.client import ensure_search_attributes
+    from api.settings import data_dir
+    from starter.dev import staging_url, stop_signals
     from worker.main import run_worker, worker_client
 
     if args.state_dir and not args.agent:
@@ -311,8 +313,9 @@ async def _worker(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     from activities.staging import open_staging
+    from api.settings import data_dir
     from models.arn import TASK_EXECUTION_ARN
-    from starter.dev import data_dir, staging_url
+    from starter.dev import staging_url
 
     if not TASK_EXECUTION_ARN.match(args.task_execution_arn):
         raise InvalidRequestException(

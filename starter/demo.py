@@ -20,11 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from api import Ferry
+from api.client import connect
+from api.settings import data_dir
 from models.arn import execution_id
 from starter.cli import print_json
-from starter.client import connect
-from starter.dev import HOST, DevServer, data_dir, port_is_open, staging_url, stop_signals
-from starter.operations import Ferry
+from starter.dev import HOST, DevServer, port_is_open, staging_url, stop_signals
 from starter.progress import follow
 from worker.main import run_worker
 

@@ -23,16 +23,6 @@ DEFAULT_UI_PORT = 8233
 HOST = "127.0.0.1"
 
 
-def data_dir(given: str | None = None) -> Path:
-    """--data-dir, else FERRY_DATA_DIR, else $XDG_DATA_HOME/ferry (~/.local/share/ferry)."""
-    if given:
-        return Path(given).expanduser().resolve()
-    if os.environ.get("FERRY_DATA_DIR"):
-        return Path(os.environ["FERRY_DATA_DIR"]).expanduser().resolve()
-    base = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
-    return Path(base) / "ferry"
-
-
 def staging_url(given: str | None, directory: Path) -> str:
     """--staging-url, else FERRY_STAGING_URL, else the folder `staging` of the data directory."""
     from activities.staging import check_url

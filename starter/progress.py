@@ -9,9 +9,9 @@ from typing import Any
 
 from temporalio.client import WorkflowFailureError
 
+from api import Ferry
 from models.arn import execution_id
 from models.execution import TERMINAL
-from starter.operations import Ferry
 
 REFRESH_SECONDS = 0.5
 

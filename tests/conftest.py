@@ -23,9 +23,9 @@ import pytest
 from helpers import free_port
 from system_packages import missing, report
 
-from starter.client import connect
+from api import Ferry
+from api.client import connect
 from starter.dev import DevServer
-from starter.operations import Ferry
 
 # The file servers' fixtures (smbd, nfs-ganesha) live beside their starters.
 pytest_plugins = ["nfs_server", "smb_server"]

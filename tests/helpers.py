@@ -18,8 +18,8 @@ from typing import Any
 import xxhash
 from temporalio.client import WorkflowFailureError
 
+from api import Ferry
 from models.arn import execution_id
-from starter.operations import Ferry
 
 
 def free_port() -> int:

@@ -27,10 +27,10 @@ from helpers import (
     write,
 )
 
+from api import Ferry
+from api.client import connect
 from models.errors import InvalidRequestException
 from models.temporal import location_task_queue
-from starter.client import connect
-from starter.operations import Ferry
 
 KEY = re.compile(r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$")
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from conftest import Stack, run_cli
 from helpers import create_task, differences, empty_folder, start, until, wait, write
 
-from starter.client import connect
-from starter.operations import Ferry
+from api import Ferry
+from api.client import connect
 
 MiB = 1 << 20
 

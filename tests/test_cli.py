@@ -13,10 +13,10 @@ import pytest
 from conftest import Stack, run_cli
 from helpers import write
 
+from api import Ferry
+from api.requests import SHAPES
 from starter.cli import build_parser, kebab, main, request_from
 from starter.dev import temporal_cli
-from starter.operations import Ferry
-from starter.requests import SHAPES
 
 MISSING_TASK = "arn:aws:datasync:local:000000000000:task/task-00000000000000000"
 

@@ -26,10 +26,10 @@ from helpers import (
     write,
 )
 
+from api import Ferry
+from api.client import connect
 from models.arn import execution_id
-from starter.client import connect
 from starter.dev import port_is_open
-from starter.operations import Ferry
 
 
 async def test_a_killed_worker_is_replaced_and_finished_batches_are_not_copied_again(

@@ -26,10 +26,10 @@ from helpers import (
 from temporalio.client import WorkflowExecutionStatus
 from test_verify import SLOW, copying_big, slow_task
 
+from api import Ferry
+from api.client import connect
 from models.arn import execution_id
 from models.errors import InvalidRequestException
-from starter.client import connect
-from starter.operations import Ferry
 
 
 async def test_an_unreadable_file_is_skipped_named_and_fails_the_execution(

@@ -20,8 +20,8 @@ from activities.storage.base import FILE, Entry, MetadataPolicy
 from activities.storage.nfs import NfsStorage
 from activities.storage.smb import SmbStorage
 from activities.storage.smbcodec import ARCHIVE, CREATION_NS, FILE_ATTRIBUTES, HIDDEN, READONLY
+from api import Ferry
 from models.errors import InvalidRequestException
-from starter.operations import Ferry
 
 OLD = 1_500_000_000_123_456_789  # a file time with nanoseconds, 2017
 SMB_OLD = OLD - OLD % 100  # SMB keeps times in units of 100 ns

@@ -16,8 +16,8 @@ from conftest import S3Server, Stack, run_cli
 from helpers import digest, empty_folder, free_port, launch_failure, local, run, task, write
 from webhdfs_server import HdfsCluster
 
+from api import Ferry
 from models.errors import InvalidRequestException
-from starter.operations import Ferry
 
 OLD = 1_500_000_000_123_456_789  # a file time with nanoseconds, 2017
 OLD_MS = OLD // 1_000_000

@@ -14,9 +14,9 @@ from typing import Any
 from conftest import S3Server, Stack
 from helpers import create_task, differences, empty_folder, run, start, until, wait, write
 
+from api import Ferry
+from api.client import connect
 from models.arn import execution_id
-from starter.client import connect
-from starter.operations import Ferry
 
 COUNTERS = (
     "Status",

@@ -11,8 +11,8 @@ from pathlib import Path
 from conftest import Stack, run_cli
 from helpers import create_task, run, snapshot, write
 
-from starter.client import connect
-from starter.operations import Ferry
+from api import Ferry
+from api.client import connect
 
 
 def log_lines(stack: Stack, arn: str) -> list[dict[str, object]]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from helpers import create_task, empty_folder, run, write
 
+from api import Ferry
 from models.errors import InvalidRequestException
-from starter.operations import Ferry
 
 
 async def test_only_the_listed_files_are_transferred_and_a_missing_one_is_reported(

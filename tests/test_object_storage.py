@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helpers import differences, empty_folder, run, start, until, wait, write
 
+from api import Ferry
+from api.client import connect
 from models.arn import execution_id
 from models.errors import InvalidRequestException
-from starter.client import connect
-from starter.operations import Ferry
 
 OLD = 1_500_000_000_123_456_789  # a file time with nanoseconds, 2017
 OLDER = 1_400_000_000_987_654_321

@@ -28,9 +28,9 @@ from helpers import (
 )
 from temporalio.api.enums.v1 import PendingActivityState
 
+from api import Ferry
+from api.client import connect
 from models.arn import execution_id
-from starter.client import connect
-from starter.operations import Ferry
 
 FILE_SIZE = 256 * 1024
 

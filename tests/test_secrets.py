@@ -12,7 +12,9 @@ import pytest
 from conftest import S3_SECRET_KEY, S3Server, Stack
 from helpers import empty_folder, run, write
 
-from activities.secrets import (
+from api import Ferry
+from api.client import connect
+from api.secrets import (
     KEY_FILE_VARIABLE,
     KEY_VARIABLE,
     SecretError,
@@ -21,8 +23,6 @@ from activities.secrets import (
     use_key_file,
 )
 from models.errors import InvalidRequestException
-from starter.client import connect
-from starter.operations import Ferry
 
 LOCATION = "arn:aws:datasync:local:000000000000:location/loc-0123456789abcdef0"
 

@@ -28,10 +28,10 @@ from helpers import identity, transfer_batches, until, wait, wait_for_port
 from sites import Host, Popen, Sites, kill, sites_or_skip
 from smb_server import SmbServer, start_smb_server
 
+from api import Ferry
+from api.client import connect
 from models.arn import execution_id
-from starter.client import connect
 from starter.dev import DevServer
-from starter.operations import Ferry
 
 S3_PORT = 9000  # each host has ports of its own
 TEMPORAL_PORT = 7233

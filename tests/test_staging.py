@@ -15,9 +15,9 @@ from conftest import S3Server, Stack, run_cli
 from helpers import create_task, differences, empty_folder, random_files, start, until, wait, write
 
 from activities.staging import StagingStore, check_url, open_staging
+from api import Ferry
+from api.client import connect
 from models.arn import execution_id
-from starter.client import connect
-from starter.operations import Ferry
 
 EXEC = "exec-0123456789abcdef0"
 ARN = f"arn:aws:datasync:local:000000000000:task/task-0123456789abcdef0/execution/{EXEC}"

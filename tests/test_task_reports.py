@@ -13,9 +13,9 @@ import pytest
 from conftest import Stack, run_cli
 from helpers import create_task, empty_folder, run, snapshot, write
 
+from api import Ferry
 from models.arn import resource_id
 from models.errors import InvalidRequestException
-from starter.operations import Ferry
 
 
 async def report_location(ferry: Ferry, workdir: Path) -> tuple[str, Path]:

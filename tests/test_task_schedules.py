@@ -14,9 +14,9 @@ from typing import Any
 from conftest import Stack, run_cli
 from helpers import create_task, empty_folder, until, write
 
+from api import Ferry
 from models.temporal import schedule_id
 from starter.dev import temporal_cli
-from starter.operations import Ferry
 
 
 def temporal(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:

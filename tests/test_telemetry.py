@@ -42,9 +42,9 @@ from opentelemetry.trace import StatusCode
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig
 from test_agents import activate
 
+from api import Ferry
+from api.client import connect
 from models.errors import InvalidRequestException
-from starter.client import connect
-from starter.operations import Ferry
 from worker.main import run_worker
 from worker.telemetry import MetricDrain, Telemetry, from_environment
 from worker.telemetry import start as start_telemetry

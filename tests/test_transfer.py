@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helpers import create_task, differences, empty_folder, run, snapshot, transfer, write
 
-from starter.operations import Ferry
+from api import Ferry
 
 OLD = 1_600_000_000_123_456_789  # 2020-09-13, nanoseconds
 OLDER = 1_500_000_000_987_654_321

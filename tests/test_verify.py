@@ -13,7 +13,7 @@ from typing import Any
 
 from helpers import create_task, differences, empty_folder, run, start, until, wait, write
 
-from starter.operations import Ferry
+from api import Ferry
 
 SLOW = {"BytesPerSecond": 1 << 20}
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from api import Ferry
 from models.agents import ACTIVATION_KEY_SECONDS, new_activation_key
 from models.errors import DataSyncError
 from models.temporal import agent_task_queue, location_task_queue
-from starter.operations import Ferry
 from worker.main import run_worker
 
 log = logging.getLogger("ferry.agent")

@@ -27,8 +27,8 @@ from activities.pool import WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH
 from activities.registry import RegistryActivities
 from activities.staging import open_staging
+from api.client import connect
 from models.temporal import TASK_QUEUE
-from starter.client import connect
 from worker.telemetry import from_environment
 from workflows.execution import TaskExecutionWorkflow
 from workflows.registry import RegistryWorkflow

@@ -43,8 +43,8 @@ from temporalio.runtime import (
     TelemetryConfig,
 )
 
+from api import Ferry
 from models.errors import InvalidRequestException
-from starter.operations import Ferry
 
 log = logging.getLogger("ferry.telemetry")
 

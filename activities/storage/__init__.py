@@ -88,7 +88,7 @@ def _kerberos(location: SmbLocation | HdfsLocation) -> Kerberos | None:
 
 
 def _unsealed(sealed: str | None, location_arn: str) -> str:
-    from activities.secrets import SecretError, unseal
+    from api.secrets import SecretError, unseal
 
     try:
         return unseal(sealed, location_arn) if sealed else ""

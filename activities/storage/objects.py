@@ -32,7 +32,6 @@ from typing import Any
 
 from urllib3.exceptions import HTTPError, SSLError
 
-from activities.secrets import SecretError, unseal
 from activities.storage.base import (
     DIR,
     FILE,
@@ -54,6 +53,7 @@ from activities.storage.s3client import (
     aws_client,
     b64,
 )
+from api.secrets import SecretError, unseal
 from models.errors import ErrorCode
 from models.locations import ObjectLocation, ObjectStorageLocation, S3Location
 

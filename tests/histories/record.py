@@ -27,11 +27,11 @@ from temporalio.client import WorkflowFailureError
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
+from api import Ferry  # noqa: E402
+from api.client import connect  # noqa: E402
 from models.arn import execution_id  # noqa: E402
 from models.temporal import REGISTRY_WORKFLOW_ID  # noqa: E402
-from starter.client import connect  # noqa: E402
 from starter.dev import DevServer  # noqa: E402
-from starter.operations import Ferry  # noqa: E402
 
 FERRY = os.path.join(sysconfig.get_path("scripts"), "ferry")
 

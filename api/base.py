@@ -1,0 +1,266 @@
+"""The DataSync operations over Temporal: what every group of them shares.
+
+The registry workflow holds agents, locations and tasks: a request becomes an Update of it
+(validated before anything is written) or a Query; executions are workflows of their own.
+Errors become DataSync's InvalidRequestException and InternalException.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowExecutionDescription,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.presence import last_poll
+from api.requests import (
+    SHAPES,
+)
+from models.agents import Agent
+from models.arn import TASK_EXECUTION_ARN, execution_id, task_arn_of
+from models.errors import (
+    INVALID_REQUEST,
+    DataSyncError,
+    InternalException,
+    InvalidRequestException,
+)
+from models.locations import (
+    EfsLocation,
+    FsxLustreLocation,
+    FsxOpenZfsLocation,
+    FsxWindowsLocation,
+    HdfsLocation,
+    LocalLocation,
+    Location,
+    LocationBase,
+    NfsLocation,
+    ObjectStorageLocation,
+    S3Location,
+    SmbLocation,
+)
+from models.tasks import Task
+from models.temporal import (
+    REGISTRY_WORKFLOW,
+    REGISTRY_WORKFLOW_ID,
+    TASK_ARN,
+    TASK_QUEUE,
+)
+
+T = TypeVar("T")
+L = TypeVar("L", bound=LocationBase)
+Response = dict[str, Any]
+QUERY_TIMEOUT = timedelta(seconds=10)
+KIND_NAMES: dict[type, str] = {
+    LocalLocation: "a local",
+    S3Location: "an S3",
+    ObjectStorageLocation: "an object storage",
+    NfsLocation: "an NFS",
+    SmbLocation: "an SMB",
+    EfsLocation: "an EFS",
+    FsxWindowsLocation: "an FSx for Windows File Server",
+    FsxOpenZfsLocation: "an FSx for OpenZFS",
+    FsxLustreLocation: "an FSx for Lustre",
+    HdfsLocation: "an HDFS",
+}
+
+
+class Operations:
+    """The DataSync API over Temporal: the client, the registry, and finding resources."""
+
+    def __init__(self, client: Client, region: str | None = None, account: str | None = None):
+        self.client = client
+        self.region = region or os.environ.get("FERRY_REGION", "local")
+        self.account = account or os.environ.get("FERRY_ACCOUNT_ID", "000000000000")
+        if not re.fullmatch(r"[a-z\-0-9]+", self.region) or not re.fullmatch(
+            r"[0-9]{12}", self.account
+        ):
+            raise InvalidRequestException(
+                "FERRY_REGION must be lower-case letters, digits and '-', and FERRY_ACCOUNT_ID "
+                "twelve digits."
+            )
+        self._worker_seen = False
+
+    async def call(self, operation: str, request: dict[str, Any]) -> Response:
+        """Run an operation by its DataSync name (`CreateTask`)."""
+        if operation not in SHAPES:
+            raise InvalidRequestException(f"Unknown operation {operation}.")
+        return await getattr(self, method_name(operation))(request)
+
+    async def _execution(self, arn: str) -> WorkflowExecutionDescription:
+        """The execution's workflow, checked to belong to the task its ARN names."""
+        if not TASK_EXECUTION_ARN.match(arn):
+            raise no_execution(arn)
+        try:
+            info = await self.client.get_workflow_handle(execution_id(arn)).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise no_execution(arn) from None
+            raise unreachable(self.client, error) from None
+        if info.typed_search_attributes.get(TASK_ARN) != task_arn_of(arn):
+            raise no_execution(arn)
+        return info
+
+    async def _agent(self, arn: str) -> Agent:
+        for agent in await self._query("agents", list[Agent]):
+            if agent.AgentArn == arn:
+                return agent
+        raise InvalidRequestException(f"AgentArn: agent {arn} does not exist.")
+
+    async def _location(self, arn: str, kind: type[L] = LocationBase) -> L:  # type: ignore[assignment]
+        for location in await self._query("locations", list[Location]):
+            if location.LocationArn == arn:
+                if not isinstance(location, kind):
+                    raise InvalidRequestException(
+                        f"LocationArn: location {arn} is not {KIND_NAMES[kind]} location "
+                        f"but {location.location_uri}."
+                    )
+                return location
+        raise InvalidRequestException(f"LocationArn: location {arn} does not exist.")
+
+    async def _task(self, arn: str) -> Task:
+        for task in await self._query("tasks", list[Task]):
+            if task.TaskArn == arn:
+                return task
+        raise InvalidRequestException(f"TaskArn: task {arn} does not exist.")
+
+    async def _update(self, update: str, *args: Any) -> Any:
+        """An Update on the registry, which is started by the first one."""
+        await self._require_worker()
+        start = WithStartWorkflowOperation(
+            REGISTRY_WORKFLOW,
+            None,
+            id=REGISTRY_WORKFLOW_ID,
+            task_queue=TASK_QUEUE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            return await self.client.execute_update_with_start_workflow(
+                update, args=args, start_workflow_operation=start
+            )
+        except WorkflowUpdateFailedError as error:
+            raise api_error(error.cause) from None
+        except RPCError as error:
+            raise unreachable(self.client, error) from None
+
+    async def _query(self, query: str, result_type: type[T], *args: Any) -> T:
+        """A Query on the registry; what it holds when nothing was ever created is empty."""
+        handle = self.client.get_workflow_handle(REGISTRY_WORKFLOW_ID)
+        try:
+            return await handle.query(
+                query, args=args, result_type=result_type, rpc_timeout=QUERY_TIMEOUT
+            )
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return result_type()  # type: ignore[call-arg]
+            await self._require_worker()
+            raise unreachable(self.client, error) from None
+
+    async def _require_worker(self, patience: float = 5.0) -> None:
+        """Fail fast, and say why, when no worker would take the request (allowing one that
+        is just starting a few seconds to poll)."""
+        if self._worker_seen:
+            return
+        deadline = asyncio.get_running_loop().time() + patience
+        while True:
+            try:
+                seen = await last_poll(
+                    self.client, TASK_QUEUE, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW
+                )
+            except RPCError as error:
+                raise unreachable(self.client, error) from None
+            if seen is not None:
+                self._worker_seen = True
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise InternalException(
+                    f"No Ferry worker is polling task queue {TASK_QUEUE!r} on "
+                    f"{self.client.service_client.config.target_host}: start `ferry dev` (the "
+                    "embedded stack) or `ferry worker`."
+                )
+            await asyncio.sleep(0.1)
+
+
+def method_name(operation: str) -> str:
+    """`CreateTask` -> `create_task`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def api_error(cause: BaseException | None) -> DataSyncError:
+    if isinstance(cause, ApplicationError) and cause.type == INVALID_REQUEST:
+        return InvalidRequestException(cause.message)
+    return InternalException(str(cause) if cause else "the request failed")
+
+
+def unreachable(client: Client, error: RPCError) -> InternalException:
+    return InternalException(
+        f"Temporal at {client.service_client.config.target_host} did not answer "
+        f"({error.status.name if error.status else 'error'}: {error.message})."
+    )
+
+
+def listed(field: str, entries: list[Any], token: str | None) -> Response:
+    """A List* response: the page's entries, and NextToken when there are more."""
+    response: Response = {field: entries}
+    if token:
+        response["NextToken"] = token
+    return response
+
+
+def paginate(
+    items: list[T], key: Callable[[T], str], max_results: int | None, token: str | None
+) -> tuple[list[T], str | None]:
+    if token:
+        after = base64.urlsafe_b64decode(token.encode()).decode()
+        items = _after(items, key, after)
+    size = max_results or 100
+    page = items[:size]
+    more = len(items) > size
+    return page, base64.urlsafe_b64encode(key(page[-1]).encode()).decode() if more else None
+
+
+def _after(items: list[T], key: Callable[[T], str], after: str) -> list[T]:
+    for position, item in enumerate(items):
+        if key(item) == after:
+            return items[position + 1 :]
+    return []
+
+
+def matches(actual: Any, operator: str, values: list[str]) -> bool:
+    """DataSync's list filters; LocationId matches a task by either of its locations."""
+    candidates = actual if isinstance(actual, list) else [actual]
+    tests: dict[str, Callable[[str, str], bool]] = {
+        "Equals": lambda a, v: a == v,
+        "In": lambda a, v: a == v,
+        "LessThan": lambda a, v: a < v,
+        "LessThanOrEqual": lambda a, v: a <= v,
+        "GreaterThan": lambda a, v: a > v,
+        "GreaterThanOrEqual": lambda a, v: a >= v,
+        "Contains": lambda a, v: v in a,
+        "BeginsWith": lambda a, v: a.startswith(v),
+    }
+    if operator in ("NotEquals", "NotContains"):
+        positive = tests["Equals" if operator == "NotEquals" else "Contains"]
+        return not any(positive(a, v) for a in candidates for v in values)
+    return any(tests[operator](a, v) for a in candidates for v in values)
+
+
+def no_execution(arn: str) -> InvalidRequestException:
+    return InvalidRequestException(f"TaskExecutionArn: task execution {arn} does not exist.")
