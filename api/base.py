@@ -38,20 +38,7 @@ from models.errors import (
     InternalException,
     InvalidRequestException,
 )
-from models.locations import (
-    EfsLocation,
-    FsxLustreLocation,
-    FsxOpenZfsLocation,
-    FsxWindowsLocation,
-    HdfsLocation,
-    LocalLocation,
-    Location,
-    LocationBase,
-    NfsLocation,
-    ObjectStorageLocation,
-    S3Location,
-    SmbLocation,
-)
+from models.locations import KINDS, Location, LocationBase
 from models.tasks import Task
 from models.temporal import (
     REGISTRY_WORKFLOW,
@@ -64,18 +51,6 @@ T = TypeVar("T")
 L = TypeVar("L", bound=LocationBase)
 Response = dict[str, Any]
 QUERY_TIMEOUT = timedelta(seconds=10)
-KIND_NAMES: dict[type, str] = {
-    LocalLocation: "a local",
-    S3Location: "an S3",
-    ObjectStorageLocation: "an object storage",
-    NfsLocation: "an NFS",
-    SmbLocation: "an SMB",
-    EfsLocation: "an EFS",
-    FsxWindowsLocation: "an FSx for Windows File Server",
-    FsxOpenZfsLocation: "an FSx for OpenZFS",
-    FsxLustreLocation: "an FSx for Lustre",
-    HdfsLocation: "an HDFS",
-}
 
 
 class Operations:
@@ -125,7 +100,7 @@ class Operations:
             if location.LocationArn == arn:
                 if not isinstance(location, kind):
                     raise InvalidRequestException(
-                        f"LocationArn: location {arn} is not {KIND_NAMES[kind]} location "
+                        f"LocationArn: location {arn} is not {_title(kind)} location "
                         f"but {location.location_uri}."
                     )
                 return location
@@ -264,3 +239,7 @@ def matches(actual: Any, operator: str, values: list[str]) -> bool:
 
 def no_execution(arn: str) -> InvalidRequestException:
     return InvalidRequestException(f"TaskExecutionArn: task execution {arn} does not exist.")
+
+
+def _title(model: type[LocationBase]) -> str:
+    return next(kind.title for kind in KINDS if kind.model is model)

@@ -338,13 +338,12 @@ async def test_temporal_killed_mid_transfer_and_started_again_on_its_database(
 
 async def test_an_agent_added_to_the_location_mid_transfer_takes_batches(site: Site) -> None:
     (a_process, a_arn), (b_process, b_arn) = site.agents["a"], site.agents["b"]
-    # The destination names no agent: whichever agent runs a batch writes it.
-    task, source, bucket = await transfer(
-        site, "joined", 1200, 16 * 1024, [a_arn], False, BytesPerSecond=640 * 1024
-    )
+    # Thirty batches, eight at once: more than agent a takes (as many as its pool runs, and
+    # one). The destination names no agent: whichever agent runs a batch writes it.
+    task, source, bucket = await transfer(site, "joined", 6000, 1024, [a_arn], False)
     location = (await site.ferry.describe_task({"TaskArn": task}))["SourceLocationArn"]
     arn = (await site.ferry.start_task_execution({"TaskArn": task}))["TaskExecutionArn"]
-    await transferring(site, arn, bucket, 100)
+    await transferring(site, arn, bucket, 200)
     ran_before = {batch.identity for batch in await transfer_batches(site.ferry, arn)}
 
     await site.ferry.update_location_smb({"LocationArn": location, "AgentArns": [a_arn, b_arn]})

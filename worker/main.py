@@ -148,11 +148,17 @@ async def run_worker(
     threads = 4 * pool.processes + 8
     executors: list[ThreadPoolExecutor] = []
 
-    def build(queue: str) -> Worker:
+    def build(queue: str, slots: int = threads) -> Worker:
         # A thread pool per queue: an activity a worker takes must find a thread at once, or
         # it could not heartbeat.
-        executors.append(ThreadPoolExecutor(threads, thread_name_prefix="ferry"))
-        return build_worker(client, staging, scratch, pool, executors[-1], threads, queue)
+        executors.append(ThreadPoolExecutor(slots, thread_name_prefix="ferry"))
+        return build_worker(client, staging, scratch, pool, executors[-1], slots, queue)
+
+    def shared(queue: str) -> Worker:
+        # A queue other agents poll too: take no more batches than the pool runs at once (and
+        # one more, for PREPARING beside them); one that would wait here is better taken by an
+        # agent with a process free.
+        return build(queue, pool.processes + 1)
 
     try:
         await asyncio.get_running_loop().run_in_executor(None, pool.warm)
@@ -169,7 +175,7 @@ async def run_worker(
             if follow is None:
                 await stop.wait()
             else:
-                await _follow(build, follow, stop)
+                await _follow(shared, follow, stop)
             log.info("worker stopping")
     finally:
         for executor in executors:

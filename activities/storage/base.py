@@ -203,6 +203,17 @@ def describe_error(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def unsealed(sealed: str | None, location_arn: str) -> str:
+    """A location's secret, opened with this worker's keys ("" where it has none); one this
+    worker cannot open fails the location, saying which key it lacks."""
+    from api.secrets import SecretError, unseal
+
+    try:
+        return unseal(sealed, location_arn) if sealed else ""
+    except SecretError as error:
+        raise StorageError(str(error), code=ErrorCode.LOCATION_UNAVAILABLE) from None
+
+
 def location_error(error: OSError) -> StorageError | None:
     """The StorageError that ends the execution when `error` stops all writes to a location."""
     if error.errno in LOCATION_ERRNOS:

@@ -51,8 +51,9 @@ from activities.storage.base import (
     listing_slice,
     temp_name,
 )
-from activities.storage.kerberos import Kerberos
+from activities.storage.kerberos import Kerberos, kerberos
 from models.errors import ErrorCode
+from models.locations import HdfsLocation
 
 # Seconds to connect, and to wait for each answer (or each piece of a read).
 TIMEOUT = (10, 120)
@@ -638,3 +639,15 @@ def _created_mode(entry: Entry, policy: MetadataPolicy) -> int:
 _COPY_POLICY = MetadataPolicy(
     mtime=True, atime=False, uid=False, gid=False, mode=True, devices=False
 )
+
+
+def open_location(location: HdfsLocation, temp_tag: str) -> HdfsStorage:
+    return HdfsStorage(
+        [(node.Hostname, node.Port) for node in location.NameNodes],
+        location.path,
+        location.SimpleUser or "",
+        block_size=location.BlockSize,
+        replication=location.ReplicationFactor,
+        temp_tag=temp_tag,
+        kerberos=kerberos(location),
+    )

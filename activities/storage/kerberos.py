@@ -8,6 +8,7 @@ and krb5.conf, written once and removed when the worker exits.
 from __future__ import annotations
 
 import atexit
+import base64
 import hashlib
 import os
 import shutil
@@ -15,8 +16,9 @@ import tempfile
 import threading
 from dataclasses import dataclass
 
-from activities.storage.base import StorageError
+from activities.storage.base import StorageError, unsealed
 from models.errors import ErrorCode
+from models.locations import HdfsLocation, SmbLocation
 
 
 @dataclass(frozen=True)
@@ -87,3 +89,14 @@ def _remove_kerberos_files() -> None:
         _KERBEROS_INSTALLED.clear()
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def kerberos(location: SmbLocation | HdfsLocation) -> Kerberos | None:
+    """AuthenticationType KERBEROS's principal, keytab and krb5.conf (None for the others)."""
+    if location.AuthenticationType != "KERBEROS":
+        return None
+    return Kerberos(
+        location.KerberosPrincipal or "",
+        base64.b64decode(unsealed(location.KerberosKeytab, location.LocationArn)),
+        base64.b64decode(location.KerberosKrb5Conf or ""),
+    )

@@ -37,6 +37,7 @@ from activities.storage.base import (
     temp_name,
 )
 from models.errors import ErrorCode
+from models.locations import FsxLustreLocation, LocalLocation
 
 _KINDS = {
     stat.S_IFREG: FILE,
@@ -517,3 +518,9 @@ class LocalStorage(Storage):
         """Drop cached descriptors of a removed folder and of folders below it."""
         for cached in [p for p in self._folders if p == path or p.startswith(path + "/")]:
             os.close(self._folders.pop(cached))
+
+
+def open_location(location: LocalLocation | FsxLustreLocation, temp_tag: str) -> LocalStorage:
+    """A `local` location, or FSx for Lustre beneath its mount on the agent's host."""
+    root = location.Path if isinstance(location, LocalLocation) else location.path
+    return LocalStorage(root, temp_tag)

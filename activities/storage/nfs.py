@@ -46,6 +46,7 @@ from activities.storage.base import (
 )
 from activities.storage.local import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
 from models.errors import ErrorCode
+from models.locations import NfsServerLocation
 
 _KINDS = {
     nfs_rs.FileType.FILE: FILE,
@@ -621,3 +622,14 @@ class NfsStorage(Storage):
                 self._nfs.remove(item.path)
             removed += 1
         return removed
+
+
+def open_location(location: NfsServerLocation, temp_tag: str) -> NfsStorage:
+    """An NFS server, EFS or FSx for OpenZFS."""
+    return NfsStorage(
+        location.ServerHostname,
+        location.ServerPort,
+        location.Subdirectory,
+        location.MountOptions.Version,
+        temp_tag,
+    )

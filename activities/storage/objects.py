@@ -44,6 +44,7 @@ from activities.storage.base import (
     Storage,
     StorageError,
     listing_key,
+    unsealed,
 )
 from activities.storage.s3client import (
     AwsCredentialsMissing,
@@ -53,7 +54,6 @@ from activities.storage.s3client import (
     aws_client,
     b64,
 )
-from api.secrets import SecretError, unseal
 from models.errors import ErrorCode
 from models.locations import ObjectLocation, ObjectStorageLocation, S3Location
 
@@ -356,11 +356,7 @@ class ObjectStorage(Storage):
 
         credentials = None
         if location.AccessKey:
-            sealed = location.SecretKey
-            try:
-                secret = unseal(sealed, location.LocationArn) if sealed else ""
-            except SecretError as error:
-                raise StorageError(str(error), code=ErrorCode.LOCATION_UNAVAILABLE) from None
+            secret = unsealed(location.SecretKey, location.LocationArn)
             credentials = Credentials(location.AccessKey, secret)
         if location.ServerCertificate:
             handle, self._ca_file = tempfile.mkstemp(prefix="ferry-ca-", suffix=".pem")
@@ -645,3 +641,8 @@ def _s3_client(location: S3Location) -> S3Client:
         raise StorageError(
             f"{location.location_uri}: {error}", code=ErrorCode.LOCATION_UNAVAILABLE
         ) from None
+
+
+def open_location(location: ObjectLocation, temp_tag: str) -> ObjectStorage:
+    """An S3 bucket or a bucket of an S3-compatible server."""
+    return ObjectStorage(location, temp_tag)

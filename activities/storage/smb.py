@@ -57,8 +57,9 @@ from activities.storage.base import (
     listing_key,
     listing_slice,
     temp_name,
+    unsealed,
 )
-from activities.storage.kerberos import Kerberos
+from activities.storage.kerberos import Kerberos, kerberos
 from activities.storage.smbcodec import (
     ADD_FILE,
     ADD_SUBDIRECTORY,
@@ -109,6 +110,7 @@ from activities.storage.smbcodec import (
     write_request,
 )
 from models.errors import ErrorCode
+from models.locations import SmbLocation, SmbServerLocation
 
 REPARSE_POINT_SKIPPED = "a reparse point (junction or symbolic link), which Ferry does not follow"
 # What no name of a file or folder on SMB may hold: the path separator, the stream separator,
@@ -864,3 +866,18 @@ def _check_name(name: str, path: str) -> None:
     stream separator in it, '.' or '..', or a trailing dot or space (which Windows drops)."""
     if name in ("", ".", "..") or name[-1] in ". " or not _INVALID_NAME_CHARACTERS.isdisjoint(name):
         raise OSError(errno.EINVAL, f"not a valid name on SMB: {name!r}", path)
+
+
+def open_location(location: SmbServerLocation, temp_tag: str) -> SmbStorage:
+    """An SMB share or FSx for Windows File Server."""
+    return SmbStorage(
+        location.ServerHostname,
+        location.ServerPort,
+        location.Subdirectory,
+        location.User,
+        unsealed(location.Password, location.LocationArn),
+        location.Domain,
+        location.MountOptions.Version,
+        temp_tag,
+        kerberos(location) if isinstance(location, SmbLocation) else None,
+    )

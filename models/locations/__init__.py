@@ -1,0 +1,95 @@
+"""Locations: each location type declared once, in the module of its family (its model, request
+shapes, rules, adapter and what its storage can hold; see base.LocationKind), and gathered here.
+
+Adding a location type is writing its declaration in one of these modules (or a new one listed
+below) and its adapter in activities/storage/: the API's operations, the CLI's commands, the
+request validation and the way workers open it all follow from KINDS.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from models.locations.base import (
+    Capabilities,
+    FileServerLocation,
+    FolderMarkers,
+    FsxLocation,
+    LocationBase,
+    LocationKind,
+    aws_file_system,
+)
+from models.locations.hdfs import HDFS, HdfsLocation, HdfsNameNode, HdfsQop
+from models.locations.local import FSX_LUSTRE, LOCAL, FsxLustreLocation, LocalLocation
+from models.locations.nfs import (
+    EFS,
+    FSX_OPENZFS,
+    NFS,
+    Ec2Settings,
+    EfsLocation,
+    FsxOpenZfsLocation,
+    NfsLocation,
+    NfsMountOptions,
+    NfsServerLocation,
+)
+from models.locations.objects import (
+    OBJECT_STORAGE,
+    S3,
+    ObjectLocation,
+    ObjectStorageLocation,
+    S3AccessConfig,
+    S3Location,
+)
+from models.locations.smb import (
+    FSX_WINDOWS,
+    SMB,
+    FsxWindowsLocation,
+    SmbLocation,
+    SmbMountOptions,
+    SmbServerLocation,
+)
+
+KINDS: tuple[LocationKind, ...] = (
+    LOCAL, S3, OBJECT_STORAGE, NFS, SMB, EFS, FSX_WINDOWS, FSX_OPENZFS, FSX_LUSTRE, HDFS,
+)  # fmt: skip
+KIND_OF: dict[str, LocationKind] = {kind.location_type: kind for kind in KINDS}
+
+# Any location, as the registry keeps it: the model its LocationType names.
+Location = Annotated[
+    Union[tuple(kind.model for kind in KINDS)],  # noqa: UP007 - built from KINDS
+    Field(discriminator="LocationType"),
+]
+
+__all__ = [
+    "KINDS",
+    "KIND_OF",
+    "Capabilities",
+    "Ec2Settings",
+    "EfsLocation",
+    "FileServerLocation",
+    "FolderMarkers",
+    "FsxLocation",
+    "FsxLustreLocation",
+    "FsxOpenZfsLocation",
+    "FsxWindowsLocation",
+    "HdfsLocation",
+    "HdfsNameNode",
+    "HdfsQop",
+    "LocalLocation",
+    "Location",
+    "LocationBase",
+    "LocationKind",
+    "NfsLocation",
+    "NfsMountOptions",
+    "NfsServerLocation",
+    "ObjectLocation",
+    "ObjectStorageLocation",
+    "S3AccessConfig",
+    "S3Location",
+    "SmbLocation",
+    "SmbMountOptions",
+    "SmbServerLocation",
+    "aws_file_system",
+]
