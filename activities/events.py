@@ -53,6 +53,20 @@ def _time(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat(timespec="microseconds")
 
 
+def notice_line(execution_arn: str, message: str) -> str:
+    """A line of the execution's log about the execution itself, not a path."""
+    return json.dumps(
+        {
+            "Time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "Level": "WARNING",
+            "TaskExecutionArn": execution_arn,
+            "Event": "NOTICE",
+            "Message": message,
+        },
+        ensure_ascii=False,
+    )
+
+
 class Events:
     def __init__(
         self,

@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.events import Events, report_step
+from activities.events import Events, notice_line, report_step
 from activities.pool import Control, WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH, plan
 from activities.reports import write_report
@@ -39,6 +39,7 @@ from models.execution import (
     VerifyPlan,
     metric_attributes,
 )
+from models.locations import Location
 from models.reports import ReportResult
 from models.temporal import (
     CLEAN_UP_EXECUTION,
@@ -178,8 +179,11 @@ class ExecutionActivities:
         self.bytes_per_batch = bytes_per_batch
 
     @activity.defn(name=LAUNCH_EXECUTION)
-    def launch(self, execution: ExecutionInput) -> None:
-        """LAUNCHING: both locations answer, the source can be listed, the destination written."""
+    def launch(self, execution: ExecutionInput) -> Location | None:
+        """LAUNCHING: both locations answer, the source can be listed, the destination written;
+        the destination as the server can really hold it, where that is not as it was given
+        (None: as given)."""
+        held: Location | None = None
         for side, location, writable in (
             ("source", execution.Source, False),
             ("destination", execution.Destination, True),
@@ -188,6 +192,8 @@ class ExecutionActivities:
             try:
                 storage = open_storage(location)
                 storage.check(writable=writable)
+                if writable and (held := storage.held_as(location)) != location:
+                    _notice(self.store, execution, _settled(location, held))
             except StorageError as error:
                 raise ApplicationError(
                     f"{side} location {location.LocationArn} ({location.location_uri}): {error}",
@@ -197,6 +203,7 @@ class ExecutionActivities:
             finally:
                 if storage is not None:
                     storage.close()
+        return held if held != execution.Destination else None
 
     @activity.defn(name=PREPARE_TRANSFER)
     def prepare(
@@ -211,7 +218,16 @@ class ExecutionActivities:
         first = first or {}
         for step in TRANSFER_STEPS:
             self.store.clear(execution_id, step, first.get(step, 0))
-        with storage_failures("PREPARING"), _Announcer(self, execution, attempt) as announcer:
+        with (
+            self._events(execution, "prepare") as events,
+            storage_failures("PREPARING"),
+            _Announcer(self, execution, attempt) as announcer,
+        ):
+
+            def skipped(path: str, reason: str) -> None:  # the destination cannot hold it
+                log.warning("%s: skipped /%s: %s", execution.TaskExecutionArn, path, reason)
+                events.record("Skipped", path, Reason=reason)
+
             summary, stale, problems = plan(
                 self.store,
                 self.pool,
@@ -221,7 +237,13 @@ class ExecutionActivities:
                 bytes_per_batch=self.bytes_per_batch,
                 first=first,
                 announce=None if execution.DryRun else announcer.announce,
+                skipped=skipped,
             )
+            for problem in problems:  # unreadable: skipped
+                events.record(
+                    "Skipped", problem.path, failed=True, ErrorCode=problem.kind,
+                    ErrorDetail=problem.detail,
+                )  # fmt: skip
         if not execution.DryRun and stale:
             destination = open_storage(execution.Destination, execution_id)
             try:
@@ -230,12 +252,6 @@ class ExecutionActivities:
                         destination.remove(path, FILE)
             finally:
                 destination.close()
-        with self._events(execution, "prepare") as events:
-            for problem in problems:  # unreadable: skipped
-                events.record(
-                    "Skipped", problem.path, failed=True, ErrorCode=problem.kind,
-                    ErrorDetail=problem.detail,
-                )  # fmt: skip
         log.info(
             "%s: prepared %d files (%d bytes) to transfer, %d to delete",
             execution.TaskExecutionArn,
@@ -362,3 +378,20 @@ def _batch_throughput(ref: BatchRef) -> Any:
         )
         .create_histogram_float("ferry_batch_throughput", "Bytes a batch wrote per second", "By/s")
     )
+
+
+def _settled(given: Location, held: Location) -> str:
+    """What LAUNCHING found the destination's server cannot do, and what is done instead."""
+    return (
+        f"{given.location_uri}: the server cannot keep a folder marker beside what is in the "
+        "folder (it keeps objects as files): folders are written as key prefixes only, as with "
+        "FolderMarkers DISABLED, and empty folders are skipped."
+    )
+
+
+def _notice(store: StagingStore, execution: ExecutionInput, message: str) -> None:
+    """A line for the worker's log and the execution's log, whatever its LogLevel."""
+    log.warning("%s: %s", execution.TaskExecutionArn, message)
+    lines = store.log(execution.TaskExecutionArn)
+    lines.append(notice_line(execution.TaskExecutionArn, message))
+    lines.save()

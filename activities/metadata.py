@@ -1,12 +1,21 @@
-"""Comparing two entries by what a task keeps: used to decide what to transfer (PREPARING) and to
-check the result (VERIFYING)."""
+"""Comparing two entries by what a task keeps, and what a destination can hold at all: used to
+decide what to transfer (PREPARING) and to check the result (VERIFYING)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from activities.storage.base import DIR, FILE, KIND_NAMES, SYMLINK, Entry, MetadataPolicy
+from activities.storage.base import (
+    DIR,
+    FILE,
+    KIND_NAMES,
+    SPECIAL_KINDS,
+    SYMLINK,
+    Entry,
+    MetadataPolicy,
+)
+from models.locations import KIND_OF, Location
 
 
 @dataclass(slots=True)
@@ -76,3 +85,36 @@ def _time(ns: int) -> str:
     seconds, fraction = divmod(ns, 1_000_000_000)
     moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{moment}.{fraction:09d}Z"
+
+
+class Holding:
+    """What a destination can hold of the source's entries, as a walk meets them in order: a
+    name it refuses, a kind it has not (symbolic links; devices, when `devices` are kept), and
+    everything inside a folder it cannot hold."""
+
+    def __init__(self, destination: Location, devices: bool) -> None:
+        self.can = destination.capabilities
+        self.name = f"the destination ({KIND_OF[destination.LocationType].title} location)"
+        self.devices = devices
+        self._unheld: str | None = None  # the folder being walked that cannot be held
+
+    def why_not(self, entry: Entry) -> str | None:
+        """Why the destination cannot hold `entry` (None: it can)."""
+        if self._unheld is not None:
+            if entry.path.startswith(self._unheld + "/"):
+                return f"it lies in /{self._unheld}, which {self.name} cannot hold"
+            self._unheld = None
+        reason = None
+        if entry.path and (refused := self.can.refuses(entry.path.rpartition("/")[2])):
+            reason = f"{self.name} cannot hold {refused}"
+        elif entry.kind == SYMLINK and not self.can.symlinks:
+            reason = f"{self.name} cannot hold symbolic links"
+        elif entry.kind in SPECIAL_KINDS and self.devices and not self.can.devices:
+            reason = f"{self.name} cannot hold devices or named pipes"
+        if reason is not None and entry.kind == DIR:
+            self._unheld = entry.path
+        return reason
+
+    @property
+    def empty_folders(self) -> bool:
+        return self.can.empty_folders

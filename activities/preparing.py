@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from activities.listing import FolderWalk, Sides, is_below, is_strictly_below
 from activities.manifest import ManifestWalk
-from activities.metadata import compare
+from activities.metadata import Holding, compare
 from activities.plan import (
     COPY,
     MAKE_SPECIAL,
@@ -35,6 +35,7 @@ from models.execution import (
     FileIssue,
     PlanSummary,
 )
+from models.locations import Location
 from models.options import Options
 
 FILES_PER_BATCH = 1000
@@ -49,7 +50,9 @@ class _OpenDirectory:
     entry: Entry
     changed: bool  # new at the destination, or its own metadata differs
     writable: bool  # False when OverwriteMode=NEVER keeps an existing directory as it is
+    new: bool  # not at the destination yet
     dirty: bool = False  # something inside it was written or removed, which moves its mtime
+    filled: bool = False  # the source has something in it
 
 
 @dataclass(slots=True)
@@ -76,11 +79,21 @@ class Planner:
         bytes_per_batch: int = BYTES_PER_BATCH,
         first: dict[str, int] | None = None,
         announce: Callable[[PlanSummary], None] | None = None,
+        destination: Location | None = None,
+        skipped: Callable[[str, str], None] = lambda path, reason: None,
     ) -> None:
         """`first`: batches of a step that ran before this attempt (numbering goes on after
         them). `announce`: gets the plan so far each time a batch of files is complete, so that
-        it can be transferred while PREPARING goes on."""
+        it can be transferred while PREPARING goes on. `destination`: what it can hold decides
+        what is skipped, each path told to `skipped` with the reason."""
         self.policy = policy
+        devices = options.PreserveDevices == "PRESERVE"
+        # Where the destination has neither hard links nor copies made by the server, each name
+        # of a hard-linked file is a file of its own, copied like any other.
+        can = destination.capabilities if destination is not None else None
+        self._links_kept = can is None or can.hard_links or can.server_side_copy
+        self.holding = Holding(destination, devices) if destination is not None else None
+        self._skipped = skipped
         self.never = options.OverwriteMode == "NEVER"
         self.remove = options.PreserveDeletedFiles == "REMOVE"
         self.resolution_ns = resolution_ns
@@ -119,6 +132,8 @@ class Planner:
             self._end_removal()
         if self._blocked is not None and not is_strictly_below(path, self._blocked):
             self._blocked = None
+        if source is not None and self._open:
+            self._open[-1].filled = True
         if source is None:
             assert destination is not None
             if self._removal is not None:
@@ -128,6 +143,9 @@ class Planner:
             return
         if self._blocked is not None:
             self.summary.FilesSkipped += 1
+            return
+        if self.holding is not None and (reason := self.holding.why_not(source)) is not None:
+            self._skip(source, reason)
             return
         if source.kind == SOCKET or (source.kind in SPECIAL_KINDS and not self.policy.devices):
             return  # not transferred, and whatever the destination has there stays
@@ -147,6 +165,12 @@ class Planner:
         else:
             self._non_directory(source, destination)
 
+    def _skip(self, source: Entry, reason: str) -> None:
+        """A source entry the destination cannot hold: counted and told (and so is everything
+        in it, if it is a folder); what the destination has there stays."""
+        self.summary.FilesSkipped += 1
+        self._skipped(source.path, reason)
+
     def _directory(self, source: Entry, destination: Entry | None) -> None:
         changed = destination is None or bool(
             compare(source, destination, self.policy, self.resolution_ns)
@@ -159,10 +183,10 @@ class Planner:
             self.summary.EstimatedFilesToTransfer += 1
         if destination is None:
             self._dirty_parent()
-        self._open.append(_OpenDirectory(source, changed, writable))
+        self._open.append(_OpenDirectory(source, changed, writable, destination is None))
 
     def _non_directory(self, source: Entry, destination: Entry | None) -> None:
-        key = source.hard_link_key
+        key = source.hard_link_key if self._links_kept else None
         if key is not None and key in self._links:
             first, first_inode = self._links[key]
             if first_inode != _KEPT:
@@ -246,6 +270,13 @@ class Planner:
             self._close(self._open.pop())
 
     def _close(self, folder: _OpenDirectory) -> None:
+        empty = folder.new and not folder.filled and folder.entry.path
+        if empty and self.holding is not None and not self.holding.empty_folders:
+            # Written as nothing: a storage of key prefixes holds a folder only by what is in it.
+            if folder.changed:
+                self.summary.EstimatedFilesToTransfer -= 1
+            self._skip(folder.entry, f"{self.holding.name} cannot hold an empty folder")
+            return
         if folder.writable and (folder.changed or folder.dirty):
             self.writers["directories"].add(
                 DirectoryMetadata(folder.changed, folder.entry).to_row()
@@ -270,10 +301,12 @@ def plan(
     bytes_per_batch: int = BYTES_PER_BATCH,
     first: dict[str, int] | None = None,
     announce: Callable[[PlanSummary], None] | None = None,
+    skipped: Callable[[str, str], None] = lambda path, reason: None,
 ) -> tuple[PlanSummary, list[str], list[FileIssue]]:
     """List both sides (only the source with TransferMode=ALL, unless OverwriteMode=NEVER) and
     write the plan; returns it with the temporary files earlier attempts left behind and every
-    path that could not be listed or read."""
+    path that could not be listed or read. What the destination cannot hold is told to
+    `skipped`, path by path."""
     options = execution.Options
     # ALL skips listing the destination; NEVER must know what is there to leave it alone.
     listed = options.TransferMode == "CHANGED" or options.OverwriteMode == "NEVER"
@@ -304,6 +337,8 @@ def plan(
         bytes_per_batch,
         first,
         announce,
+        execution.Destination,
+        skipped,
     )
     sources = destinations = 0
     for s, d in walk:

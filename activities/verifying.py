@@ -19,12 +19,13 @@ from activities.batches import BatchRun, ThreadStorages
 from activities.events import Events
 from activities.listing import FolderWalk, Sides, is_below
 from activities.manifest import ManifestWalk
-from activities.metadata import compare
+from activities.metadata import Holding, compare
 from activities.plan import WROTE_FILE, VerifiedFile, WrittenLink, written_from_row
 from activities.pool import Control, Stopped, WorkPool
 from activities.staging import StagingStore, open_staging
 from activities.storage import files_in_flight, metadata_policy, time_resolution_ns
 from activities.storage.base import (
+    DIR,
     FILE,
     SOCKET,
     SPECIAL_KINDS,
@@ -106,6 +107,7 @@ def prepare_verification(
         else FolderWalk(pool, sides, beat, equal_file)
     )
     resolution = time_resolution_ns(execution.Source, execution.Destination)
+    holding = Holding(execution.Destination, options.PreserveDevices == "PRESERVE")
     links: dict[tuple[int, int], tuple[str, int]] = {}
     for s, d in walk:
         beat()
@@ -117,7 +119,9 @@ def prepare_verification(
         if s.kind == SOCKET or (s.kind in SPECIAL_KINDS and not policy.devices):
             continue
         if d is None:
-            issue(s.path, "added", "in the source but not at the destination")
+            # What the destination cannot hold was skipped, and said so, by PREPARING.
+            if holding.why_not(s) is None and (s.kind != DIR or holding.empty_folders):
+                issue(s.path, "added", "in the source but not at the destination")
             continue
         differences = compare(s, d, policy, resolution)
         if never:

@@ -22,6 +22,13 @@ from api import Ferry
 from models.arn import execution_id
 
 
+def logged(staging: Path, arn: str) -> list[dict[str, Any]]:
+    """The log lines (LogLevel) of execution `arn`, from a staging store in a folder."""
+    from activities.staging import open_staging
+
+    return [json.loads(line) for line in open_staging(str(staging)).log_lines(arn)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,7 +13,17 @@ import hdfs
 import pytest
 import xxhash
 from conftest import S3Server, Stack, run_cli
-from helpers import digest, empty_folder, free_port, launch_failure, local, run, task, write
+from helpers import (
+    digest,
+    empty_folder,
+    free_port,
+    launch_failure,
+    local,
+    logged,
+    run,
+    task,
+    write,
+)
 from webhdfs_server import HdfsCluster
 
 from api import Ferry
@@ -65,7 +75,7 @@ def hdfs_tree(cluster: HdfsCluster, root: str) -> None:
 
 
 async def test_local_to_hdfs_keeps_bytes_modes_times_and_the_location_block_settings(
-    ferry: Ferry, cluster: HdfsCluster, workdir: Path
+    stack: Stack, ferry: Ferry, cluster: HdfsCluster, workdir: Path
 ) -> None:
     source = workdir / "source"
     write(source / "top.txt", "top", 0o640)
@@ -76,15 +86,24 @@ async def test_local_to_hdfs_keeps_bytes_modes_times_and_the_location_block_sett
         os.utime(path, ns=(OLD, OLD))
     os.symlink("top.txt", source / "link")
     arn = await task(
-        ferry, await local(ferry, source), await hdfs_location(ferry, cluster, "/user/alice")
+        ferry,
+        await local(ferry, source),
+        await hdfs_location(ferry, cluster, "/user/alice"),
+        LogLevel="TRANSFER",
     )
 
     result = await run(ferry, arn)
 
-    # The symbolic link cannot be kept: named, the rest transferred.
-    assert result["Status"] == "ERROR"
-    assert "/link" in result["Result"]["ErrorDetail"]
-    assert "symbolic links" in result["Result"]["ErrorDetail"]
+    # HDFS keeps no symbolic link: skipped by PREPARING, and said so; the rest transferred.
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert result["FilesSkipped"] == 1
+    with pytest.raises(FileNotFoundError):
+        cluster.status("/user/alice/link")
+    lines = logged(stack.directory / "staging", result["TaskExecutionArn"])
+    skipped = [line for line in lines if line["Event"] == "SKIPPED"]
+    assert [(line["Path"], line["Reason"]) for line in skipped] == [
+        ("/link", "the destination (an HDFS location) cannot hold symbolic links")
+    ]
     assert cluster.read("/user/alice/top.txt") == b"top"
     assert cluster.read("/user/alice/sub/data.bin") == (source / "sub" / "data.bin").read_bytes()
     data = cluster.status("/user/alice/sub/data.bin")
@@ -101,6 +120,34 @@ async def test_local_to_hdfs_keeps_bytes_modes_times_and_the_location_block_sett
     again = await run(ferry, arn)
     assert again["Status"] == "SUCCESS", again["Result"].get("ErrorDetail")
     assert again["FilesTransferred"] == 0  # ms times, and setuid, are taken as kept
+
+
+async def test_a_hard_link_to_hdfs_is_a_copy_through_the_limit_and_the_checksum(
+    ferry: Ferry, cluster: HdfsCluster, workdir: Path
+) -> None:
+    source = workdir / "source"
+    write(source / "first.bin", os.urandom(MIB))
+    os.link(source / "first.bin", source / "second.bin")
+    cluster.mkdir("/user/alice/linked", "alice", "staff")
+    arn = await task(
+        ferry,
+        await local(ferry, source),
+        await hdfs_location(ferry, cluster, "/user/alice/linked"),
+        BytesPerSecond=4 * MIB,
+        VerifyMode="ONLY_FILES_TRANSFERRED",
+    )
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    data = (source / "first.bin").read_bytes()
+    for name in ("first.bin", "second.bin"):
+        assert cluster.read(f"/user/alice/linked/{name}") == data
+    # HDFS has no hard links: the second name was read and written like any file, its bytes
+    # counted, limited and checksummed with the first's.
+    assert result["BytesWritten"] == 2 * MIB
+    # Both names (and the root, unless its time is that of the folder made just now, to the ms).
+    assert result["FilesVerified"] == result["FilesTransferred"] >= 2
 
 
 async def test_hdfs_to_local_maps_owners_to_the_default_ids(

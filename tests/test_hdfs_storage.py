@@ -25,6 +25,7 @@ from activities.storage.base import (
 )
 from activities.storage.hdfs import HdfsStorage
 from models.errors import ErrorCode
+from models.locations import HdfsLocation
 
 MTIME_NS = 1_600_000_000_123_000_000  # HDFS keeps milliseconds
 ATIME_NS = 1_500_000_000_987_000_000
@@ -199,12 +200,13 @@ def test_names_hdfs_cannot_hold_and_links_fail_per_file(storage: HdfsStorage) ->
     assert link.value.errno == errno.EOPNOTSUPP
 
 
-def test_a_hard_link_becomes_a_copy(cluster: HdfsCluster, storage: HdfsStorage) -> None:
+def test_hdfs_has_no_hard_links(storage: HdfsStorage) -> None:
+    """Declared: PREPARING plans each name as a file of its own (tests/test_hdfs.py)."""
+    assert HdfsLocation.CAPABILITIES.hard_links is False
     write(storage, "one.txt", b"shared bytes")
-    assert storage.make_hard_link("two.txt", "one.txt") is True
-    assert cluster.read("/data/two.txt") == b"shared bytes"
-    assert cluster.status("/data/two.txt")["modificationTime"] == MTIME_NS // 1_000_000
-    assert storage.make_hard_link("two.txt", "one.txt", exclusive=True) is False
+    with pytest.raises(OSError) as refused:
+        storage.make_hard_link("two.txt", "one.txt")
+    assert refused.value.errno == errno.EOPNOTSUPP
 
 
 def test_removing_a_folder_counts_what_it_held(cluster: HdfsCluster, storage: HdfsStorage) -> None:

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyPlan,
         describe,
     )
+    from models.locations import Location
     from models.options import Options, resolve_options
     from models.reports import ReportResult
     from models.temporal import (
@@ -309,9 +310,15 @@ class TaskExecutionWorkflow:
                         heartbeat_timeout=timedelta(seconds=30),
                         retry_policy=_RETRY,
                     )
-                await workflow.execute_activity(
-                    LAUNCH_EXECUTION, self.execution, **self._on(0), **_LAUNCH
+                held = await workflow.execute_activity(
+                    LAUNCH_EXECUTION,
+                    self.execution,
+                    result_type=Location | None,  # type: ignore[arg-type]
+                    **self._on(0),
+                    **_LAUNCH,
                 )
+                if held is not None:  # the destination's server holds less than was asked
+                    self.execution = self.execution.model_copy(update={"Destination": held})
             self.telemetry.end("LAUNCHING", "SUCCESS", s.LaunchTime)
             self._begin("PREPARING")
             s.plan = await self._prepare()

@@ -20,9 +20,9 @@ with workflow.unsafe.imports_passed_through():
     from models.arn import execution_id, task_arn_of
     from models.errors import INTERNAL, ErrorCode, invalid_request
     from models.execution import ExecutionInput
-    from models.locations import Location
+    from models.locations import KIND_OF, Location
     from models.manifests import LocationManifestConfig, ManifestConfig
-    from models.options import resolve_options
+    from models.options import Options, resolve_options
     from models.registry import (
         MAX_AGENTS_PER_LOCATION,
         MAX_RESOURCES,
@@ -342,6 +342,7 @@ class RegistryWorkflow:
                 "AgentArns, or leave AgentArns out of the one they all reach."
             )
         _check_not_nested(source, destination)
+        _check_options_fit(resolve_options(task.Options), source, destination, "Options")
         self._report_location(task, task.TaskReportConfig)
         self._manifest_location(task, task.ManifestConfig)
 
@@ -370,6 +371,12 @@ class RegistryWorkflow:
                 changes["Options"] = resolve_options(task.Options, update.Options)
             except ValueError as error:
                 raise invalid_request(str(error)) from None
+            _check_options_fit(
+                changes["Options"],  # type: ignore[arg-type]
+                self._location(task.SourceLocationArn),
+                self._location(task.DestinationLocationArn),
+                "Options",
+            )
         if update.Includes is not None:
             changes["Includes"] = update.Includes
         if update.Excludes is not None:
@@ -563,6 +570,7 @@ class RegistryWorkflow:
             raise invalid_request(str(error).replace("Options.", "OverrideOptions.")) from None
         source = self._location(task.SourceLocationArn)
         destination = self._location(task.DestinationLocationArn)
+        _check_options_fit(options, source, destination, "OverrideOptions")
         report = start.TaskReportConfig or task.TaskReportConfig
         manifest = start.ManifestConfig or task.ManifestConfig
         return ExecutionInput(
@@ -658,6 +666,24 @@ class RegistryWorkflow:
         if task is None:
             raise invalid_request(f"TaskArn: task {arn} does not exist.")
         return task
+
+
+def _check_options_fit(
+    options: Options, source: Location, destination: Location, field: str
+) -> None:
+    """Options that ask for what the locations cannot hold are refused, rather than ignored."""
+    into = f"the destination ({KIND_OF[destination.LocationType].title} location)"
+    if options.PreserveDevices == "PRESERVE" and not destination.capabilities.devices:
+        raise invalid_request(
+            f"{field}.PreserveDevices=PRESERVE: {into} cannot hold devices or named pipes; "
+            "set PreserveDevices=NONE."
+        )
+    windows = source.capabilities.windows_metadata and destination.capabilities.windows_metadata
+    if options.SecurityDescriptorCopyFlags == "OWNER_DACL_SACL" and not windows:
+        raise invalid_request(
+            f"{field}.SecurityDescriptorCopyFlags=OWNER_DACL_SACL: security descriptors are "
+            "copied only between SMB locations; set it to OWNER_DACL (the default) or NONE."
+        )
 
 
 def _check_not_nested(source: Location, destination: Location) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 import xxhash
 
 from models.errors import ErrorCode
+from models.locations import Location
 from models.options import Options
 
 T = TypeVar("T")
@@ -278,6 +279,11 @@ class Storage(ABC):
     def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> Writer:
         """A new file that will get `entry`'s metadata (as `policy` keeps it); `entry.size` is
         what is expected to be written."""
+
+    def held_as(self, location: Location) -> Location:
+        """The destination `location` as this storage, tried, can really hold it: itself, or
+        the same with the settings the server allows (LAUNCHING uses what this returns)."""
+        return location
 
     def keeps_folder_metadata(self, path: str) -> bool:
         """Whether the folder `path` ("" for the root) keeps metadata. Where it does not, it is

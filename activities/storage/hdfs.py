@@ -498,20 +498,8 @@ class HdfsStorage(Storage):
         raise OSError(errno.EOPNOTSUPP, "HDFS cannot hold devices or named pipes", path)
 
     def make_hard_link(self, path: str, existing: str, *, exclusive: bool = False) -> bool:
-        """HDFS has no hard links: the second name becomes a copy, with the first's metadata."""
-        reader = self.open_read(existing)
-        try:
-            entry = reader.stat()
-            writer = self.create_file(path, entry, _COPY_POLICY)
-            try:
-                while data := reader.read(1 << 20):
-                    writer.write(data)
-                return writer.commit(exclusive=exclusive)
-            except BaseException:
-                writer.abort()
-                raise
-        finally:
-            self.close_reader(reader)
+        # Never asked: HDFS declares no hard links, so PREPARING plans each name as a file.
+        raise OSError(errno.EOPNOTSUPP, "HDFS has no hard links", path)
 
     def set_metadata(self, path: str, entry: Entry, policy: MetadataPolicy) -> None:
         self._set_full_metadata(self._full(path), entry, policy, created=False)
@@ -632,13 +620,6 @@ def _created_mode(entry: Entry, policy: MetadataPolicy) -> int:
     until its times are set; SETPERMISSION follows where that differs."""
     mode = entry.mode & MODE_BITS if policy.mode else DEFAULT_FILE_MODE
     return mode | 0o200 if policy.mtime else mode
-
-
-# What a copy standing in for a hard link keeps of the first name: its times and mode. Its
-# owner is this user, as when the task's options keep no names.
-_COPY_POLICY = MetadataPolicy(
-    mtime=True, atime=False, uid=False, gid=False, mode=True, devices=False
-)
 
 
 def open_location(location: HdfsLocation, temp_tag: str) -> HdfsStorage:

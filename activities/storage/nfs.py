@@ -15,11 +15,12 @@ import contextlib
 import errno
 import functools
 import os
+import re
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import nfs_rs
@@ -117,12 +118,84 @@ _CLASS_ERRNOS: tuple[tuple[type[nfs_rs.NfsError], int], ...] = (
 
 def os_error(error: nfs_rs.NfsError) -> OSError:
     """The OSError the rest of Ferry understands (errno, retryable or not) for an nfs-rs one."""
+    if (cap := _channel_cap(error)) is not None:
+        return OSError(
+            errno.ENAMETOOLONG,
+            f"too deep for one NFSv4.1 request: the server takes at most {cap} operations in "
+            "one, and nfs-rs looks a path up in one (about a folder an operation); with "
+            "MountOptions Version AUTOMATIC or NFS4_0 it is reached by NFSv4.0, which has no "
+            "such limit",
+        )
     status = (error.code_name or "").rpartition("ERR_")[2]
     code = error.errno or _STATUS_ERRNOS.get(status)
     if code:
         return OSError(code, os.strerror(code))
     code = next((code for kind, code in _CLASS_ERRNOS if isinstance(error, kind)), errno.EIO)
     return OSError(code, error.message)
+
+
+_CHANNEL_CAP = re.compile(r"COMPOUND contains \d+ operations; channel maximum is (\d+)")
+
+
+def _channel_cap(error: nfs_rs.NfsError) -> int | None:
+    """The most operations an NFSv4.1 session takes in one request, when `error` says a
+    request had more (a path deeper than that many folders)."""
+    found = isinstance(error, nfs_rs.NfsRpcError) and _CHANNEL_CAP.search(str(error))
+    return int(found.group(1)) if found else None
+
+
+class _DeepPaths:
+    """An NFSv4.1 client that reaches deep paths by NFSv4.0. nfs-rs looks a path up in the
+    request that uses it, about an operation a folder, and an NFSv4.1 session caps the
+    operations of a request at what was negotiated when it was made (nfs-ganesha: 16, some 11
+    folders); NFSv4.0 has no sessions and no such cap. Every call goes to the 4.1 client; one
+    refused for its length goes again to a 4.0 client of the same server, made then."""
+
+    def __init__(self, client: nfs_rs.Client, deeper: Callable[[], nfs_rs.Client]) -> None:
+        self.client = client
+        self._deeper = deeper
+        self._v40: nfs_rs.Client | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+        if not callable(method) or name == "close":
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except nfs_rs.NfsRpcError as error:
+                if _channel_cap(error) is None:
+                    raise
+            return getattr(self._v4_0(), name)(*args, **kwargs)
+
+        return call
+
+    def scandir(self, *args: Any, **kwargs: Any) -> Iterator[nfs_rs.DirEntry]:
+        """A listing fails for its length as it begins, before any entry: then it is read
+        whole by NFSv4.0 instead."""
+        entries = iter(self.client.scandir(*args, **kwargs))
+        try:
+            first = next(entries, None)
+        except nfs_rs.NfsRpcError as error:
+            if _channel_cap(error) is None:
+                raise
+            yield from self._v4_0().scandir(*args, **kwargs)
+            return
+        if first is not None:
+            yield first
+            yield from entries
+
+    def _v4_0(self) -> nfs_rs.Client:
+        if self._v40 is None:
+            self._v40 = self._deeper()
+        return self._v40
+
+    def close(self) -> None:
+        for client in (self.client, self._v40):
+            if client is not None:
+                with contextlib.suppress(nfs_rs.NfsError):
+                    client.close()
 
 
 _P = ParamSpec("_P")
@@ -323,29 +396,34 @@ class NfsStorage(Storage):
                 f"cannot reach the NFS server {self._where}: {reason[:1].lower()}{reason[1:]}",
                 transient=True,
             ) from error
-        host = f"[{self.host}]" if ":" in self.host else self.host
         failures = []
         for version in _VERSIONS[self.version]:
             v4 = version != "3"
-            mounted = "/" if v4 else quote(self.export_path)
             try:
-                client = nfs_rs.Client.connect(
-                    f"nfs://{host}{mounted}",
-                    versions=[version],
-                    nfs_port=self.port,
-                    # Without rpcbind (a server on a port of its own), MOUNT shares the NFS port.
-                    mount_port=None if v4 or self.port == NFS_PORT else self.port,
-                    noresvport=_UNPRIVILEGED,
-                    connect_timeout=CONNECT_TIMEOUT,
-                    operation_timeout=OPERATION_TIMEOUT,
-                )
+                client: nfs_rs.Client | _DeepPaths = self._client(version)
             except nfs_rs.NfsError as error:
                 failures.append(f"NFS {version}: {error}")
                 continue
-            return client, self.export_path.strip("/") if v4 else ""
+            if version == "4.1" and "4.0" in _VERSIONS[self.version]:
+                client = _DeepPaths(client, functools.partial(self._client, "4.0"))
+            return client, self.export_path.strip("/") if v4 else ""  # type: ignore[return-value]
         raise self._unavailable(
             f"the NFS server {self._where} did not mount the export path {self.export_path}"
             f" ({'; '.join(failures)}): check Subdirectory and NfsVersion"
+        )
+
+    def _client(self, version: str) -> nfs_rs.Client:
+        v4 = version != "3"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return nfs_rs.Client.connect(
+            f"nfs://{host}{'/' if v4 else quote(self.export_path)}",
+            versions=[version],
+            nfs_port=self.port,
+            # Without rpcbind (a server on a port of its own), MOUNT shares the NFS port.
+            mount_port=None if v4 or self.port == NFS_PORT else self.port,
+            noresvport=_UNPRIVILEGED,
+            connect_timeout=CONNECT_TIMEOUT,
+            operation_timeout=OPERATION_TIMEOUT,
         )
 
     # --- paths and entries -------------------------------------------------------------------

@@ -44,6 +44,7 @@ from activities.storage.base import (
     Storage,
     StorageError,
     listing_key,
+    temp_name,
     unsealed,
 )
 from activities.storage.s3client import (
@@ -55,7 +56,7 @@ from activities.storage.s3client import (
     b64,
 )
 from models.errors import ErrorCode
-from models.locations import ObjectLocation, ObjectStorageLocation, S3Location
+from models.locations import Location, ObjectLocation, ObjectStorageLocation, S3Location
 
 MIB = 1 << 20
 PART_SIZE = 8 * MIB  # S3's minimum is 5 MiB; s3transfer's default is 8
@@ -558,6 +559,32 @@ class ObjectStorage(Storage):
     def _put(self, key: str, body: bytes, metadata: dict[str, str], path: str) -> None:
         with _translated(self.where, path):
             self.client.put(key, body, self._new_object(metadata), hashlib.sha256(body).digest())
+
+    def held_as(self, location: Location) -> Location:
+        """With FolderMarkers ENABLED, whether a folder's marker ("name/") can stand beside
+        what is in it: not on servers that keep objects as files (`rclone serve s3`, where
+        "name/" is a file called name). Tried under a temporary name; where it cannot, the
+        location is used with FolderMarkers DISABLED, folders as prefixes only."""
+        if location.FolderMarkers != "ENABLED":  # type: ignore[union-attr]
+            return location
+        # One name per location, as Ferry's temporary files are named, which listings pass
+        # over: a server that keeps objects as files keeps the emptied folder too.
+        folder = f"{self.prefix}{temp_name('folder markers', self.prefix)}/"
+        kept = True
+        try:
+            with _translated(self.where, ""):
+                self.client.put(folder + "inside", b"", {}, hashlib.sha256(b"").digest())
+                try:
+                    self.client.put(folder, b"", {}, hashlib.sha256(b"").digest())
+                except S3Error:
+                    kept = False
+        finally:
+            for key in (folder + "inside", folder):
+                with contextlib.suppress(S3Error, OSError, HTTPError):
+                    self.client.delete(key)
+        if kept:
+            return location
+        return location.model_copy(update={"FolderMarkers": "DISABLED"})
 
     def make_dir(self, path: str) -> bool:
         if not self.keeps_folder_metadata(path):

@@ -1,0 +1,141 @@
+"""What a destination cannot hold, as its location type declares it: skipped by PREPARING with
+one line per path (counted, never a verification difference), and options that cannot act on a
+pair of locations refused when the task is made."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import S3Server, Stack
+from helpers import empty_folder, logged, run, write
+from smb_server import SmbServer
+from test_file_servers import smb
+from test_object_storage import local, object_storage, task
+
+from activities.storage.base import TEMP_NAME
+from api import Ferry
+from models.errors import InvalidRequestException
+
+
+async def test_names_an_smb_share_refuses_are_skipped_and_said(
+    stack: Stack, ferry: Ferry, smb_server: SmbServer, workdir: Path
+) -> None:
+    source = workdir / "source"
+    write(source / "fine.txt", "kept")
+    write(source / "a:b.txt", "Windows has no ':' in a name")
+    write(source / "what?" / "inside.txt", "in a folder SMB cannot name")
+    inside = f"caps-{workdir.name}"
+    (Path(smb_server.share_dir) / inside).mkdir()
+    destination = await smb(ferry, smb_server, inside=inside)
+    arn = await task(ferry, await local(ferry, source), destination, LogLevel="TRANSFER")
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert result["FilesSkipped"] == 3  # a:b.txt, what? and what?/inside.txt
+    assert sorted(p.name for p in (Path(smb_server.share_dir) / inside).iterdir()) == ["fine.txt"]
+    skipped = {
+        line["Path"]: line["Reason"]
+        for line in logged(stack.directory / "staging", result["TaskExecutionArn"])
+        if line["Event"] == "SKIPPED"
+    }
+    into = "the destination (an SMB location)"
+    assert skipped == {
+        "/a:b.txt": f"{into} cannot hold a name with ':'",
+        "/what?": f"{into} cannot hold a name with '?'",
+        "/what?/inside.txt": f"it lies in /what?, which {into} cannot hold",
+    }
+
+
+async def test_without_folder_markers_an_empty_folder_is_skipped_not_a_difference(
+    stack: Stack, ferry: Ferry, rclone_s3: S3Server, workdir: Path
+) -> None:
+    """`rclone serve s3` keeps objects as files: with FolderMarkers DISABLED a folder is only
+    the prefix of what is in it, so an empty one cannot be kept. Once the execution ended in
+    ERROR at verification ("added"); now it is skipped and said."""
+    source = workdir / "source"
+    write(source / "a" / "file.txt", "in a folder")
+    (source / "empty").mkdir()
+    bucket = rclone_s3.bucket("markers")
+    destination = await object_storage(ferry, rclone_s3, bucket)  # FolderMarkers DISABLED
+    arn = await task(ferry, await local(ferry, source), destination, LogLevel="TRANSFER")
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert result["FilesSkipped"] == 1
+    assert (rclone_s3.root / bucket / "a" / "file.txt").read_text() == "in a folder"
+    assert not (rclone_s3.root / bucket / "empty").exists()
+    skipped = [
+        (line["Path"], line["Reason"])
+        for line in logged(stack.directory / "staging", result["TaskExecutionArn"])
+        if line["Event"] == "SKIPPED"
+    ]
+    assert skipped == [
+        ("/empty", "the destination (an object storage location) cannot hold an empty folder")
+    ]
+    again = await run(ferry, arn)  # and the next run has nothing else to do
+    assert (again["Status"], again["FilesTransferred"], again["FilesSkipped"]) == (
+        "SUCCESS",
+        0,
+        1,
+    )
+
+
+async def test_options_a_pair_of_locations_cannot_act_on_are_refused(
+    ferry: Ferry, moto_s3: S3Server, workdir: Path
+) -> None:
+    source = await local(ferry, empty_folder(workdir / "source"))
+    bucket = await object_storage(ferry, moto_s3, moto_s3.bucket("options"))
+    folder = await local(ferry, empty_folder(workdir / "folder"))
+
+    with pytest.raises(InvalidRequestException) as devices:
+        await task(ferry, source, bucket, PreserveDevices="PRESERVE")
+    with pytest.raises(InvalidRequestException) as sacl:
+        await task(ferry, source, folder, SecurityDescriptorCopyFlags="OWNER_DACL_SACL")
+    made = await task(ferry, source, bucket)
+    with pytest.raises(InvalidRequestException) as override:
+        await ferry.start_task_execution(
+            {"TaskArn": made, "OverrideOptions": {"PreserveDevices": "PRESERVE"}}
+        )
+
+    assert str(devices.value) == (
+        "Options.PreserveDevices=PRESERVE: the destination (an object storage location) cannot "
+        "hold devices or named pipes; set PreserveDevices=NONE."
+    )
+    assert "security descriptors are copied only between SMB locations" in str(sacl.value)
+    assert str(override.value).startswith("OverrideOptions.PreserveDevices=PRESERVE:")
+    assert (await ferry.list_task_executions({"TaskArn": made}))["TaskExecutions"] == []
+
+
+async def test_a_server_that_cannot_keep_folder_markers_is_found_at_launching(
+    stack: Stack, ferry: Ferry, rclone_s3: S3Server, workdir: Path
+) -> None:
+    """Once `InternalError: Internal Error` for every folder: with FolderMarkers ENABLED (the
+    default) `rclone serve s3` cannot keep "a/" beside "a/file.txt". LAUNCHING tries it under a
+    temporary name and the execution goes on with folders as prefixes, saying so."""
+    source = workdir / "source"
+    write(source / "a" / "file.txt", "in a folder")
+    (source / "empty").mkdir()
+    bucket = rclone_s3.bucket("probed")
+    destination = await object_storage(ferry, rclone_s3, bucket, FolderMarkers="ENABLED")
+    arn = await task(ferry, await local(ferry, source), destination)
+
+    result = await run(ferry, arn)
+
+    assert result["Status"] == "SUCCESS", result["Result"]
+    assert (rclone_s3.root / bucket / "a" / "file.txt").read_text() == "in a folder"
+    assert result["FilesSkipped"] == 1  # the empty folder
+    notices = [
+        line["Message"]
+        for line in logged(stack.directory / "staging", result["TaskExecutionArn"])
+        if line["Event"] == "NOTICE"
+    ]
+    assert len(notices) == 1
+    assert "cannot keep a folder marker beside what is in the folder" in notices[0]
+    # Of the probe, rclone keeps the folder it emptied, which it shows as an empty object;
+    # named as Ferry's temporary files are, Ferry's listings pass over it.
+    listed = rclone_s3.client().list_objects_v2(Bucket=bucket)["Contents"]
+    left = [(item["Key"], item["Size"]) for item in listed if item["Key"] != "a/file.txt"]
+    assert len(left) == 1 and TEMP_NAME.fullmatch(left[0][0]) and left[0][1] == 0
