@@ -97,6 +97,9 @@ class Holding:
         self.name = f"the destination ({KIND_OF[destination.LocationType].title} location)"
         self.devices = devices
         self._unheld: str | None = None  # the folder being walked that cannot be held
+        # Where names differ in more than case: the folders being walked, with the names of
+        # their children so far, case-folded, as the walk gave them.
+        self._folded: list[tuple[str, dict[str, str]]] = []
 
     def why_not(self, entry: Entry) -> str | None:
         """Why the destination cannot hold `entry` (None: it can)."""
@@ -107,6 +110,13 @@ class Holding:
         reason = None
         if entry.path and (refused := self.can.refuses(entry.path.rpartition("/")[2])):
             reason = f"{self.name} cannot hold {refused}"
+        elif len(entry.path.encode(errors="surrogateescape")) > self.can.max_path_bytes:
+            reason = f"{self.name} cannot hold a path longer than {self.can.max_path_bytes} bytes"
+        elif not self.can.case_sensitive and (same := self._same_name(entry.path)):
+            reason = (
+                f"{self.name} cannot hold it beside /{same}: names that differ only in case "
+                "are one name there"
+            )
         elif entry.kind == SYMLINK and not self.can.symlinks:
             reason = f"{self.name} cannot hold symbolic links"
         elif entry.kind in SPECIAL_KINDS and self.devices and not self.can.devices:
@@ -115,6 +125,25 @@ class Holding:
             self._unheld = entry.path
         return reason
 
+    def _same_name(self, path: str) -> str | None:
+        """The path of an earlier child of the same folder whose name differs from this one's
+        only in case (None: there is none); the walk gives a folder's children in order, each
+        subfolder's subtree after it."""
+        if not path:
+            return None
+        parent, _, name = path.rpartition("/")
+        while self._folded and not _below(parent, self._folded[-1][0]):
+            self._folded.pop()
+        if not self._folded or self._folded[-1][0] != parent:
+            self._folded.append((parent, {}))
+        seen = self._folded[-1][1]
+        earlier = seen.setdefault(name.casefold(), path)
+        return earlier if earlier != path else None
+
     @property
     def empty_folders(self) -> bool:
         return self.can.empty_folders
+
+
+def _below(path: str, folder: str) -> bool:
+    return folder == "" or path == folder or path.startswith(folder + "/")

@@ -116,11 +116,13 @@ def prepare_verification(
             if remove and not any(is_below(d.path, u) for u in walk.unlisted):
                 issue(d.path, "removed", "at the destination but not in the source")
             continue
+        # What the destination cannot hold was skipped, and said so, by PREPARING.
+        if holding.why_not(s) is not None:
+            continue
         if s.kind == SOCKET or (s.kind in SPECIAL_KINDS and not policy.devices):
             continue
         if d is None:
-            # What the destination cannot hold was skipped, and said so, by PREPARING.
-            if holding.why_not(s) is None and (s.kind != DIR or holding.empty_folders):
+            if s.kind != DIR or holding.empty_folders:
                 issue(s.path, "added", "in the source but not at the destination")
             continue
         differences = compare(s, d, policy, resolution)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 from helpers import free_port, wait_for_port
+from sites import Host
 from system_packages import ganesha_plugins
 
 GANESHA = "ganesha.nfsd"
@@ -131,3 +132,44 @@ def nfs_server() -> Iterator[NfsServer]:
     """One ganesha for the session; each test works in its own subfolder of the export."""
     with ganesha() as server:
         yield server
+
+
+_ALL_VERSIONS_CONFIG = """\
+NFS_CORE_PARAM {{ Protocols = 3,4; NFS_Port = 2049; MNT_Port = 20048; Enable_NLM = false;
+  Enable_RQUOTA = false; Enable_UDP = false; Plugins_Dir = {plugins}; }}
+NFSV4 {{ RecoveryBackend = fs; RecoveryRoot = {directory}/recov; Graceless = true;
+  Lease_Lifetime = 15; Allow_Numeric_Owners = true; Only_Numeric_Owners = true; }}
+NFS_KRB5 {{ Active_krb5 = false; }}
+EXPORT {{ Export_Id = 1; Path = {export}; Pseudo = /x; Access_Type = RW;
+  Squash = No_Root_Squash; SecType = sys; Protocols = 3,4; Transports = TCP;
+  FSAL {{ Name = VFS; }} }}
+LOG {{ Default_Log_Level = EVENT; }}
+"""
+
+
+@contextlib.contextmanager
+def ganesha_every_version(host: Host) -> Iterator[NfsServer]:
+    """nfs-ganesha serving NFSv3, v4.0 and v4.1 on a host of its own (NFSv3's MOUNT needs
+    rpcbind on port 111, which only a host of its own has free), at `host.address`. NFSv3
+    mounts the export's path (`pseudo_path` of the server), NFSv4 its pseudo path /x."""
+    directory = str(host.directory / "ganesha")
+    export_dir = os.path.join(directory, "export")
+    os.makedirs(export_dir)
+    os.makedirs(os.path.join(directory, "recov"))
+    config = os.path.join(directory, "ganesha.conf")
+    with open(config, "w") as file:
+        file.write(
+            _ALL_VERSIONS_CONFIG.format(
+                directory=directory, export=export_dir, plugins=ganesha_plugins()
+            )
+        )
+    host.start(["rpcbind", "-f", "-w"], "rpcbind.log")
+    log = os.path.join(directory, "ganesha.log")
+    process = host.start([GANESHA, "-F", "-f", config, "-L", log], "ganesha.out")
+    server = NfsServer(2049, export_dir, "/x", "AUTOMATIC", directory, process)
+    try:
+        wait_for_port(2049, process, f"nfs-ganesha (log: {log})", 10, host.address)
+        wait_for_port(20048, process, f"nfs-ganesha's MOUNT (log: {log})", 10, host.address)
+        yield server
+    finally:
+        server.stop()

@@ -22,6 +22,7 @@ PROGRAMS = {
     "ganesha.nfsd": "nfs-ganesha",  # NFSv4.0 and v4.1 locations against a real nfs-ganesha
     "setpriv": "util-linux",  # workers without root's file-permission override
     "ip": "iproute2",  # separate hosts: network namespaces on a bridge
+    "rpcbind": "rpcbind",  # NFSv3's MOUNT, beside nfs-ganesha on a host of its own
 }
 # nfs-ganesha's VFS back end, a plugin library rather than a program.
 GANESHA_VFS = ("libfsalvfs.so", "nfs-ganesha-vfs")

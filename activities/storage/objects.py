@@ -639,12 +639,16 @@ class ObjectStorage(Storage):
             )
 
     def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+        """As a listing shows what it removes: a folder counts as an entry whether or not it
+        has a marker object (a DeleteObject of a key that is not there succeeds: a file is
+        looked for first, so that one already gone is told apart)."""
         if kind != DIR:
             with _translated(self.where, path):
+                self.client.head(self.key(path))
                 self.client.delete(self.key(path))
             return 1
         folder = self._folder_key(path)
-        keys = [folder]
+        keys = [folder] if self.markers else []  # without markers, a folder is no object
         if recursive:
             with _translated(self.where, path):
                 keys += [key for page in self.client.list(folder) for key, _ in page.objects]
@@ -652,7 +656,11 @@ class ObjectStorage(Storage):
         for start in range(0, len(keys), DELETE_BATCH):
             with _translated(self.where, path):
                 self.client.delete_many(keys[start : start + DELETE_BATCH])
-        return len(keys)
+        inside = {key[len(folder) :].rstrip("/") for key in keys if key != folder}
+        folders = {name.rpartition("/")[0] for name in inside} - {""}
+        while parents := {name.rpartition("/")[0] for name in folders} - {""} - folders:
+            folders |= parents
+        return 1 + len(inside | folders)
 
 
 def _s3_client(location: S3Location) -> S3Client:

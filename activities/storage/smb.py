@@ -113,9 +113,6 @@ from models.errors import ErrorCode
 from models.locations import SmbLocation, SmbServerLocation
 
 REPARSE_POINT_SKIPPED = "a reparse point (junction or symbolic link), which Ferry does not follow"
-# What no name of a file or folder on SMB may hold: the path separator, the stream separator,
-# wildcards, and control characters.
-_INVALID_NAME_CHARACTERS = frozenset('\\:*?"<>|' + "".join(map(chr, range(32))))
 
 # DataSync's SMB Version, as the one dialect it restricts negotiation to (None: negotiate).
 DIALECTS: dict[str, int | None] = {
@@ -862,10 +859,12 @@ class SmbStorage(Storage):
 
 
 def _check_name(name: str, path: str) -> None:
-    """Raise EINVAL for a name that would mean something else on SMB: a path separator or
-    stream separator in it, '.' or '..', or a trailing dot or space (which Windows drops)."""
-    if name in ("", ".", "..") or name[-1] in ". " or not _INVALID_NAME_CHARACTERS.isdisjoint(name):
-        raise OSError(errno.EINVAL, f"not a valid name on SMB: {name!r}", path)
+    """Raise EINVAL for a name that would mean something else on SMB, as SMB locations declare
+    them (models.locations.smb): a path or stream separator, a wildcard, a control character,
+    '.' or '..', or a trailing dot or space (which Windows drops)."""
+    reason = SmbServerLocation.CAPABILITIES.refuses(name) if name else "an empty name"
+    if reason:
+        raise OSError(errno.EINVAL, f"not a valid name on SMB: {name!r} ({reason})", path)
 
 
 def open_location(location: SmbServerLocation, temp_tag: str) -> SmbStorage:

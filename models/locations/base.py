@@ -47,7 +47,10 @@ class Capabilities:
     windows_metadata: bool = False  # SMB's attributes and security descriptors
     files_in_flight: int = 8  # files a batch works on at once (1: local disks, CPU-bound)
     refused_characters: str = ""  # characters no name may hold there, beyond "/" and NUL
+    refused_endings: str = ""  # characters no name may end with there
+    case_sensitive: bool = True  # else "A" and "a" are one name (SMB, as Windows has it)
     max_name_bytes: int = 255
+    max_path_bytes: int = 4096  # a path beneath the location root, in bytes
 
     def refuses(self, name: str) -> str | None:
         """Why no entry there can be called `name` (None: it can)."""
@@ -57,6 +60,8 @@ class Capabilities:
         if bad:
             shown = ", ".join(repr(c) for c in bad)
             return f"a name with {shown}"
+        if name in (".", "..") or (name and name[-1] in self.refused_endings):
+            return f"a name ending in {name[-1]!r}"
         return None
 
 

@@ -35,7 +35,14 @@ class S3AccessConfig(BaseModel):
 
 # Ferry keeps POSIX metadata (owners as ids and names, modes, times) in user metadata, as
 # DataSync does; a second name of a file is a copy the server makes.
-_OBJECTS = Capabilities(owner_names=True, hard_links=False, server_side_copy=True, devices=False)
+# A key is at most 1,024 bytes, the location's prefix included.
+_OBJECTS = Capabilities(
+    owner_names=True,
+    hard_links=False,
+    server_side_copy=True,
+    devices=False,
+    max_path_bytes=1024,
+)
 
 
 class _Objects(LocationBase):

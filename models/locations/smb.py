@@ -44,8 +44,8 @@ class SmbServerLocation(FileServerLocation):
     """Reached by SMB: Subdirectory is the share and a path in it."""
 
     # No POSIX owners, modes, links or devices; Windows attributes and security descriptors,
-    # FILETIME's 100 ns, and names without the separators, wildcards and control characters
-    # Windows refuses.
+    # FILETIME's 100 ns, names without the separators, wildcards and control characters
+    # Windows refuses, and that differ in more than case.
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         time_resolution_ns=100,
         posix_owners=False,
@@ -54,6 +54,8 @@ class SmbServerLocation(FileServerLocation):
         devices=False,
         windows_metadata=True,
         refused_characters='\\:*?"<>|' + "".join(map(chr, range(1, 32))),
+        refused_endings=". ",  # Windows drops a trailing dot or space
+        case_sensitive=False,
     )
 
     ServerPort: int = 445
