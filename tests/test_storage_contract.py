@@ -34,7 +34,7 @@ import botocore.config
 import nfs_rs
 import pytest
 import toy_storage
-from conftest import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, start_rclone_s3
+from conftest import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
 from helpers import free_port, wait_for_port
 from nfs_server import ganesha_every_version
 from sites import Sites, sites_or_skip
@@ -128,14 +128,6 @@ def moto_process() -> Iterator[S3Server]:
 
 
 @pytest.fixture(scope="module")
-def rclone_root() -> Iterator[S3Server]:
-    root = Path(tempfile.mkdtemp(prefix="ferry-contract-rclone-", dir="/tmp"))
-    server = start_rclone_s3(root)
-    yield S3Server(f"http://127.0.0.1:{server.port}", root)
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def hdfs_cluster() -> Iterator[HdfsCluster]:
     directory = Path(tempfile.mkdtemp(prefix="ferry-contract-hdfs-", dir="/tmp"))
     with HdfsCluster(directory / "hdfs", namenodes=1) as cluster:
@@ -192,7 +184,7 @@ def side(request: pytest.FixtureRequest, workdir: Path) -> Iterator[Side]:
         )
         behind = _on_disk(Path(smb.share_dir) / folder)
     elif name in ("object-moto", "object-rclone", "s3-moto"):
-        server = request.getfixturevalue("rclone_root" if "rclone" in name else "moto_process")
+        server = request.getfixturevalue("rclone_s3" if "rclone" in name else "moto_process")
         bucket = server.bucket("contract")
         if name == "s3-moto":
             location = S3Location(

@@ -31,9 +31,7 @@ from models.requests import (
 NfsVersion = Literal["AUTOMATIC", "NFS3", "NFS4_0", "NFS4_1", "NFS4_2"]
 
 
-class NfsMountOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class NfsMountOptions(Request):  # kept as the request gives it
     Version: NfsVersion = "AUTOMATIC"
 
 
@@ -156,10 +154,6 @@ IamRoleArnValue = Annotated[
 ]
 
 
-class NfsMountOptionsShape(Request):
-    Version: Literal["AUTOMATIC", "NFS3", "NFS4_0", "NFS4_1", "NFS4_2"] = "AUTOMATIC"
-
-
 class OnPremConfigShape(Request):
     AgentArns: AgentArnList
 
@@ -180,7 +174,7 @@ class CreateLocationNfsRequest(Request):
     Subdirectory: NfsSubdirectoryValue
     # Required by DataSync; optional here: without agents, the ordinary workers reach the server.
     OnPremConfig: OnPremConfigShape | None = None
-    MountOptions: NfsMountOptionsShape = NfsMountOptionsShape()
+    MountOptions: NfsMountOptions = NfsMountOptions()
     ServerPort: ServerPortValue = 2049  # beyond DataSync
     Tags: TagList = []
 
@@ -190,7 +184,7 @@ class UpdateLocationNfsRequest(Request):
     ServerHostname: FileServerHostnameValue | None = None
     Subdirectory: NfsSubdirectoryValue | None = None
     OnPremConfig: OnPremConfigShape | None = None
-    MountOptions: NfsMountOptionsShape | None = None
+    MountOptions: NfsMountOptions | None = None
     ServerPort: ServerPortValue | None = None
 
 
@@ -206,7 +200,7 @@ class CreateLocationEfsRequest(Request):
     # Beyond DataSync: the file system's address if not its AWS DNS name, and its port.
     ServerHostname: FileServerHostnameValue | None = None
     ServerPort: ServerPortValue = 2049
-    MountOptions: NfsMountOptionsShape = NfsMountOptionsShape(Version="NFS4_1")
+    MountOptions: NfsMountOptions = NfsMountOptions(Version="NFS4_1")
     Tags: TagList = []
 
 
@@ -222,7 +216,7 @@ class UpdateLocationEfsRequest(Request):
 
 
 class FsxProtocolNfsShape(Request):
-    MountOptions: NfsMountOptionsShape = NfsMountOptionsShape()
+    MountOptions: NfsMountOptions = NfsMountOptions()
 
 
 class FsxProtocolShape(Request):

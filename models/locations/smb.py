@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, Field
 
 from models.locations.base import (
     Capabilities,
@@ -34,9 +34,7 @@ from models.requests import (
 SmbVersion = Literal["AUTOMATIC", "SMB1", "SMB2_0", "SMB2", "SMB3"]
 
 
-class SmbMountOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SmbMountOptions(Request):  # kept as the request gives it
     Version: SmbVersion = "AUTOMATIC"
 
 
@@ -136,10 +134,6 @@ DnsIpAddressesValue = Annotated[
 ]
 
 
-class SmbMountOptionsShape(Request):
-    Version: Literal["AUTOMATIC", "SMB1", "SMB2_0", "SMB2", "SMB3"] = "AUTOMATIC"
-
-
 class CreateLocationSmbRequest(Request):
     ServerHostname: FileServerHostnameValue
     Subdirectory: SmbSubdirectoryValue
@@ -152,7 +146,7 @@ class CreateLocationSmbRequest(Request):
     KerberosKrb5Conf: Krb5ConfValue | None = None
     DnsIpAddresses: DnsIpAddressesValue = []
     AgentArns: AgentArnList | None = None  # required by DataSync; as for NFS
-    MountOptions: SmbMountOptionsShape = SmbMountOptionsShape()
+    MountOptions: SmbMountOptions = SmbMountOptions()
     ServerPort: ServerPortValue = 445  # beyond DataSync
     Tags: TagList = []
 
@@ -170,7 +164,7 @@ class UpdateLocationSmbRequest(Request):
     KerberosKrb5Conf: Krb5ConfValue | None = None
     DnsIpAddresses: DnsIpAddressesValue | None = None
     AgentArns: AgentArnList | None = None
-    MountOptions: SmbMountOptionsShape | None = None
+    MountOptions: SmbMountOptions | None = None
     ServerPort: ServerPortValue | None = None
 
 
