@@ -16,10 +16,8 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
-import hmac
 import os
 import random
-import re
 import time
 import urllib.parse
 import xml.etree.ElementTree as ElementTree
@@ -32,6 +30,8 @@ from xml.sax.saxutils import escape
 import urllib3
 from urllib3.exceptions import HTTPError, SSLError
 
+from api import sigv4
+
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 ATTEMPTS = 5  # as botocore's "standard" retry mode
 CONNECT_SECONDS = 10.0
@@ -39,7 +39,6 @@ READ_SECONDS = 60.0
 # Answers worth another attempt: the server is busy or failed, not the request.
 _RETRIED_STATUS = {500, 502, 503, 504, 429}
 _RETRIED_CODES = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
-_SPACES = re.compile(" +")
 
 # Request fields sent as headers, and the answer's headers read back under the same names.
 _HEADERS = {
@@ -113,10 +112,6 @@ def _text(element: ElementTree.Element, name: str, default: str = "") -> str:
     return default
 
 
-def _quote(text: str, safe: str = "-_.~") -> str:
-    return urllib.parse.quote(text, safe=safe)
-
-
 class S3Client:
     def __init__(
         self,
@@ -165,10 +160,7 @@ class S3Client:
 
     def _signing_key(self, day: str, secret: str) -> bytes:
         if self._keys is None or self._keys[:2] != (day, secret):
-            key = hmac.new(f"AWS4{secret}".encode(), day.encode(), hashlib.sha256).digest()
-            for part in (self.region, "s3", "aws4_request"):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            self._keys = (day, secret, key)
+            self._keys = (day, secret, sigv4.signing_key(secret, day, self.region, "s3"))
         return self._keys[2]
 
     def _sign(
@@ -183,25 +175,11 @@ class S3Client:
         if frozen.token:
             headers["x-amz-security-token"] = frozen.token
         names = sorted(headers)
-        canonical = "\n".join(
-            [
-                method,
-                path,
-                query,
-                "".join(f"{name}:{_SPACES.sub(' ', headers[name].strip())}\n" for name in names),
-                ";".join(names),
-                payload,
-            ]
-        )
-        scope = f"{stamp[:8]}/{self.region}/s3/aws4_request"
-        digest = hashlib.sha256(canonical.encode()).hexdigest()
-        text = f"AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}"
+        canonical = sigv4.canonical_request(method, path, query, headers, names, payload)
+        scope = sigv4.scope(stamp[:8], self.region, "s3")
         key = self._signing_key(stamp[:8], frozen.secret_key)
-        signature = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
-        headers["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
-            f"SignedHeaders={';'.join(names)}, Signature={signature}"
-        )
+        signature = sigv4.signature(key, stamp, scope, canonical)
+        headers["authorization"] = sigv4.authorization(frozen.access_key, scope, names, signature)
 
     # --- one request -----------------------------------------------------------------------------
 
@@ -218,11 +196,10 @@ class S3Client:
     ) -> urllib3.BaseHTTPResponse:
         """Send one request, retried with backoff while the server is busy or unreachable;
         an error answer raises S3Error. `payload`: the body's SHA-256 (hex) if known."""
-        ordered = sorted((query or {}).items())
-        query_text = "&".join(f"{_quote(name)}={_quote(value)}" for name, value in ordered)
+        query_text = sigv4.canonical_query((query or {}).items())
         payload = payload or (hashlib.sha256(body).hexdigest() if body else EMPTY_SHA256)
         for attempt in range(1, ATTEMPTS + 1):
-            path = _quote(self.prefix + key, "/-_.~")
+            path = sigv4.quote(self.prefix + key, "/-_.~")
             sent = dict(headers or {}, host=self.host)
             self._sign(method, path, query_text, sent, payload)
             try:
@@ -326,7 +303,7 @@ class S3Client:
         """CopyObject within the bucket; with MetadataDirective REPLACE in `fields`, the copy gets
         `fields` instead of the source's metadata."""
         headers = self._fields(fields)
-        headers["x-amz-copy-source"] = _quote(f"/{self.bucket}/{source}", "/-_.~")
+        headers["x-amz-copy-source"] = sigv4.quote(f"/{self.bucket}/{source}", "/-_.~")
         self._xml(self.request("PUT", key, headers=headers))
 
     def delete(self, key: str) -> None:
