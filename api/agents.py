@@ -35,10 +35,13 @@ class AgentOperations(Operations):
 
     async def list_agents(self, request: dict[str, Any]) -> Response:
         req = parse(ListAgentsRequest, request)
-        agents = sorted(
-            await self._query("agents", list[Agent]), key=lambda x: (x.CreationTime, x.AgentArn)
+        agents = await self._query("agents", list[Agent])
+        page, token = paginate(
+            agents,
+            lambda x: (x.CreationTime.isoformat(), x.AgentArn),
+            req.MaxResults,
+            req.NextToken,
         )
-        page, token = paginate(agents, lambda x: x.AgentArn, req.MaxResults, req.NextToken)
         entries = []
         for agent in page:
             status, _ = await agent_presence(self.client, agent.AgentArn)

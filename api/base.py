@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import re
 from collections.abc import Callable
@@ -27,16 +28,21 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.presence import last_poll
-from api.requests import (
-    SHAPES,
-)
+from api.requests import ACCESS_KEY_SHAPES, SHAPES
 from models.agents import Agent
-from models.arn import TASK_EXECUTION_ARN, execution_id, task_arn_of
+from models.arn import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_REGION,
+    TASK_EXECUTION_ARN,
+    execution_id,
+    task_arn_of,
+)
 from models.errors import (
     INVALID_REQUEST,
     DataSyncError,
     InternalException,
     InvalidRequestException,
+    missing,
 )
 from models.locations import KINDS, Location, LocationBase
 from models.tasks import Task
@@ -58,8 +64,8 @@ class Operations:
 
     def __init__(self, client: Client, region: str | None = None, account: str | None = None):
         self.client = client
-        self.region = region or os.environ.get("FERRY_REGION", "local")
-        self.account = account or os.environ.get("FERRY_ACCOUNT_ID", "000000000000")
+        self.region = region or os.environ.get("FERRY_REGION", DEFAULT_REGION)
+        self.account = account or os.environ.get("FERRY_ACCOUNT_ID", DEFAULT_ACCOUNT)
         if not re.fullmatch(r"[a-z\-0-9]+", self.region) or not re.fullmatch(
             r"[0-9]{12}", self.account
         ):
@@ -70,8 +76,8 @@ class Operations:
         self._worker_seen = False
 
     async def call(self, operation: str, request: dict[str, Any]) -> Response:
-        """Run an operation by its DataSync name (`CreateTask`)."""
-        if operation not in SHAPES:
+        """Run an operation by its DataSync name (`CreateTask`), or one of Ferry's own."""
+        if operation not in SHAPES and operation not in ACCESS_KEY_SHAPES:
             raise InvalidRequestException(f"Unknown operation {operation}.")
         return await getattr(self, method_name(operation))(request)
 
@@ -93,7 +99,7 @@ class Operations:
         for agent in await self._query("agents", list[Agent]):
             if agent.AgentArn == arn:
                 return agent
-        raise InvalidRequestException(f"AgentArn: agent {arn} does not exist.")
+        raise InvalidRequestException(missing("AgentArn", "agent", arn))
 
     async def _location(self, arn: str, kind: type[L] = LocationBase) -> L:  # type: ignore[assignment]
         for location in await self._query("locations", list[Location]):
@@ -104,13 +110,13 @@ class Operations:
                         f"but {location.location_uri}."
                     )
                 return location
-        raise InvalidRequestException(f"LocationArn: location {arn} does not exist.")
+        raise InvalidRequestException(missing("LocationArn", "location", arn))
 
     async def _task(self, arn: str) -> Task:
         for task in await self._query("tasks", list[Task]):
             if task.TaskArn == arn:
                 return task
-        raise InvalidRequestException(f"TaskArn: task {arn} does not exist.")
+        raise InvalidRequestException(missing("TaskArn", "task", arn))
 
     async def _update(self, update: str, *args: Any) -> Any:
         """An Update on the registry, which is started by the first one."""
@@ -200,22 +206,28 @@ def listed(field: str, entries: list[Any], token: str | None) -> Response:
 
 
 def paginate(
-    items: list[T], key: Callable[[T], str], max_results: int | None, token: str | None
+    items: list[T],
+    order: Callable[[T], tuple[str, ...]],
+    max_results: int | None,
+    token: str | None,
 ) -> tuple[list[T], str | None]:
+    """A page of `items` in `order`, and the token of the next page if there is one. The token
+    names where the page ended, not a position, so that resources created or deleted between
+    pages neither repeat nor hide the rest."""
+    ordered = sorted(items, key=order)
     if token:
-        after = base64.urlsafe_b64decode(token.encode()).decode()
-        items = _after(items, key, after)
+        try:
+            after = tuple(json.loads(base64.urlsafe_b64decode(token.encode())))
+        except ValueError:
+            raise InvalidRequestException(
+                "NextToken: not a token this list gave; start again without it."
+            ) from None
+        ordered = [item for item in ordered if order(item) > after]
     size = max_results or 100
-    page = items[:size]
-    more = len(items) > size
-    return page, base64.urlsafe_b64encode(key(page[-1]).encode()).decode() if more else None
-
-
-def _after(items: list[T], key: Callable[[T], str], after: str) -> list[T]:
-    for position, item in enumerate(items):
-        if key(item) == after:
-            return items[position + 1 :]
-    return []
+    page = ordered[:size]
+    if len(ordered) <= size:
+        return page, None
+    return page, base64.urlsafe_b64encode(json.dumps(order(page[-1])).encode()).decode()
 
 
 def matches(actual: Any, operator: str, values: list[str]) -> bool:
@@ -238,7 +250,7 @@ def matches(actual: Any, operator: str, values: list[str]) -> bool:
 
 
 def no_execution(arn: str) -> InvalidRequestException:
-    return InvalidRequestException(f"TaskExecutionArn: task execution {arn} does not exist.")
+    return InvalidRequestException(missing("TaskExecutionArn", "task execution", arn))
 
 
 def _title(model: type[LocationBase]) -> str:

@@ -57,13 +57,18 @@ class LocationOperations(Operations):
         locations = await self._query("locations", list[Location])
         chosen = [
             location
-            for location in sorted(locations, key=lambda x: (x.CreationTime, x.LocationArn))
+            for location in locations
             if all(
                 matches(_location_field(location, f.Name), f.Operator, f.Values)
                 for f in req.Filters
             )
         ]
-        page, token = paginate(chosen, lambda x: x.LocationArn, req.MaxResults, req.NextToken)
+        page, token = paginate(
+            chosen,
+            lambda x: (x.CreationTime.isoformat(), x.LocationArn),
+            req.MaxResults,
+            req.NextToken,
+        )
         entries = [{"LocationArn": x.LocationArn, "LocationUri": x.location_uri} for x in page]
         return listed("Locations", entries, token)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from models import manifests, options, reports
+from models.access_keys import ACCESS_KEY_ID, AccessKeyStatus
 from models.agents import ACTIVATION_KEY
 from models.filters import FilterRule
 from models.locations import KINDS
@@ -31,7 +32,7 @@ from models.schedules import TaskSchedule
 from models.tags import MAX_TAGS
 from models.timetable import check_timetable
 
-__all__ = ["SHAPES", "Request", "parse"]
+__all__ = ["ACCESS_KEY_SHAPES", "SHAPES", "Request", "parse"]
 
 FilterListValue = Annotated[list[FilterRule], Field(max_length=1)]
 
@@ -239,4 +240,34 @@ SHAPES: dict[str, type[Request]] = {
     "TagResource": TagResourceRequest,
     "UntagResource": UntagResourceRequest,
     "ListTagsForResource": ListTagsForResourceRequest,
+}
+
+
+# Ferry's own operations, beside DataSync's, as IAM spells them: the access keys that may call
+# the endpoint. Only the CLI has them; the endpoint serves DataSync's operations alone.
+AccessKeyIdValue = Annotated[str, Field(pattern=ACCESS_KEY_ID.pattern)]
+
+
+class CreateAccessKeyRequest(Request):
+    UserName: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w+=,.@-]+$")] = "ferry"
+
+
+class ListAccessKeysRequest(Request):
+    pass
+
+
+class UpdateAccessKeyRequest(Request):
+    AccessKeyId: AccessKeyIdValue
+    Status: AccessKeyStatus
+
+
+class AccessKeyIdRequest(Request):
+    AccessKeyId: AccessKeyIdValue
+
+
+ACCESS_KEY_SHAPES: dict[str, type[Request]] = {
+    "CreateAccessKey": CreateAccessKeyRequest,
+    "ListAccessKeys": ListAccessKeysRequest,
+    "UpdateAccessKey": UpdateAccessKeyRequest,
+    "DeleteAccessKey": AccessKeyIdRequest,
 }

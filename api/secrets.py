@@ -1,19 +1,21 @@
-"""Location secrets (object storage secret keys, SMB passwords, keytabs) sealed before they
-reach Temporal.
+"""Secrets (object storage secret keys, SMB passwords, keytabs, the endpoint's access keys)
+sealed before they reach Temporal.
 
 A secret is encrypted (AES-256-GCM) by the operations layer as a location is created or updated,
-travels and rests in workflow histories only as `ferry-sealed:v1:...`, and is opened only by the
-storage adapter in the worker or agent that uses the location. Everything else in a history
+travels and rests in workflow histories only as `ferry-sealed:v1:...`, and is opened only where
+it is used: a location's by the storage adapter in the worker or agent that reaches it, an access
+key's by the endpoint that checks signatures with it. Everything else in a history
 stays readable in the Temporal UI and CLI, which a codec over whole payloads would hide behind a
-codec server. Each sealed value is bound to its location's ARN, so it cannot be moved to another
-location.
+codec server. Each sealed value is bound to what it belongs to (a location's ARN, an access key's
+id), so it cannot be moved to another.
 
 The keys, 32 bytes in base64 each, come from the first of:
 - FERRY_SECRET_KEY: one key, or several separated by commas;
 - FERRY_SECRET_KEY_FILE: a file with one key per line (a mounted secret, say);
 - `secret.key` in Ferry's data directory, which the embedded stack (`ferry dev`, `ferry demo`)
-  makes on first use. A worker or agent never makes one: on a host of its own it must be given
-  the key the locations were sealed with, and without one it says so.
+  makes on first use and every command on its host then finds. A worker or agent never makes
+  one: on a host of its own it must be given the key the locations were sealed with, and
+  without one it says so.
 The first key seals; every key opens. To rotate, put a new key first and keep the old ones
 after it until every location has been updated with its secret again (sealed with the new key).
 """
@@ -25,6 +27,8 @@ import binascii
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from api.settings import data_dir
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -40,13 +44,13 @@ class SecretError(Exception):
     """A secret that cannot be sealed or opened here, with what to do about it."""
 
 
-def use_key_file(data_dir: Path, *, make: bool) -> None:
-    """Unless FERRY_SECRET_KEY or FERRY_SECRET_KEY_FILE names the keys, use `data_dir`/secret.key
+def use_key_file(directory: Path, *, make: bool) -> None:
+    """Unless FERRY_SECRET_KEY or FERRY_SECRET_KEY_FILE names the keys, use `directory`/secret.key
     (made first if `make`, for the embedded stack), through FERRY_SECRET_KEY_FILE, so that the
     processes this one starts use the same keys."""
     if os.environ.get(KEY_VARIABLE) or os.environ.get(KEY_FILE_VARIABLE):
         return
-    path = data_dir / KEY_FILE
+    path = directory / KEY_FILE
     if make and not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -60,44 +64,56 @@ def use_key_file(data_dir: Path, *, make: bool) -> None:
         os.environ[KEY_FILE_VARIABLE] = str(path)
 
 
-def seal(secret: str, location_arn: str) -> str:
+def seal(secret: str, owner: str) -> str:
+    """`secret` sealed for `owner`: a location's ARN, or what else it belongs to."""
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = _ciphers()[0].encrypt(nonce, secret.encode(), location_arn.encode())
+    sealed = _ciphers()[0].encrypt(nonce, secret.encode(), owner.encode())
     return SEALED + base64.b64encode(nonce + sealed).decode()
 
 
-def unseal(value: str, location_arn: str) -> str:
+def unseal(value: str, owner: str) -> str:
     from cryptography.exceptions import InvalidTag
 
     if not value.startswith(SEALED):
-        raise SecretError(f"The secret of location {location_arn} is not sealed by Ferry.")
+        raise SecretError(f"The secret of {_named(owner)} is not sealed by Ferry.")
     try:
         raw = base64.b64decode(value[len(SEALED) :], validate=True)
     except (binascii.Error, ValueError):
         raw = b""
-    for cipher in _ciphers(location_arn):
+    for cipher in _ciphers(owner):
         try:
-            plain = cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], location_arn.encode())
+            plain = cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], owner.encode())
         except (InvalidTag, ValueError):
             continue
         return plain.decode()
     raise SecretError(
-        f"The secret of location {location_arn} cannot be opened with any key this process has "
-        f"({_source()}): every worker and agent needs the key the location was sealed with."
+        f"The secret of {_named(owner)} cannot be opened with any key this process has "
+        f"({_source()}): every worker, agent and endpoint needs the key it was sealed with."
     )
+
+
+def _named(owner: str) -> str:
+    return f"location {owner}" if owner.startswith("arn:") else owner
+
+
+def _key_file() -> str | None:
+    """The data directory's key, where the embedded stack made one (commands that seal a
+    secret for it find it without being told)."""
+    path = data_dir() / KEY_FILE
+    return str(path) if path.exists() else None
 
 
 def _source() -> str:
     if os.environ.get(KEY_VARIABLE):
         return KEY_VARIABLE
-    return f"{KEY_FILE_VARIABLE}={os.environ.get(KEY_FILE_VARIABLE)}"
+    return f"{KEY_FILE_VARIABLE}={os.environ.get(KEY_FILE_VARIABLE) or _key_file()}"
 
 
 def _keys() -> list[str]:
     """The keys as given, first the one that seals; none if this process was given none."""
     if os.environ.get(KEY_VARIABLE):
         return [key.strip() for key in os.environ[KEY_VARIABLE].split(",") if key.strip()]
-    path = os.environ.get(KEY_FILE_VARIABLE)
+    path = os.environ.get(KEY_FILE_VARIABLE) or _key_file()
     if not path:
         return []
     try:
@@ -107,14 +123,14 @@ def _keys() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _ciphers(location_arn: str | None = None) -> list[AESGCM]:
+def _ciphers(owner: str | None = None) -> list[AESGCM]:
     # Imported here: loading the library costs a tenth of a second, which commands that seal
     # or open nothing should not pay.
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     keys = _keys()
     if not keys:
-        what = f"the secret of location {location_arn}" if location_arn else "a secret"
+        what = f"the secret of {_named(owner)}" if owner else "a secret"
         raise SecretError(
             f"No secret key to open {what} with: set {KEY_VARIABLE} (or {KEY_FILE_VARIABLE}, a "
             "file) to the key the locations were sealed with, the same on every worker and "

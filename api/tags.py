@@ -34,7 +34,7 @@ class TagOperations(Operations):
     async def list_tags_for_resource(self, request: dict[str, Any]) -> Response:
         req = parse(ListTagsForResourceRequest, request)
         tags = await self._tags(req.ResourceArn)
-        page, token = paginate(tags, lambda tag: tag.Key, req.MaxResults, req.NextToken)
+        page, token = paginate(tags, lambda tag: (tag.Key,), req.MaxResults, req.NextToken)
         return listed("Tags", [tag.shown() for tag in page], token)
 
     async def _tags(self, arn: str) -> list[TagListEntry]:

@@ -63,10 +63,12 @@ class TaskOperations(Operations):
         executions = await self._query("executions", ExecutionQueue)
         chosen = [
             task
-            for task in sorted(tasks, key=lambda x: (x.CreationTime, x.TaskArn))
+            for task in tasks
             if all(matches(_task_field(task, f.Name), f.Operator, f.Values) for f in req.Filters)
         ]
-        page, token = paginate(chosen, lambda x: x.TaskArn, req.MaxResults, req.NextToken)
+        page, token = paginate(
+            chosen, lambda x: (x.CreationTime.isoformat(), x.TaskArn), req.MaxResults, req.NextToken
+        )
         entries = []
         for task in page:
             entry = {

@@ -5,6 +5,12 @@ from __future__ import annotations
 import re
 import secrets
 
+# Where Ferry's ARNs say they are: a region shaped like AWS's, which Terraform's AWS provider
+# insists on ([a-z]{2}(-[a-z]+)+-N), under "xx", ISO 3166's code for private use, so that it is
+# never taken for a real one. FERRY_REGION and FERRY_ACCOUNT_ID change them.
+DEFAULT_REGION = "xx-ferry-1"
+DEFAULT_ACCOUNT = "000000000000"
+
 _PREFIX = r"arn:(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b):datasync:[a-z\-0-9]+:[0-9]{12}:"
 AGENT_ARN = re.compile(_PREFIX + r"agent/(agent-[0-9a-z]{17})$")
 LOCATION_ARN = re.compile(_PREFIX + r"location/(loc-[0-9a-z]{17})$")

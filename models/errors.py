@@ -32,6 +32,12 @@ class InternalException(DataSyncError):
     code = INTERNAL
 
 
+def missing(field: str, resource: str, arn: str) -> str:
+    """DataSync's words for a resource that is not there, which its clients match (Terraform
+    forgets a resource on them): an agent "does not exist", anything else is "not found"."""
+    return f"{field}: {resource} {arn} {'does not exist' if resource == 'agent' else 'not found'}."
+
+
 def invalid_request(message: str) -> ApplicationError:
     """A rejection from a workflow's Update validator, which the client raises as
     InvalidRequestException."""

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from models import manifests, options, reports
+from models.access_keys import AccessKey, AccessKeyStatus
 from models.agents import Activation, Agent
 from models.filters import FilterRule
 from models.locations import Location
@@ -114,6 +115,7 @@ class RegistryState(_Model):
     tags: dict[str, list[TagListEntry]] = {}
     executions: ExecutionQueue = ExecutionQueue()
     failures: dict[str, FailureStreak] = {}  # by task
+    access_keys: dict[str, AccessKey] = {}  # who may call the endpoint, by access key id
 
 
 class TaskUpdate(_Model):
@@ -144,6 +146,11 @@ class ExecutionStart(_Model):
     DryRun: bool = False
     TaskReportConfig: reports.TaskReportConfig | None = None
     ManifestConfig: manifests.ManifestConfig | None = None
+
+
+class AccessKeyUpdate(_Model):
+    AccessKeyId: str
+    Status: AccessKeyStatus
 
 
 class AgentUpdate(_Model):

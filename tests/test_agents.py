@@ -136,7 +136,7 @@ async def test_activation_restart_rename_and_delete(agent_stack: Stack, workdir:
     assert identities == {identity(process)}
 
     # An agent a location uses can't be deleted; once free, its process stops.
-    with pytest.raises(InvalidRequestException, match="is used by location"):
+    with pytest.raises(InvalidRequestException, match=r"is in-use by these location\(s\)"):
         await ferry.delete_agent({"AgentArn": agent_arn})
     await ferry.delete_task({"TaskArn": task})
     for location in (await ferry.list_locations({}))["Locations"]:

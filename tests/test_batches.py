@@ -17,13 +17,13 @@ from models.execution import BatchRef
 from models.locations import LocalLocation
 from models.options import resolve_options
 
-TASK = "arn:aws:datasync:local:000000000000:task/task-00000000000000000"
+TASK = "arn:aws:datasync:xx-ferry-1:000000000000:task/task-00000000000000000"
 ARN = f"{TASK}/execution/exec-00000000000000000"
 
 
 def batch(store: StagingStore, rows: list[list[Any]]) -> BatchRef:
     location = LocalLocation(
-        LocationArn="arn:aws:datasync:local:000000000000:location/loc-00000000000000000",
+        LocationArn="arn:aws:datasync:xx-ferry-1:000000000000:location/loc-00000000000000000",
         CreationTime=datetime.now(UTC),
         Path="/nowhere",
     )

@@ -18,7 +18,7 @@ from api.requests import SHAPES
 from starter.cli import build_parser, kebab, main, request_from
 from starter.dev import temporal_cli
 
-MISSING_TASK = "arn:aws:datasync:local:000000000000:task/task-00000000000000000"
+MISSING_TASK = "arn:aws:datasync:xx-ferry-1:000000000000:task/task-00000000000000000"
 
 
 def ok(stack: Stack, *args: str) -> dict[str, Any]:
@@ -40,13 +40,13 @@ def test_locations_are_created_described_listed_and_deleted(stack: Stack, workdi
     ok(stack, "delete-location", "--location-arn", arn)
     gone = run_cli(stack, "describe-location-local", "--location-arn", arn)
 
-    assert arn.startswith("arn:aws:datasync:local:000000000000:location/loc-")
+    assert arn.startswith("arn:aws:datasync:xx-ferry-1:000000000000:location/loc-")
     assert described["LocationUri"] == f"local://{workdir}/data/"
     assert described["Path"] == str(workdir / "data")
     assert "CreationTime" in described
     assert {"LocationArn": arn, "LocationUri": f"local://{workdir}/data/"} in listed
     assert gone.returncode == 254
-    assert "does not exist" in gone.stderr
+    assert f"location {arn} not found" in gone.stderr
 
 
 def test_tasks_take_shorthand_and_json_and_update_in_place(stack: Stack, workdir: Path) -> None:
@@ -136,11 +136,11 @@ def test_wait_exits_non_zero_when_the_execution_fails(stack: Stack, workdir: Pat
 
 
 SOURCE = "{source}"  # stands for --source-location-arn S --destination-location-arn D
-MISSING_LOCATION = "arn:aws:datasync:local:000000000000:location/loc-00000000000000000"
+MISSING_LOCATION = "arn:aws:datasync:xx-ferry-1:000000000000:location/loc-00000000000000000"
 BAD_INPUT = [
     (["create-location-local", "--path", "/does/not/exist"], 254, "No such file or directory"),
     (["create-location-local", "--path", "relative/dir"], 254, "must be an absolute path"),
-    (["describe-task", "--task-arn", MISSING_TASK], 254, f"task {MISSING_TASK} does not exist"),
+    (["describe-task", "--task-arn", MISSING_TASK], 254, f"task {MISSING_TASK} not found"),
     (["describe-task", "--task-arn", "task-123"], 254, "TaskArn: 'task-123' is not a task ARN"),
     (["create-task", SOURCE, "--options", "VerifyMode=BOGUS"], 254, "Options.VerifyMode:"),
     (
@@ -174,7 +174,7 @@ BAD_INPUT = [
         ["create-task", "--source-location-arn", MISSING_LOCATION,
          "--destination-location-arn", "{destination}"],
         254,
-        f"location {MISSING_LOCATION} does not exist",
+        f"location {MISSING_LOCATION} not found",
     ),
     (
         ["create-task", "--source-location-arn", "{destination}",

@@ -24,7 +24,7 @@ from api.secrets import (
 )
 from models.errors import InvalidRequestException
 
-LOCATION = "arn:aws:datasync:local:000000000000:location/loc-0123456789abcdef0"
+LOCATION = "arn:aws:datasync:xx-ferry-1:000000000000:location/loc-0123456789abcdef0"
 
 
 def new_key() -> str:

@@ -20,7 +20,7 @@ from api.client import connect
 from models.arn import execution_id
 
 EXEC = "exec-0123456789abcdef0"
-ARN = f"arn:aws:datasync:local:000000000000:task/task-0123456789abcdef0/execution/{EXEC}"
+ARN = f"arn:aws:datasync:xx-ferry-1:000000000000:task/task-0123456789abcdef0/execution/{EXEC}"
 
 
 @pytest.fixture(params=["directory", "rclone", "moto"])

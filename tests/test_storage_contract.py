@@ -66,7 +66,7 @@ from models.locations import (
 )
 from models.options import resolve_options
 
-ARN = "arn:aws:datasync:local:000000000000:location/loc-0123456789abcdef0"
+ARN = "arn:aws:datasync:xx-ferry-1:000000000000:location/loc-0123456789abcdef0"
 MTIME = 1_600_000_000_123_000_000  # to the millisecond: every storage keeps that much
 EVERYTHING = MetadataPolicy(mtime=True, atime=True, uid=True, gid=True, mode=True, devices=True)
 GIB = 1 << 30

@@ -16,9 +16,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from models.access_keys import MAX_ACCESS_KEYS, AccessKey
     from models.agents import ACTIVATION_KEY, ACTIVATION_KEY_SECONDS, Activation, Agent
     from models.arn import execution_id, task_arn_of
-    from models.errors import INTERNAL, ErrorCode, invalid_request
+    from models.errors import INTERNAL, ErrorCode, invalid_request, missing
     from models.execution import ExecutionInput
     from models.locations import KIND_OF, Location
     from models.manifests import LocationManifestConfig, ManifestConfig
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from models.registry import (
         MAX_AGENTS_PER_LOCATION,
         MAX_RESOURCES,
+        AccessKeyUpdate,
         Admission,
         AgentUpdate,
         ExecutionQueue,
@@ -215,12 +217,13 @@ class RegistryWorkflow:
     @delete_agent.validator
     def _validate_delete_agent(self, agent_arn: str) -> None:
         self._agent(agent_arn)
-        for location in self.state.locations.values():
-            if agent_arn in location.AgentArns:
-                raise invalid_request(
-                    f"Agent {agent_arn} is used by location {location.LocationArn}; "
-                    "delete the location first."
-                )
+        using = [arn for arn, loc in self.state.locations.items() if agent_arn in loc.AgentArns]
+        if using:
+            # DataSync's words, which Terraform waits on while it deletes the locations.
+            raise invalid_request(
+                f"AgentArn: agent {agent_arn} is in-use by these location(s): "
+                f"{', '.join(using)}. Delete the location(s) first."
+            )
 
     # --- locations -----------------------------------------------------------------------------
 
@@ -639,6 +642,41 @@ class RegistryWorkflow:
             except Exception:  # it ended while it waited: its place goes to the next
                 await self._finished(following)
 
+    # --- access keys: who may call the endpoint ----------------------------------------------
+
+    @workflow.query
+    def access_keys(self) -> list[AccessKey]:
+        return list(self.state.access_keys.values())
+
+    @workflow.update
+    def create_access_key(self, key: AccessKey) -> None:
+        self.state.access_keys[key.AccessKeyId] = key
+
+    @create_access_key.validator
+    def _validate_create_access_key(self, key: AccessKey) -> None:
+        if len(self.state.access_keys) >= MAX_ACCESS_KEYS:
+            raise invalid_request(
+                f"Ferry holds {MAX_ACCESS_KEYS} access keys, its limit; delete ones no longer "
+                "used (delete-access-key)."
+            )
+
+    @workflow.update
+    def update_access_key(self, update: AccessKeyUpdate) -> None:
+        key = self.state.access_keys[update.AccessKeyId]
+        self.state.access_keys[key.AccessKeyId] = key.model_copy(update={"Status": update.Status})
+
+    @update_access_key.validator
+    def _validate_update_access_key(self, update: AccessKeyUpdate) -> None:
+        self._access_key(update.AccessKeyId)
+
+    @workflow.update
+    def delete_access_key(self, key_id: str) -> None:
+        del self.state.access_keys[key_id]
+
+    @delete_access_key.validator
+    def _validate_delete_access_key(self, key_id: str) -> None:
+        self._access_key(key_id)
+
     # --- helpers -------------------------------------------------------------------------------
 
     def _check_room(self) -> None:
@@ -649,22 +687,28 @@ class RegistryWorkflow:
                 "delete ones you no longer use."
             )
 
+    def _access_key(self, key_id: str) -> AccessKey:
+        key = self.state.access_keys.get(key_id)
+        if key is None:
+            raise invalid_request(missing("AccessKeyId", "access key", key_id))
+        return key
+
     def _agent(self, arn: str, field: str = "AgentArn") -> Agent:
         agent = self.state.agents.get(arn)
         if agent is None:
-            raise invalid_request(f"{field}: agent {arn} does not exist.")
+            raise invalid_request(missing(field, "agent", arn))
         return agent
 
     def _location(self, arn: str, field: str = "LocationArn") -> Location:
         location = self.state.locations.get(arn)
         if location is None:
-            raise invalid_request(f"{field}: location {arn} does not exist.")
+            raise invalid_request(missing(field, "location", arn))
         return location
 
     def _task(self, arn: str) -> Task:
         task = self.state.tasks.get(arn)
         if task is None:
-            raise invalid_request(f"TaskArn: task {arn} does not exist.")
+            raise invalid_request(missing("TaskArn", "task", arn))
         return task
 
 
