@@ -1,5 +1,6 @@
-"""`ferry`: the DataSync operations as `aws datasync` spells them, plus the commands that run
-Ferry itself (`dev`, `worker`, `demo`).
+"""`ferry`: the DataSync operations as `aws datasync` spells them, the access keys that may call
+the endpoint as `aws iam` spells them, plus the commands that run Ferry itself (`dev`, `worker`,
+`api`, `demo`).
 
 Every operation's flags come from its request shape: `--source-location-arn` for
 SourceLocationArn, and structures (`--options`, `--includes`) in shorthand or JSON. Responses
@@ -23,13 +24,16 @@ from typing import Any, get_args, get_origin
 from pydantic import BaseModel
 
 from activities.staging import StagingError
-from api.requests import SHAPES
+from api.requests import ACCESS_KEY_SHAPES, SHAPES
+from api.secrets import SecretError
 from models.errors import DataSyncError, InvalidRequestException
 from starter.shorthand import ShorthandError, parse_value
 
 PROCESSES_HELP = (
     "processes for listing and batches (FERRY_PROCESSES, default 1 per core, at least 2)"
 )
+OPERATIONS = {**SHAPES, **ACCESS_KEY_SHAPES}
+DEFAULT_API_PORT = 8090
 EXIT_FAILED = 1
 EXIT_SYNTAX = 252
 EXIT_REJECTED = 254
@@ -72,6 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     _stack_arguments(dev)
     dev.add_argument("--headless", action="store_true", help="without the Temporal UI")
     dev.add_argument("--processes", type=int, help=PROCESSES_HELP)
+    _endpoint_arguments(dev, "127.0.0.1")
+    dev.add_argument(
+        "--no-api", action="store_true", help="without the DataSync endpoint (--api-port)"
+    )
+
+    api = commands.add_parser(
+        "api",
+        help="serve DataSync's API (boto3, the AWS CLI, Terraform) against an existing Temporal",
+    )
+    api.add_argument("--host", default="127.0.0.1", help="the address to listen on (127.0.0.1)")
+    api.add_argument("--port", type=int, default=DEFAULT_API_PORT, help="its port (8090)")
+    api.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
+    api.add_argument("--tls-key", help="and this private key (PEM)")
+    api.add_argument("--data-dir", help="Ferry's data (FERRY_DATA_DIR): its secret.key")
 
     worker = commands.add_parser("worker", help="run a worker against an existing Temporal")
     worker.add_argument("--data-dir", help="Ferry's data (FERRY_DATA_DIR)")
@@ -84,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--state-dir", help="where an agent keeps its key and identity (default DATA_DIR/agent)"
+    )
+    worker.add_argument(
+        "--activation-port",
+        type=int,
+        help="an agent: hand out its activation key over HTTP on this port, as DataSync's agent "
+        "does on port 80 (Terraform's aws_datasync_agent ip_address)",
+    )
+    worker.add_argument(
+        "--activation-host", default="0.0.0.0", help="and on this address (0.0.0.0)"
     )
 
     logs = commands.add_parser(
@@ -101,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--exit", action="store_true", help="stop the embedded stack at the end (no waiting)"
     )
 
-    for operation, shape in SHAPES.items():
-        sub = commands.add_parser(kebab(operation), help=f"DataSync {operation}")
+    for operation, shape in OPERATIONS.items():
+        what = "DataSync" if operation in SHAPES else "Ferry's endpoint (as IAM's)"
+        sub = commands.add_parser(kebab(operation), help=f"{what} {operation}")
         sub.set_defaults(operation=operation)
         for name, field in shape.model_fields.items():
             if field.annotation in (bool, bool | None):
@@ -137,6 +165,13 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
     _staging_argument(parser)
 
 
+def _endpoint_arguments(parser: argparse.ArgumentParser, host: str) -> None:
+    parser.add_argument(
+        "--api-port", type=int, default=DEFAULT_API_PORT, help="the DataSync endpoint's port (8090)"
+    )
+    parser.add_argument("--api-host", default=host, help=f"and its address ({host})")
+
+
 def _staging_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--staging-url",
@@ -162,7 +197,7 @@ class MissingParameters(Exception):
 
 def request_from(args: argparse.Namespace) -> dict[str, Any]:
     """The request: --cli-input-json's fields, then the flags given, which win."""
-    shape = SHAPES[args.operation]
+    shape = OPERATIONS[args.operation]
     request: dict[str, Any] = {}
     if args.cli_input_json:
         whole = parse_value(args.cli_input_json)
@@ -234,13 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("temporalio").setLevel(logging.WARNING)
     logging.getLogger("smbprotocol").setLevel(logging.WARNING)  # it logs every request at INFO
     try:
-        if args.command in ("dev", "worker", "demo"):
+        if args.command in ("dev", "worker", "demo", "api"):
             # Exported to the processes they start: workers open the secrets they use. Only the
             # embedded stack makes a key; a worker elsewhere must be given the one in use.
             from api.secrets import use_key_file
             from api.settings import data_dir
 
-            use_key_file(data_dir(args.data_dir), make=args.command != "worker")
+            use_key_file(data_dir(args.data_dir), make=args.command in ("dev", "demo"))
         if args.command == "dev":
             from api.settings import data_dir
             from starter.dev import run_dev, staging_url
@@ -254,8 +289,11 @@ def main(argv: list[str] | None = None) -> int:
                     not args.headless,
                     _processes(args),
                     staging_url(args.staging_url, directory),
+                    None if args.no_api else (args.api_host, args.api_port),
                 )
             )
+        if args.command == "api":
+            return asyncio.run(_api(args))
         if args.command == "worker":
             return asyncio.run(_worker(args))
         if args.command == "logs":
@@ -281,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_REJECTED
-    except StagingError as error:
+    except (StagingError, SecretError) as error:
         print(f"\n{error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -294,8 +332,10 @@ async def _worker(args: argparse.Namespace) -> int:
     from starter.dev import staging_url, stop_signals
     from worker.main import run_worker, worker_client
 
-    if args.state_dir and not args.agent:
-        raise InvalidRequestException("--state-dir is for an agent: add --agent.")
+    if (args.state_dir or args.activation_port) and not args.agent:
+        raise InvalidRequestException(
+            "--state-dir and --activation-port are for an agent: add --agent."
+        )
     service = "ferry-agent" if args.agent else "ferry-worker"
     staging = staging_url(args.staging_url, data_dir(args.data_dir))
     async with worker_client(args.address, service=service) as client:
@@ -306,8 +346,31 @@ async def _worker(args: argparse.Namespace) -> int:
             from worker.agent import run_agent
 
             state = Path(args.state_dir) if args.state_dir else data_dir(args.data_dir) / "agent"
-            return await run_agent(client, state, staging, stop, _processes(args))
+            activation = (
+                (args.activation_host, args.activation_port) if args.activation_port else None
+            )
+            return await run_agent(client, state, staging, stop, _processes(args), activation)
         await run_worker(client, staging, stop, _processes(args))
+    return 0
+
+
+async def _api(args: argparse.Namespace) -> int:
+    from api import Ferry
+    from api.client import connect
+    from starter.dev import stop_signals
+    from starter.endpoint import serve_endpoint
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise InvalidRequestException(
+            "--tls-cert and --tls-key go together: give both, or neither."
+        )
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    endpoint = await serve_endpoint(Ferry(await connect(args.address)), args.host, args.port, tls)
+    print(f"DataSync API: {endpoint.url}", file=sys.stderr)
+    stop = asyncio.Event()
+    stop_signals(stop)
+    await stop.wait()
+    await endpoint.stop()
     return 0
 
 

@@ -157,8 +157,18 @@ def stop_signals(stop: asyncio.Event) -> None:
 
 
 async def run_dev(
-    directory: Path, port: int, ui_port: int, ui: bool, processes: int | None, staging: str
+    directory: Path,
+    port: int,
+    ui_port: int,
+    ui: bool,
+    processes: int | None,
+    staging: str,
+    api: tuple[str, int] | None = None,
 ) -> int:
+    """The embedded stack: Temporal's dev server, a worker, and (`api`: host and port) the
+    DataSync endpoint."""
+    from api import Ferry
+    from starter.endpoint import serve_endpoint
     from worker.main import run_worker, worker_client
 
     server = DevServer(directory, port, ui_port, ui)
@@ -167,13 +177,22 @@ async def run_dev(
         async with worker_client(server.address, patience=30) as client:
             stop = asyncio.Event()
             stop_signals(stop)
+            endpoint = await serve_endpoint(Ferry(client), *api) if api else None
             print(f"Temporal:   {server.address} (namespace default)", file=sys.stderr)
             if ui:
                 print(f"Temporal UI: {server.ui_url}", file=sys.stderr)
+            if endpoint is not None:
+                print(
+                    f"DataSync API: {endpoint.url} (keys: ferry create-access-key)", file=sys.stderr
+                )
             print(f"Data:       {directory}", file=sys.stderr)
             print(f"Staging:    {staging}", file=sys.stderr)
             print("Ferry is running; Ctrl-C stops it.", file=sys.stderr)
-            await run_worker(client, staging, stop, processes)
+            try:
+                await run_worker(client, staging, stop, processes)
+            finally:
+                if endpoint is not None:
+                    await endpoint.stop()
     finally:
         server.stop()
     return 0

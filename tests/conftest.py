@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -25,6 +26,7 @@ from system_packages import missing, report
 
 from api import Ferry
 from api.client import connect
+from models.arn import DEFAULT_REGION
 from starter.dev import DevServer
 
 # The file servers' fixtures (smbd, nfs-ganesha) live beside their starters.
@@ -69,6 +71,7 @@ class Stack:
     directory: Path
     server: DevServer
     workers: list[Popen] = field(default_factory=list)
+    services: list[Popen] = field(default_factory=list)  # beside the workers: `ferry api`
 
     @property
     def address(self) -> str:
@@ -104,11 +107,20 @@ class Stack:
         self.workers.append(process)
         return process
 
-    def start_agent(self, state_dir: Path, **extra_env: str) -> Popen:
+    def start_agent(self, state_dir: Path, *options: str, **extra_env: str) -> Popen:
         """`ferry worker --agent` with its state in `state_dir`; its output in a log beside."""
         log = open(state_dir.with_suffix(".log"), "ab")  # noqa: SIM115
         process = subprocess.Popen(
-            [FERRY, "worker", "--agent", "--state-dir", str(state_dir), "--processes", "2"],
+            [
+                FERRY,
+                "worker",
+                "--agent",
+                "--state-dir",
+                str(state_dir),
+                "--processes",
+                "2",
+                *options,
+            ],
             env=self.env(**extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -125,7 +137,7 @@ class Stack:
         process.wait(timeout=30)
 
     def close(self) -> None:
-        for process in self.workers:
+        for process in self.services + self.workers:
             if process.poll() is None:
                 self.stop_worker(process)
         self.server.stop()
@@ -280,6 +292,49 @@ def moto_s3() -> Iterator[S3Server]:
     host, port = server.get_host_and_port()
     yield S3Server(f"http://{host}:{port}")
     server.stop()
+
+
+@dataclass
+class Endpoint:
+    """`ferry api` serving the session's stack, and an access key to sign requests with."""
+
+    url: str
+    access_key: str
+    secret_key: str
+    region: str = DEFAULT_REGION
+
+    def client(self, service: str = "datasync", **config: Any) -> Any:
+        import boto3
+        import botocore.config
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            config=botocore.config.Config(retries={"mode": "standard"}, **config),
+        )
+
+
+def start_endpoint(stack: Stack) -> tuple[Endpoint, Popen]:
+    """`ferry api` for `stack`, and a new access key."""
+    from helpers import wait_for_port
+
+    port = free_port()
+    log = open(stack.directory / "api.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [FERRY, "api", "--port", str(port)], env=stack.env(), stdout=log, stderr=subprocess.STDOUT
+    )
+    stack.services.append(process)  # stopped with the stack
+    wait_for_port(port, process, "ferry api", timeout=30)
+    key = json.loads(run_cli(stack, "create-access-key", check=True).stdout)["AccessKey"]
+    return Endpoint(f"http://127.0.0.1:{port}", key["AccessKeyId"], key["SecretAccessKey"]), process
+
+
+@pytest.fixture(scope="session")
+def endpoint(stack: Stack) -> Endpoint:
+    return start_endpoint(stack)[0]
 
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -101,13 +101,15 @@ def start_smb_server(
     shares: tuple[str, ...] = ("share", "other"),
     address: str = "127.0.0.1",
     wrapper: tuple[str, ...] = (),
+    port: int | None = None,
 ) -> SmbServer:
     """Start smbd with one empty folder per share name; the first is `share`. `address`: where it
-    listens; `wrapper`: what runs it (on another host: `ip netns exec HOST`)."""
+    listens, on `port` (default: a free one); `wrapper`: what runs it (on another host:
+    `ip netns exec HOST`)."""
     directory = tempfile.mkdtemp(prefix="smb-", dir="/tmp")
     for sub in _SUBDIRS:
         os.mkdir(os.path.join(directory, sub))
-    port = free_port()
+    port = port or free_port()
     paths = {name: os.path.join(directory, "shares", name) for name in shares}
     for path in paths.values():
         os.makedirs(path)

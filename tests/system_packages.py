@@ -26,6 +26,15 @@ PROGRAMS = {
 }
 # nfs-ganesha's VFS back end, a plugin library rather than a program.
 GANESHA_VFS = ("libfsalvfs.so", "nfs-ganesha-vfs")
+# Not in Debian: Terraform and its AWS provider, which the machine image carries, the provider
+# in a local mirror (the tests of the DataSync endpoint drive it with `terraform apply`).
+IMAGE = "the machine image"
+TERRAFORM_MIRRORS = (
+    "/opt/tf-plugins",
+    "/usr/share/terraform/plugins",
+    "/usr/local/share/terraform/plugins",
+    "~/.terraform.d/plugins",
+)
 
 
 def ganesha_plugins() -> str | None:
@@ -34,13 +43,26 @@ def ganesha_plugins() -> str | None:
     return os.path.dirname(found[0]) if found else None
 
 
+def terraform_mirror() -> str | None:
+    """The local provider mirror that holds hashicorp/aws (None: there is none)."""
+    for folder in TERRAFORM_MIRRORS:
+        path = os.path.expanduser(folder)
+        if glob.glob(f"{path}/registry.terraform.io/hashicorp/aws/*"):
+            return path
+    return None
+
+
 def missing() -> dict[str, str]:
-    """What is missing here -> its package."""
+    """What is missing here -> its Debian package (or IMAGE: what only the image has)."""
     absent = {
         program: package for program, package in PROGRAMS.items() if not shutil.which(program)
     }
     if ganesha_plugins() is None:
         absent[GANESHA_VFS[0]] = GANESHA_VFS[1]
+    if not shutil.which("terraform"):
+        absent["terraform"] = IMAGE
+    if terraform_mirror() is None:
+        absent["the hashicorp/aws provider mirror"] = IMAGE
     return absent
 
 
@@ -49,20 +71,32 @@ def install_command(packages: list[str]) -> str:
 
 
 def report(absent: dict[str, str]) -> str:
-    packages = sorted(set(absent.values()))
-    return (
-        f"The tests start servers this machine does not have: {', '.join(sorted(absent))} "
-        f"(Debian packages {', '.join(packages)}). Install them with:\n"
-        f"    {install_command(packages)}\n"
-        "then run the tests again (`make test` installs them itself when run as root)."
-    )
+    packages = sorted({package for package in absent.values() if package != IMAGE})
+    lines = []
+    if packages:
+        debian = sorted(name for name, package in absent.items() if package != IMAGE)
+        lines += [
+            f"The tests start servers this machine does not have: {', '.join(debian)} "
+            f"(Debian packages {', '.join(packages)}). Install them with:",
+            f"    {install_command(packages)}",
+            "then run the tests again (`make test` installs them itself when run as root).",
+        ]
+    if image := sorted(name for name, package in absent.items() if package == IMAGE):
+        lines.append(
+            f"Missing here and not in Debian: {', '.join(image)}, which the machine image carries "
+            f"(a provider mirror in one of {', '.join(TERRAFORM_MIRRORS)}): the tests of the "
+            "DataSync endpoint run Terraform against it."
+        )
+    return "\n".join(lines)
 
 
 def install(absent: dict[str, str]) -> bool:
     """apt-get install what is missing, when this process may (root, apt-get present)."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return False
-    packages = sorted(set(absent.values()))
+    packages = sorted({package for package in absent.values() if package != IMAGE})
+    if not packages:
+        return False
     print(f"Installing what the tests need: {' '.join(packages)}", file=sys.stderr)
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment)

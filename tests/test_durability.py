@@ -107,6 +107,8 @@ async def test_stopping_and_restarting_ferry_dev_loses_nothing(workdir: Path) ->
         str(port),
         "--ui-port",
         str(free_port()),
+        "--api-port",
+        str(free_port()),
     ]
 
     def ferry_dev() -> subprocess.Popen[bytes]:

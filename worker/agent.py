@@ -1,7 +1,9 @@
 """An agent process: `ferry worker --agent --state-dir DIR`.
 
 Never activated, it makes an activation key, prints it, writes it to DIR/activation-key and
-waits, doing no work, until CreateAgent uses the key (a new key replaces one that expires).
+waits, doing no work, until CreateAgent uses the key (a new key replaces one that expires); with
+an activation port it also hands the key to whoever asks over HTTP, as DataSync's agent does
+(worker/activation.py).
 Activated, it keeps its agent's ARN in DIR/agent.json, polls the agent's own task queue and the
 task queue of every location that names it (as locations are created, updated and deleted), and
 serves it again after a restart without a new key. When its agent is deleted it stops.
@@ -24,6 +26,7 @@ from api import Ferry
 from models.agents import ACTIVATION_KEY_SECONDS, new_activation_key
 from models.errors import DataSyncError
 from models.temporal import agent_task_queue, location_task_queue
+from worker.activation import serve_activation
 from worker.main import run_worker
 
 log = logging.getLogger("ferry.agent")
@@ -71,10 +74,12 @@ async def run_agent(
     staging: str,
     stop: asyncio.Event,
     processes: int | None = None,
+    activation: tuple[str, int] | None = None,
 ) -> int:
+    """`activation`: the host and port where the activation key is handed out over HTTP."""
     ferry = Ferry(client)
     state = AgentState(state_dir)
-    agent_arn = state.agent_arn() or await _activate(ferry, state, stop)
+    agent_arn = state.agent_arn() or await _activate(ferry, state, stop, activation)
     if agent_arn is None:
         return 0  # stopped before it was activated
     if not await ferry.agent_exists(agent_arn):
@@ -95,8 +100,22 @@ async def run_agent(
     return _deleted(agent_arn, state) if deleted.is_set() else 0
 
 
-async def _activate(ferry: Ferry, state: AgentState, stop: asyncio.Event) -> str | None:
+async def _activate(
+    ferry: Ferry, state: AgentState, stop: asyncio.Event, activation: tuple[str, int] | None
+) -> str | None:
     """Wait with an activation key until CreateAgent uses it; the agent's ARN."""
+    server = None
+    if activation is not None:
+        server = await serve_activation(state.key, ferry.region, *activation)
+        log.info("handing out the activation key on http://%s:%d/", *activation)
+    try:
+        return await _await_activation(ferry, state, stop)
+    finally:
+        if server is not None:
+            await server.cleanup()
+
+
+async def _await_activation(ferry: Ferry, state: AgentState, stop: asyncio.Event) -> str | None:
     seconds = int(os.environ.get("FERRY_ACTIVATION_KEY_SECONDS", ACTIVATION_KEY_SECONDS))
     key = state.key()  # a key this process made before a restart may still be waiting
     activation = await ferry.activation(key) if key else None
