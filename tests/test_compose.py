@@ -64,7 +64,7 @@ def test_the_walkthrough_has_its_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
     needed = {
         "postgresql", "temporal-schema", "temporal", "temporal-namespace", "temporal-ui",
-        "ferry-worker", "ferry-agent", "minio", "samba", "namenode", "datanode",
+        "ferry-worker", "ferry-agent", "ferry-api", "minio", "samba", "namenode", "datanode",
         "jaeger", "prometheus",
     }  # fmt: skip
     assert needed <= set(services)
