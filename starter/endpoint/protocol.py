@@ -1,6 +1,6 @@
 """DataSync's wire protocol, AWS JSON 1.1: which operation a request asks for, and how answers
 and errors are written (timestamps as epoch seconds, absent fields absent, errors as
-`{"__type", "message"}`)."""
+`{"__type", "message"}`, with DataSync's `errorCode` on its own two exceptions)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ from datetime import datetime
 from typing import Any
 
 from api.requests import SHAPES
-from models.errors import INTERNAL, DataSyncError
+from models.errors import INTERNAL, INVALID_REQUEST, DataSyncError
 from starter.endpoint.signatures import Refused
 
 TARGET_PREFIX = "FmrsService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
-MAX_BODY_BYTES = (
-    1 << 20
-)  # DataSync's largest request (an SMB location's keytab and krb5.conf) is under 300 KiB
+# DataSync's largest request (an SMB location's keytab and krb5.conf) is under 300 KiB.
+MAX_BODY_BYTES = 1 << 20
+# The errorCode DataSync's model gives its two exceptions (a string, its values unlisted): what
+# DataSync answers a request it refuses with ("InvalidParameter"), and its counterpart for a
+# failure of its own.
+ERROR_CODES = {INVALID_REQUEST: "InvalidParameter", INTERNAL: "InternalError"}
 
 
 @functools.cache
@@ -75,7 +78,10 @@ def _wire(value: Any) -> Any:
 
 
 def error(kind: str, message: str) -> bytes:
-    return json.dumps({"__type": kind, "message": message}).encode()
+    body = {"__type": kind, "message": message}
+    if kind in ERROR_CODES:
+        body["errorCode"] = ERROR_CODES[kind]
+    return json.dumps(body).encode()
 
 
 def status_of(failure: DataSyncError) -> int:
