@@ -160,7 +160,7 @@ class AgentUpdate(_Model):
 
 class Tagging(_Model):
     """Tags given at creation, TagResource (Tags) or UntagResource (Keys), on an agent, a
-    location or a task."""
+    location, a task or a task execution."""
 
     ResourceArn: str
     Tags: list[TagListEntry] = []

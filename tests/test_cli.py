@@ -279,9 +279,14 @@ def test_tags_on_locations_tasks_and_executions(stack: Stack, workdir: Path) -> 
     assert tags(execution) == [{"Key": "run", "Value": "1"}]
     described = ok(stack, "describe-task", "--task-arn", task)
     assert described["CloudWatchLogGroupArn"].endswith("log-group:/ferry/tasks:*")
-    refused = run_cli(stack, "tag-resource", "--resource-arn", execution, "--tags", "Key=a")
+    # An execution's tags, given at its start, change as any resource's do.
+    ok(stack, "tag-resource", "--resource-arn", execution, "--tags", "Key=checked,Value=yes")
+    ok(stack, "untag-resource", "--resource-arn", execution, "--keys", "run")
+    assert tags(execution) == [{"Key": "checked", "Value": "yes"}]
+    gone = execution[:-17] + "0" * 17  # an execution of the task that never was
+    refused = run_cli(stack, "tag-resource", "--resource-arn", gone, "--tags", "Key=a")
     assert refused.returncode == 254
-    assert "given when it starts" in refused.stderr
+    assert "not found" in refused.stderr
 
 
 REQUIRED = {

@@ -472,7 +472,8 @@ class RegistryWorkflow:
         if task.Schedule is not None:  # first, so that a failure leaves the task as it was
             await self._apply_schedule(task.model_copy(update={"Schedule": None}))
         del self.state.tasks[task_arn]
-        self.state.tags.pop(task_arn, None)
+        for arn in [arn for arn in self.state.tags if task_arn_of(arn) == task_arn]:
+            del self.state.tags[arn]  # the task's, and its executions'
         self.state.failures.pop(task_arn, None)
 
     @delete_task.validator
@@ -501,12 +502,13 @@ class RegistryWorkflow:
 
     def _tagged(self, tagging: Tagging) -> list[TagListEntry]:
         arn = tagging.ResourceArn
+        # An execution's task is here; the execution itself the caller found (its workflow).
         if not any(
-            arn in kind for kind in (self.state.agents, self.state.locations, self.state.tasks)
+            task_arn_of(arn) in kind
+            for kind in (self.state.agents, self.state.locations, self.state.tasks)
         ):
             raise invalid_request(
-                f"ResourceArn: {arn} is not an agent, location or task of Ferry (the tags of a "
-                "task execution are given when it starts)."
+                f"ResourceArn: {arn} is not an agent, location, task or task execution of Ferry."
             )
         try:
             tags = merged(self.state.tags.get(arn, []), tagging.Tags)
@@ -530,6 +532,8 @@ class RegistryWorkflow:
         (queue.waiting if execution.queued else queue.running).append(admission)
         status = "QUEUED" if execution.queued else "LAUNCHING"
         self._starting.add(start.TaskExecutionArn)
+        if start.Tags:  # kept here, as every resource's are, so that TagResource can change them
+            self.state.tags[start.TaskExecutionArn] = start.Tags
         try:
             await workflow.start_child_workflow(
                 TaskExecutionWorkflow.run,
@@ -543,6 +547,7 @@ class RegistryWorkflow:
             )
         except Exception as error:
             # Not started: nothing may wait for it.
+            self.state.tags.pop(start.TaskExecutionArn, None)
             await self._finished(start.TaskExecutionArn)
             raise ApplicationError(
                 f"Task execution {start.TaskExecutionArn} could not be started: {error}",
