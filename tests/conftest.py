@@ -302,34 +302,49 @@ class Endpoint:
     access_key: str
     secret_key: str
     region: str = DEFAULT_REGION
+    verify: str | None = None  # HTTPS: the certificate (chain) to trust
 
     def client(self, service: str = "datasync", **config: Any) -> Any:
         import boto3
         import botocore.config
 
+        config.setdefault("retries", {"mode": "standard"})
         return boto3.client(
             service,
             endpoint_url=self.url,
             region_name=self.region,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
-            config=botocore.config.Config(retries={"mode": "standard"}, **config),
+            verify=self.verify,
+            config=botocore.config.Config(**config),
         )
 
 
-def start_endpoint(stack: Stack) -> tuple[Endpoint, Popen]:
-    """`ferry api` for `stack`, and a new access key."""
+def start_endpoint(
+    stack: Stack, *options: str, tls_cert: str | None = None
+) -> tuple[Endpoint, Popen]:
+    """`ferry api` for `stack` (`options` its flags beyond --port; `tls_cert`: serving HTTPS
+    with this certificate, given in `options`), and a new access key."""
     from helpers import wait_for_port
 
     port = free_port()
     log = open(stack.directory / "api.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
-        [FERRY, "api", "--port", str(port)], env=stack.env(), stdout=log, stderr=subprocess.STDOUT
+        [FERRY, "api", "--port", str(port), *options],
+        env=stack.env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     stack.services.append(process)  # stopped with the stack
     wait_for_port(port, process, "ferry api", timeout=30)
     key = json.loads(run_cli(stack, "create-access-key", check=True).stdout)["AccessKey"]
-    return Endpoint(f"http://127.0.0.1:{port}", key["AccessKeyId"], key["SecretAccessKey"]), process
+    scheme = "https" if tls_cert else "http"
+    return Endpoint(
+        f"{scheme}://127.0.0.1:{port}",
+        key["AccessKeyId"],
+        key["SecretAccessKey"],
+        verify=tls_cert,
+    ), process
 
 
 @pytest.fixture(scope="session")

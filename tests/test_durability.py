@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import FERRY, Popen, Stack, free_port
+from conftest import FERRY, Endpoint, Popen, Stack, free_port
 from helpers import (
     create_task,
     differences,
@@ -23,6 +23,7 @@ from helpers import (
     transfer_batches,
     until,
     wait,
+    wait_for_port,
     write,
 )
 
@@ -96,7 +97,7 @@ async def test_a_dead_pool_process_fails_only_its_batches_which_are_retried(
 
 async def test_stopping_and_restarting_ferry_dev_loses_nothing(workdir: Path) -> None:
     data = Path(tempfile.mkdtemp(prefix="ferry-dev-", dir="/tmp"))
-    port = free_port()
+    port, api_port = free_port(), free_port()
     env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{port}"}
     command = [
         FERRY,
@@ -108,7 +109,7 @@ async def test_stopping_and_restarting_ferry_dev_loses_nothing(workdir: Path) ->
         "--ui-port",
         str(free_port()),
         "--api-port",
-        str(free_port()),
+        str(api_port),
     ]
 
     def ferry_dev() -> subprocess.Popen[bytes]:
@@ -154,6 +155,13 @@ async def test_stopping_and_restarting_ferry_dev_loses_nothing(workdir: Path) ->
         assert cli("describe-task", "--task-arn", task)["SourceLocationArn"] == source_arn
         listed = cli("list-locations")["Locations"]
         assert {source_arn, destination_arn} <= {entry["LocationArn"] for entry in listed}
+        # Its DataSync endpoint answers boto3 with what was made before the restart.
+        wait_for_port(api_port, process, "ferry dev's DataSync endpoint", timeout=30)
+        key = cli("create-access-key")["AccessKey"]
+        api = Endpoint(f"http://127.0.0.1:{api_port}", key["AccessKeyId"], key["SecretAccessKey"])
+        datasync = api.client()
+        assert datasync.describe_task(TaskArn=task)["SourceLocationArn"] == source_arn
+        assert datasync.describe_task_execution(TaskExecutionArn=arn)["Status"] == "SUCCESS"
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
