@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import json
 import os
 import re
@@ -57,6 +58,11 @@ T = TypeVar("T")
 L = TypeVar("L", bound=LocationBase)
 Response = dict[str, Any]
 QUERY_TIMEOUT = timedelta(seconds=10)
+# The registry's Updates and Queries one process has in flight: Temporal allows 10 Updates of one
+# workflow in flight, and holds few Queries while it works (bench/endpoint.py: fewer errors and
+# shorter waits with one at a time than with four).
+REGISTRY_WRITES = 8
+REGISTRY_READS = 1
 
 
 class Operations:
@@ -74,6 +80,10 @@ class Operations:
                 "twelve digits."
             )
         self._worker_seen = False
+        # What this process has in flight on the registry: see _update and _query.
+        self._writing = asyncio.Semaphore(REGISTRY_WRITES)
+        self._reading = asyncio.Semaphore(REGISTRY_READS)
+        self._next_reads: dict[tuple[Any, ...], asyncio.Task[Any]] = {}
 
     async def call(self, operation: str, request: dict[str, Any]) -> Response:
         """Run an operation by its DataSync name (`CreateTask`), or one of Ferry's own."""
@@ -119,7 +129,12 @@ class Operations:
         raise InvalidRequestException(missing("TaskArn", "task", arn))
 
     async def _update(self, update: str, *args: Any) -> Any:
-        """An Update on the registry, which is started by the first one."""
+        """An Update on the registry, which is started by the first one; REGISTRY_WRITES at once
+        from this process, as Temporal refuses more than 10 in flight on one workflow."""
+        async with self._writing:
+            return await self._update_now(update, *args)
+
+    async def _update_now(self, update: str, *args: Any) -> Any:
         await self._require_worker()
         start = WithStartWorkflowOperation(
             REGISTRY_WORKFLOW,
@@ -138,17 +153,48 @@ class Operations:
             raise unreachable(self.client, error) from None
 
     async def _query(self, query: str, result_type: type[T], *args: Any) -> T:
-        """A Query on the registry; what it holds when nothing was ever created is empty."""
+        """A Query on the registry; what it holds when nothing was ever created is empty.
+
+        Temporal holds few queries of one workflow while it works (more are refused: "consistent
+        query buffer is full"), and every read of Ferry's is one of the registry: so this
+        process runs REGISTRY_READS at once, and those who ask for the same while one waits its
+        turn share it. The query they share starts after they asked: a read sees every write
+        answered before it."""
+        key = (query, result_type, *args)
+        shared = self._next_reads.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(self._query_in_turn(key, query, result_type, *args))
+            self._next_reads[key] = shared
+        result = await asyncio.shield(shared)
+        return copy.copy(result)  # a list of one's own
+
+    async def _query_in_turn(
+        self, key: tuple[Any, ...], query: str, result_type: type[T], *args: Any
+    ) -> T:
+        async with self._reading:
+            del self._next_reads[key]  # who asks from now on waits for a query begun later
+            return await self._query_now(query, result_type, *args)
+
+    async def _query_now(self, query: str, result_type: type[T], *args: Any) -> T:
         handle = self.client.get_workflow_handle(REGISTRY_WORKFLOW_ID)
-        try:
-            return await handle.query(
-                query, args=args, result_type=result_type, rpc_timeout=QUERY_TIMEOUT
-            )
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return result_type()  # type: ignore[call-arg]
-            await self._require_worker()
-            raise unreachable(self.client, error) from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + QUERY_TIMEOUT.total_seconds()
+        pause = 0.1
+        while True:
+            try:
+                return await handle.query(
+                    query, args=args, result_type=result_type, rpc_timeout=QUERY_TIMEOUT
+                )
+            except RPCError as error:
+                if error.status == RPCStatusCode.NOT_FOUND:
+                    return result_type()  # type: ignore[call-arg]
+                # Other processes' queries filled the workflow's buffer: a read may wait its turn.
+                if error.status == RPCStatusCode.RESOURCE_EXHAUSTED and loop.time() < deadline:
+                    await asyncio.sleep(pause)
+                    pause = min(2 * pause, 1.0)
+                    continue
+                await self._require_worker()
+                raise unreachable(self.client, error) from None
 
     async def _require_worker(self, patience: float = 5.0) -> None:
         """Fail fast, and say why, when no worker would take the request (allowing one that
