@@ -7,8 +7,6 @@ limits a client meets, HTTPS, and an agent's activation port."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import json
 import os
 import socket
@@ -38,7 +36,7 @@ from conftest import (
     run_cli,
     start_endpoint,
 )
-from helpers import empty_folder, free_port, until, wait_for_port, write
+from helpers import empty_folder, free_port, self_signed, until, wait_for_port, write
 from nfs_server import NfsServer
 from smb_server import SmbServer
 from webhdfs_server import HdfsCluster
@@ -94,6 +92,11 @@ def made(response: urllib3.BaseHTTPResponse) -> dict[str, Any]:
     return dict(response.json())
 
 
+def created(endpoint: Endpoint, operation: str, fields: dict[str, Any]) -> str:
+    """The ARN of a location made by a raw request that must succeed."""
+    return str(made(raw(endpoint, operation, fields))["LocationArn"])
+
+
 def error_of(response: urllib3.BaseHTTPResponse) -> tuple[int, str, str]:
     body = response.json()
     return response.status, body["__type"], body["message"]
@@ -112,6 +115,13 @@ def refused(call: Callable[..., Any], **request: Any) -> dict[str, Any]:
     with pytest.raises(ClientError) as error:
         call(**request)
     return dict(error.value.response)
+
+
+def as_sent(described: dict[str, Any], sent: dict[str, Any], *but: str) -> bool:
+    """Whether a Describe* shows every field of a request as sent, but those named (shown in
+    another form: a subdirectory in LocationUri)."""
+    fields = [name for name in sent if name not in but]
+    return {name: described.get(name) for name in fields} == {name: sent[name] for name in fields}
 
 
 def security_groups(region: str) -> list[str]:
@@ -307,20 +317,18 @@ def test_an_nfs_location_round_trips(
         os.makedirs(os.path.join(nfs_server.export_dir, name, folder))
     root = f"{nfs_server.pseudo_path}/{name}"
     # On a port of its own: ServerPort is beyond DataSync, in the same JSON.
-    arn = made(
-        raw(
-            endpoint,
-            "CreateLocationNfs",
-            {
-                "ServerHostname": "127.0.0.1",
-                "ServerPort": nfs_server.port,
-                "Subdirectory": f"{root}/first",
-                "OnPremConfig": {"AgentArns": [agent]},
-                "MountOptions": {"Version": "NFS4_0"},
-                "Tags": [{"Key": "kind", "Value": "nfs"}],
-            },
-        )
-    )["LocationArn"]
+    arn = created(
+        endpoint,
+        "CreateLocationNfs",
+        {
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": nfs_server.port,
+            "Subdirectory": f"{root}/first",
+            "OnPremConfig": {"AgentArns": [agent]},
+            "MountOptions": {"Version": "NFS4_0"},
+            "Tags": [{"Key": "kind", "Value": "nfs"}],
+        },
+    )
     described = datasync.describe_location_nfs(LocationArn=arn)
     assert described["LocationUri"] == f"nfs://127.0.0.1{root}/first/"
     assert described["MountOptions"] == {"Version": "NFS4_0"}
@@ -349,21 +357,19 @@ def test_an_smb_location_round_trips(
     name = f"endpoint-{uuid.uuid4().hex[:8]}"
     for folder in ("first", "second"):
         os.makedirs(os.path.join(smb_server.share_dir, name, folder))
-    arn = made(
-        raw(
-            endpoint,
-            "CreateLocationSmb",
-            {
-                "ServerHostname": "127.0.0.1",
-                "ServerPort": smb_server.port,  # beyond DataSync
-                "Subdirectory": smb_server.subdirectory(inside=f"{name}/first"),
-                "User": smb_server.user,
-                "Password": smb_server.password,
-                "AgentArns": [agent],
-                "MountOptions": {"Version": "SMB3"},
-            },
-        )
-    )["LocationArn"]
+    arn = created(
+        endpoint,
+        "CreateLocationSmb",
+        {
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": smb_server.port,  # beyond DataSync
+            "Subdirectory": smb_server.subdirectory(inside=f"{name}/first"),
+            "User": smb_server.user,
+            "Password": smb_server.password,
+            "AgentArns": [agent],
+            "MountOptions": {"Version": "SMB3"},
+        },
+    )
 
     datasync.update_location_smb(
         LocationArn=arn,
@@ -401,9 +407,7 @@ def test_an_hdfs_location_round_trips(datasync: Any, agent: str, workdir: Path) 
         }
         arn = datasync.create_location_hdfs(**first)["LocationArn"]
         described = datasync.describe_location_hdfs(LocationArn=arn)
-        assert {k: described[k] for k in first if k != "Subdirectory"} == {
-            k: v for k, v in first.items() if k != "Subdirectory"
-        }
+        assert as_sent(described, first, "Subdirectory")
         assert described["LocationUri"] == f"hdfs://127.0.0.1:{nodes[0]['Port']}/lake/"
 
         second = {
@@ -421,9 +425,7 @@ def test_an_hdfs_location_round_trips(datasync: Any, agent: str, workdir: Path) 
         }
         datasync.update_location_hdfs(LocationArn=arn, **second)
         described = datasync.describe_location_hdfs(LocationArn=arn)
-    assert {k: described[k] for k in second if k != "Subdirectory"} == {
-        k: v for k, v in second.items() if k != "Subdirectory"
-    }
+    assert as_sent(described, second, "Subdirectory")
     assert described["LocationUri"] == f"hdfs://127.0.0.1:{nodes[0]['Port']}/lake/raw/"
     assert described["KmsKeyProviderUri"] == first["KmsKeyProviderUri"]  # kept
 
@@ -460,17 +462,15 @@ async def test_an_s3_location_round_trips(
     assert described["S3Config"] == {"BucketAccessRoleArn": role}
 
     # Beyond DataSync, in the same JSON: the S3-compatible service, and folder markers.
-    other = made(
-        raw(
-            endpoint,
-            "CreateLocationS3",
-            {
-                "S3BucketArn": f"arn:aws:s3:::{bucket}",
-                "EndpointUrl": moto_s3.endpoint,
-                "FolderMarkers": "DISABLED",
-            },
-        )
-    )["LocationArn"]
+    other = created(
+        endpoint,
+        "CreateLocationS3",
+        {
+            "S3BucketArn": f"arn:aws:s3:::{bucket}",
+            "EndpointUrl": moto_s3.endpoint,
+            "FolderMarkers": "DISABLED",
+        },
+    )
     shown = made(raw(endpoint, "DescribeLocationS3", {"LocationArn": other}))
     assert (shown["EndpointUrl"], shown["FolderMarkers"]) == (moto_s3.endpoint, "DISABLED")
     assert datasync.describe_location_s3(LocationArn=other)["LocationUri"] == f"s3://{bucket}/"
@@ -488,22 +488,20 @@ def test_an_efs_location_round_trips(
     }
     role = f"arn:aws:iam::{ACCOUNT}:role/efs-access"
     # The file system's address and port (beyond DataSync) name the session's NFS server.
-    arn = made(
-        raw(
-            endpoint,
-            "CreateLocationEfs",
-            {
-                "EfsFilesystemArn": f"arn:aws:elasticfilesystem:{region}:{ACCOUNT}:"
-                "file-system/fs-0123456789abcdef0",
-                "Subdirectory": f"{nfs_server.pseudo_path}/{name}/",
-                "Ec2Config": ec2,
-                "FileSystemAccessRoleArn": role,
-                "InTransitEncryption": "NONE",
-                "ServerHostname": "127.0.0.1",
-                "ServerPort": nfs_server.port,
-            },
-        )
-    )["LocationArn"]
+    arn = created(
+        endpoint,
+        "CreateLocationEfs",
+        {
+            "EfsFilesystemArn": f"arn:aws:elasticfilesystem:{region}:{ACCOUNT}:"
+            "file-system/fs-0123456789abcdef0",
+            "Subdirectory": f"{nfs_server.pseudo_path}/{name}/",
+            "Ec2Config": ec2,
+            "FileSystemAccessRoleArn": role,
+            "InTransitEncryption": "NONE",
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": nfs_server.port,
+        },
+    )
     described = datasync.describe_location_efs(LocationArn=arn)
     host = f"efs://{region}.fs-0123456789abcdef0"
     assert described["LocationUri"] == f"{host}{nfs_server.pseudo_path}/{name}/"
@@ -541,49 +539,43 @@ def test_fsx_locations_round_trip(
 
     # Each on the session's servers, named by ServerHostname and ServerPort (beyond DataSync).
     os.makedirs(os.path.join(nfs_server.fsx_dir, name, "inner"))
-    zfs = made(
-        raw(
-            endpoint,
-            "CreateLocationFsxOpenZfs",
-            {
-                "FsxFilesystemArn": file_system(1),
-                "Protocol": {"NFS": {"MountOptions": {"Version": "NFS4_1"}}},
-                "SecurityGroupArns": groups,
-                "Subdirectory": f"/fsx/{name}",
-                "ServerHostname": "127.0.0.1",
-                "ServerPort": nfs_server.port,
-            },
-        )
-    )["LocationArn"]
+    zfs = created(
+        endpoint,
+        "CreateLocationFsxOpenZfs",
+        {
+            "FsxFilesystemArn": file_system(1),
+            "Protocol": {"NFS": {"MountOptions": {"Version": "NFS4_1"}}},
+            "SecurityGroupArns": groups,
+            "Subdirectory": f"/fsx/{name}",
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": nfs_server.port,
+        },
+    )
     os.makedirs(os.path.join(smb_server.share_dir, name, "inner"))
-    windows = made(
-        raw(
-            endpoint,
-            "CreateLocationFsxWindows",
-            {
-                "FsxFilesystemArn": file_system(2),
-                "SecurityGroupArns": groups,
-                "User": smb_server.user,
-                "Password": smb_server.password,
-                "Subdirectory": f"/{smb_server.share}/{name}",
-                "ServerHostname": "127.0.0.1",
-                "ServerPort": smb_server.port,
-            },
-        )
-    )["LocationArn"]
+    windows = created(
+        endpoint,
+        "CreateLocationFsxWindows",
+        {
+            "FsxFilesystemArn": file_system(2),
+            "SecurityGroupArns": groups,
+            "User": smb_server.user,
+            "Password": smb_server.password,
+            "Subdirectory": f"/{smb_server.share}/{name}",
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": smb_server.port,
+        },
+    )
     (workdir / name / "inner").mkdir(parents=True)
-    lustre = made(
-        raw(
-            endpoint,
-            "CreateLocationFsxLustre",
-            {
-                "FsxFilesystemArn": file_system(3),
-                "SecurityGroupArns": groups,
-                "Subdirectory": f"/{name}/",
-                "MountPath": str(workdir),  # where the worker's host mounts it (beyond DataSync)
-            },
-        )
-    )["LocationArn"]
+    lustre = created(
+        endpoint,
+        "CreateLocationFsxLustre",
+        {
+            "FsxFilesystemArn": file_system(3),
+            "SecurityGroupArns": groups,
+            "Subdirectory": f"/{name}/",
+            "MountPath": str(workdir),  # where the worker's host mounts it (beyond DataSync)
+        },
+    )
 
     described = datasync.describe_location_fsx_open_zfs(LocationArn=zfs)
     assert described["LocationUri"] == f"fsxz://{region}.fs-0123456789abcdef/fsx/{name}/"
@@ -624,13 +616,11 @@ def test_fsx_locations_round_trip(
 def test_ferrys_own_location_type_is_served_in_the_same_json(
     endpoint: Endpoint, datasync: Any, workdir: Path
 ) -> None:
-    arn = made(
-        raw(
-            endpoint,
-            "CreateLocationLocal",
-            {"Path": str(workdir), "Tags": [{"Key": "kind", "Value": "local"}]},
-        )
-    )["LocationArn"]
+    arn = created(
+        endpoint,
+        "CreateLocationLocal",
+        {"Path": str(workdir), "Tags": [{"Key": "kind", "Value": "local"}]},
+    )
     shown = made(raw(endpoint, "DescribeLocationLocal", {"LocationArn": arn}))
     assert (shown["Path"], shown["LocationUri"]) == (str(workdir), f"local://{workdir}/")
     mine = {"Name": "LocationUri", "Values": [f"local://{workdir}/"], "Operator": "Equals"}
@@ -722,9 +712,7 @@ async def test_describe_task_returns_every_option_exactly_as_set(
     )["TaskArn"]
     described = datasync.describe_task(TaskArn=task)
     assert described["Status"] == "AVAILABLE"
-    assert {k: described[k] for k in first if k != "Schedule"} == {
-        k: v for k, v in first.items() if k != "Schedule"
-    }
+    assert as_sent(described, first, "Schedule")
     assert described["Schedule"]["ScheduleExpression"] == "cron(0 2 ? * MON-FRI *)"
     assert (described["SourceLocationArn"], described["DestinationLocationArn"]) == (
         source,
@@ -740,9 +728,7 @@ async def test_describe_task_returns_every_option_exactly_as_set(
     }
     datasync.update_task(TaskArn=task, **second)
     described = datasync.describe_task(TaskArn=task)
-    assert {k: described[k] for k in ("Name", "Options", "Excludes", "Includes")} == {
-        k: second[k] for k in ("Name", "Options", "Excludes", "Includes")
-    }
+    assert as_sent(described, second, "Schedule")
     assert described["Schedule"]["ScheduleExpression"] == "rate(12 hours)"
     assert described["CloudWatchLogGroupArn"] == logs  # not given: unchanged
 
@@ -870,9 +856,9 @@ async def test_tags_on_agents_locations_tasks_and_executions(
     given = [{"Key": "team", "Value": "data"}, {"Key": "cost", "Value": "lab"}]
     agent = await offline_agent(datasync, ferry, "tagged", team="data", cost="lab")
     write(workdir / "source" / "a.txt", "a")
-    location = made(
-        raw(endpoint, "CreateLocationLocal", {"Path": str(workdir / "source"), "Tags": given})
-    )["LocationArn"]
+    location = created(
+        endpoint, "CreateLocationLocal", {"Path": str(workdir / "source"), "Tags": given}
+    )
     (destination,) = await local_locations(ferry, workdir, "destination")
     task = datasync.create_task(
         SourceLocationArn=location, DestinationLocationArn=destination, Tags=given
@@ -1200,45 +1186,8 @@ async def test_the_limits_a_client_meets(endpoint: Endpoint, ferry: Ferry) -> No
         await served.stop()
 
 
-def self_signed(folder: Path) -> tuple[str, str]:
-    """A certificate for 127.0.0.1, signed by its own key: (certificate, key) files."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ferry-endpoint")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = folder / "endpoint.pem", folder / "endpoint.key"
-    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
-
-
 def test_ferry_api_serves_https_with_its_certificate(stack: Stack, workdir: Path) -> None:
-    cert, key = self_signed(workdir)
+    cert, key = map(str, self_signed(workdir))
     served, _ = start_endpoint(stack, "--tls-cert", cert, "--tls-key", key, tls_cert=cert)
 
     assert served.url.startswith("https://")

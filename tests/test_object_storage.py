@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
-import ipaddress
 import json
 import os
 import signal
@@ -23,11 +22,7 @@ from conftest import (
     free_port,
     start_rclone_s3,
 )
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from helpers import differences, empty_folder, run, start, until, wait, write
+from helpers import differences, empty_folder, run, self_signed, start, until, wait, write
 
 from api import Ferry
 from api.client import connect
@@ -454,38 +449,6 @@ async def test_a_bucket_gone_before_launch_fails_in_launching(
     assert "the bucket does not exist" in result["Result"]["ErrorDetail"]
     assert result["Result"]["PrepareStatus"] == "PENDING"
     assert bucket not in [b["Name"] for b in moto_s3.client().list_buckets()["Buckets"]]
-
-
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 that no system trusts, and its key (a private CA's)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ferry test CA")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    certificate_path, key_path = folder / "server.pem", folder / "server.key"
-    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return certificate_path, key_path
 
 
 def test_part_sizes_keep_any_file_within_ten_thousand_parts() -> None:
