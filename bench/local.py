@@ -115,16 +115,23 @@ def free_port() -> int:
 
 
 class FerryStack:
-    """`ferry dev` on free ports, and a client of it."""
+    """`ferry dev` on free ports (its DataSync endpoint at `api_url`), and a client of it."""
 
     def __init__(self, data: Path, **env: str) -> None:
         """`env`: more of `ferry dev`'s environment (its staging store, say)."""
-        self.port = free_port()
+        self.port, api_port = free_port(), free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, "TEMPORAL_ADDRESS": self.address, **env}
+        self.api_url = f"http://127.0.0.1:{api_port}"
+        self.env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": self.address,
+            "FERRY_DATA_DIR": str(data),
+            **env,
+        }
         log = open(data / "ferry-dev.log", "ab")  # noqa: SIM115
+        command = [FERRY, "dev", "--data-dir", str(data), "--port", str(self.port), "--headless"]
         self.process = subprocess.Popen(
-            [FERRY, "dev", "--data-dir", str(data), "--port", str(self.port), "--headless"],
+            [*command, "--api-port", str(api_port)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

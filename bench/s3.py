@@ -74,6 +74,17 @@ class Server:
         client.create_bucket(Bucket=name)
         return name
 
+    def location(self, bucket: str) -> dict[str, Any]:
+        """An object storage location's fields for `bucket` of this server."""
+        return {
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": self.port,
+            "ServerProtocol": "HTTP",
+            "BucketName": bucket,
+            "AccessKey": ACCESS_KEY,
+            "SecretKey": SECRET_KEY,
+        }
+
     def command(self, tool: str, source: Path, bucket: str) -> list[str]:
         if tool == "aws":
             return [
@@ -111,15 +122,7 @@ async def ferry_task(
     ferry = stack.ferry
     source_arn = (await ferry.create_location_local({"Path": str(source)}))["LocationArn"]
     destination = await ferry.create_location_object_storage(
-        {
-            "ServerHostname": "127.0.0.1",
-            "ServerPort": server.port,
-            "ServerProtocol": "HTTP",
-            "BucketName": bucket,
-            "AccessKey": ACCESS_KEY,
-            "SecretKey": SECRET_KEY,
-            "FolderMarkers": "DISABLED",
-        }
+        {**server.location(bucket), "FolderMarkers": "DISABLED"}
     )
     created = await ferry.create_task(
         {
