@@ -124,7 +124,17 @@ class FerryStack:
         self.env = {**os.environ, "TEMPORAL_ADDRESS": self.address, **env}
         log = open(data / "ferry-dev.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [FERRY, "dev", "--data-dir", str(data), "--port", str(self.port), "--headless"],
+            # No DataSync endpoint: its port is one, and two stacks may run side by side.
+            [
+                FERRY,
+                "dev",
+                "--data-dir",
+                str(data),
+                "--port",
+                str(self.port),
+                "--headless",
+                "--no-api",
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
