@@ -26,6 +26,7 @@ from activities.storage.base import Storage, describe_error
 from models.execution import ISSUES_PER_BATCH, BatchRef, BatchResult, Counters, FileIssue
 from models.locations import Location
 from models.reports import Category
+from models.staging import StagingTraffic
 
 log = logging.getLogger("ferry.transfer")
 
@@ -91,7 +92,11 @@ class BatchRun:
         contents before their folder). `of_results`: run over the result log of the batch
         instead of its plan (ONLY_FILES_TRANSFERRED verification). `limiter`: follows the share of
         the execution's bandwidth limit that the activity passes on. `parallel`: rows worked on
-        at once."""
+        at once. `store`: a view of the staging store of this attempt's own, which counts what
+        it asks (with what the attempts before it asked, as far as their checkpoints say)."""
+        control.started()
+        self.store = store
+        self.traffic = StagingTraffic(**checkpoint.get("staging_traffic", {}))
         self.ref = ref
         self.arn = ref.execution_arn
         self.control = control
@@ -108,7 +113,13 @@ class BatchRun:
         )
         self.events = Events(store, ref.execution_arn, ref.options.LogLevel, report)
         where = store.result_key if of_results else store.batch_key
-        self.rows: list[Any] = list(store.rows(where(ref.execution_id, ref.step, ref.index)))
+        self.rows: list[Any] = list(
+            store.rows(
+                where(ref.execution_id, ref.step, ref.index),
+                sealed=bool(ref.staging_url),  # written by a Ferry that ends batches with a count
+                written_to=ref.staging_url,
+            )
+        )
         if reverse:
             self.rows.reverse()
         # An attempt after one that may have done rows it did not checkpoint.
@@ -148,12 +159,19 @@ class BatchRun:
                 if position in self._done:
                     continue
                 self.tick()
+                self.control.guard()
                 handle(self.rows[position])
             self.next = len(self.rows)
+        self.control.guard()
         if self.results is not None:
             self.results.publish()
         self.events.publish()
-        return BatchResult(counters=self.counters, issues=self.issues)
+        return BatchResult(
+            counters=self.counters, issues=self.issues, staging_traffic=self._traffic()
+        )
+
+    def _traffic(self) -> StagingTraffic:
+        return self.traffic.plus(self.store.traffic)
 
     def _run_parallel(self, handle: Callable[[Any], None]) -> None:
         """Up to `parallel` rows at once, started in order; a failure or a stop lets the rows
@@ -195,6 +213,7 @@ class BatchRun:
         """One row, in a thread of its own; what it did joins the batch's when it is done."""
         tally = self._local.tally = _Tally()
         try:
+            self.control.guard()
             handle(self.rows[index])
         finally:
             self._local.tally = None
@@ -279,7 +298,9 @@ class BatchRun:
 
     def checkpoint(self, *, failed: bool = False) -> None:
         """Where this attempt got to, for the next one, on whichever host: what the rows done
-        so far wrote goes to the staging store first, and the checkpoint names it."""
+        so far wrote goes to the staging store first, and the checkpoint names it. A lost
+        attempt writes none: its retry may have begun from the last one."""
+        self.control.guard()
         with self._lock:
             state = {
                 "next": self.next,
@@ -291,8 +312,9 @@ class BatchRun:
                 "counters": self.counters.model_dump(),
                 "issues": [issue.model_dump() for issue in self.issues],
                 "partial_bytes": sum(self._partial.values()),
+                "staging_traffic": self._traffic().model_dump(),
             }
-        self.control.checkpoint(state)
+        self.control.checkpoint(state, self.store)
 
     def record(self, row: list[Any]) -> None:
         """What a row wrote, for verification (kept only when the batch keeps results)."""

@@ -21,10 +21,11 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.events import Events, notice_line, report_step
+from activities.lease import Background, Lease
 from activities.pool import Control, WorkPool
 from activities.preparing import BYTES_PER_BATCH, FILES_PER_BATCH, plan
 from activities.reports import write_report
-from activities.staging import StagingStore
+from activities.staging import StagingMissing, StagingStore
 from activities.storage import open_storage
 from activities.storage.base import FILE, StorageError, describe_error, is_transient
 from activities.transferring import transfer_batch
@@ -41,6 +42,7 @@ from models.execution import (
 )
 from models.locations import Location
 from models.reports import ReportResult
+from models.staging import StagingTraffic
 from models.temporal import (
     CLEAN_UP_EXECUTION,
     LAUNCH_EXECUTION,
@@ -61,6 +63,10 @@ def storage_failures(what: str) -> Iterator[None]:
     that ends the execution with an ErrorCode and a readable ErrorDetail."""
     try:
         yield
+    except StagingMissing as error:
+        raise ApplicationError(
+            f"{what}: {error}", type=ErrorCode.STAGING_UNAVAILABLE, non_retryable=True
+        ) from error
     except StorageError as error:
         raise ApplicationError(
             f"{what}: {error}",
@@ -76,11 +82,13 @@ def storage_failures(what: str) -> Iterator[None]:
 
 class _Pulse:
     """Heartbeats a listing activity at most once a second, however often it is called; a
-    cancel or a worker shutdown ends the activity there."""
+    cancel, a worker shutdown or a lost lease (its heartbeats no longer reach Temporal, which
+    starts PREPARING again elsewhere) ends the activity there."""
 
-    def __init__(self) -> None:
+    def __init__(self, lease: Lease) -> None:
         self.beats = 0
         self._last = 0.0
+        self.lease = lease
 
     def __call__(self) -> None:
         self.beats += 1
@@ -89,6 +97,17 @@ class _Pulse:
             return
         self._last = now
         activity.heartbeat(self.beats)
+        self.lease.renew(self.beats)
+        if self.lease.lost:
+            log.warning(
+                "%s: no heartbeat has reached Temporal for %.1f s: stopped, as it may run "
+                "again elsewhere",
+                activity.info().workflow_id,
+                self.lease.unanswered,
+            )
+            raise ApplicationError(
+                "the attempt's heartbeats did not reach Temporal: it stopped", type="HeartbeatLost"
+            )
         if activity.is_cancelled():
             raise CancelledError("task execution cancelled")
         if activity.is_worker_shutdown():
@@ -105,29 +124,27 @@ class BandwidthShare:
 
     def __init__(self, client: Client, loop: asyncio.AbstractEventLoop, workflow_id: str):
         self.handle = client.get_workflow_handle(workflow_id)
-        self.loop = loop
-        self._asking: concurrent.futures.Future[int] | None = None
+        self._asking = Background(loop)
 
     def __call__(self) -> int | None:
         """The share that came since the last call, in bytes per second (-1: no limit), or
         None; then asks again."""
         answer = None
-        if self._asking is not None and self._asking.done():
+        if (asked := self._asking.finished()) is not None:
             try:
-                answer = self._asking.result()
+                answer = asked.result()
             except Exception as error:  # an unanswered query only delays a change of limit
                 log.debug("bandwidth share of %s not known now: %s", self.handle.id, error)
-            self._asking = None
-        if self._asking is None:
-            query = self.handle.query(
-                "bandwidth_share", result_type=int, rpc_timeout=timedelta(seconds=5)
+        if not self._asking.busy:
+            self._asking.start(
+                self.handle.query(
+                    "bandwidth_share", result_type=int, rpc_timeout=timedelta(seconds=5)
+                )
             )
-            self._asking = asyncio.run_coroutine_threadsafe(query, self.loop)
         return answer
 
     def close(self) -> None:
-        if self._asking is not None:
-            self._asking.cancel()
+        self._asking.close()
 
 
 class _Announcer:
@@ -216,10 +233,12 @@ class ExecutionActivities:
         execution's count of PREPARING attempts, which tags the announcements."""
         execution_id = execution.execution_id
         first = first or {}
+        store = self.store.counted()
         for step in TRANSFER_STEPS:
-            self.store.clear(execution_id, step, first.get(step, 0))
+            store.clear(execution_id, step, first.get(step, 0))
+        lease = Lease(self.client, self.loop)
         with (
-            self._events(execution, "prepare") as events,
+            self._events(store, execution, "prepare") as events,
             storage_failures("PREPARING"),
             _Announcer(self, execution, attempt) as announcer,
         ):
@@ -228,17 +247,23 @@ class ExecutionActivities:
                 log.warning("%s: skipped /%s: %s", execution.TaskExecutionArn, path, reason)
                 events.record("Skipped", path, Reason=reason)
 
-            summary, stale, problems = plan(
-                self.store,
-                self.pool,
-                execution,
-                _Pulse(),
-                files_per_batch=self.files_per_batch,
-                bytes_per_batch=self.bytes_per_batch,
-                first=first,
-                announce=None if execution.DryRun else announcer.announce,
-                skipped=skipped,
-            )
+            def announce(progress: PlanSummary) -> None:
+                announcer.announce(progress.model_copy(update={"staging_url": store.url}))
+
+            try:
+                summary, stale, problems = plan(
+                    store,
+                    self.pool,
+                    execution,
+                    _Pulse(lease),
+                    files_per_batch=self.files_per_batch,
+                    bytes_per_batch=self.bytes_per_batch,
+                    first=first,
+                    announce=None if execution.DryRun else announce,
+                    skipped=skipped,
+                )
+            finally:
+                lease.close()
             for problem in problems:  # unreadable: skipped
                 events.record(
                     "Skipped", problem.path, failed=True, ErrorCode=problem.kind,
@@ -259,7 +284,9 @@ class ExecutionActivities:
             summary.EstimatedBytesToTransfer,
             summary.EstimatedFilesToDelete,
         )
-        return summary
+        return summary.model_copy(
+            update={"staging_url": store.url, "staging_traffic": store.traffic}
+        )
 
     @activity.defn(name=TRANSFER_BATCH)
     def transfer_batch(self, ref: BatchRef) -> BatchResult:
@@ -273,9 +300,18 @@ class ExecutionActivities:
 
     @activity.defn(name=PREPARE_VERIFICATION)
     def prepare_verification(self, execution: ExecutionInput) -> VerifyPlan:
-        self.store.clear(execution.execution_id, "verify")
-        with storage_failures("VERIFYING"), self._events(execution, "verify-prepare") as events:
-            return prepare_verification(self.store, self.pool, execution, _Pulse(), events)
+        store = self.store.counted()
+        store.clear(execution.execution_id, "verify")
+        lease = Lease(self.client, self.loop)
+        try:
+            with (
+                storage_failures("VERIFYING"),
+                self._events(store, execution, "verify-prepare") as events,
+            ):
+                found = prepare_verification(store, self.pool, execution, _Pulse(lease), events)
+        finally:
+            lease.close()
+        return found.model_copy(update={"staging_url": store.url, "staging_traffic": store.traffic})
 
     @activity.defn(name=VERIFY_BATCH)
     def verify_batch(self, ref: BatchRef) -> BatchResult:
@@ -289,28 +325,32 @@ class ExecutionActivities:
     def write_task_report(self, execution: ExecutionInput, summary: dict[str, Any]) -> ReportResult:
         """The task report, into the location the task names; its failure fails only the
         report (ReportResult), never the execution."""
+        store = self.store.counted()
         try:
-            where = write_report(self.store, execution, summary)
-        except (OSError, StorageError) as error:
+            where = write_report(store, execution, summary)
+        except (OSError, StorageError, StagingMissing) as error:
             detail = describe_error(error) if isinstance(error, OSError) else str(error)
             return ReportResult(
                 Status="ERROR",
                 ErrorCode=ErrorCode.STORAGE_ERROR,
                 ErrorDetail=f"The task report could not be written: {detail}",
+                staging_traffic=store.traffic,
             )
         log.info("%s: task report in %s", execution.TaskExecutionArn, where)
-        return ReportResult(Status="SUCCESS")
+        return ReportResult(Status="SUCCESS", staging_traffic=store.traffic)
 
     @contextlib.contextmanager
-    def _events(self, execution: ExecutionInput, step: str) -> Iterator[Events]:
+    def _events(
+        self, store: StagingStore, execution: ExecutionInput, step: str
+    ) -> Iterator[Events]:
         """Events of an activity that runs once per execution (a retry starts it over, and
         publishes its report rows in place of the last attempt's)."""
         report = (
-            self.store.results(execution.execution_id, report_step(step), 0)
+            store.results(execution.execution_id, report_step(step), 0)
             if execution.detailed_report
             else None
         )
-        events = Events(self.store, execution.TaskExecutionArn, execution.Options.LogLevel, report)
+        events = Events(store, execution.TaskExecutionArn, execution.Options.LogLevel, report)
         try:
             yield events
         except BaseException:
@@ -319,8 +359,10 @@ class ExecutionActivities:
         events.publish()
 
     @activity.defn(name=CLEAN_UP_EXECUTION)
-    def clean_up(self, execution_id: str) -> None:
-        self.store.remove(execution_id)
+    def clean_up(self, execution_id: str) -> StagingTraffic:
+        store = self.store.counted()
+        store.remove(execution_id)
+        return store.traffic
 
     def _batch(
         self,
@@ -331,14 +373,14 @@ class ExecutionActivities:
     ) -> BatchResult:
         """Run one batch in the pool, resuming from the last attempt's checkpoint."""
         details = activity.info().heartbeat_details
+        store = self.store.counted()  # what this side asks; the pool process counts its own
         control = Control(
             self.scratch,
             f"{ref.execution_id}-{phase}-{ref.step}-{ref.index}",
-            self.store.url,
-            self.store.checkpoint_key(ref.execution_id, ref.step, ref.index, phase),
+            store.checkpoint_key(ref.execution_id, ref.step, ref.index, phase),
         )
         info = activity.info()
-        checkpoint = control.saved() or (
+        checkpoint = control.saved(store) or (
             details[0] if details and isinstance(details[0], dict) else {}
         )
         if info.attempt > 1 and not checkpoint:
@@ -355,11 +397,16 @@ class ExecutionActivities:
             },
         ) as span:
             started = time.monotonic()
-            with storage_failures(phase):
-                result = self.pool.run_batch(
-                    function, control, checkpoint, self.store.url, ref, share=share
-                )
-            control.discard()  # done: no later attempt will look for its checkpoint
+            lease = Lease(self.client, self.loop)
+            try:
+                with storage_failures(phase):
+                    result = self.pool.run_batch(
+                        function, control, checkpoint, store.url, ref, share=share, lease=lease
+                    )
+            finally:
+                lease.close()
+            control.discard(store)  # done: no later attempt will look for its checkpoint
+            result.staging_traffic.add(store.traffic)
             written = result.counters.BytesWritten
             span.set_attributes(
                 {f"ferry.{name}": value for name, value in result.counters.named().items()}

@@ -7,6 +7,12 @@ through small files in the worker's scratch folder: the batch writes its checkpo
 second (the activity heartbeats it to Temporal; a copy goes to the staging store), and the
 activity writes a stop file there when Temporal cancels the execution or the worker shuts down,
 and the batch's share of the bandwidth limit as it changes.
+
+An attempt whose heartbeats no longer reach Temporal (activities/lease.py) is lost: its retry
+may already run on another host. Its batch stops at once and writes nothing more, neither a
+checkpoint (the retry's starting point) nor a file under its final name; a pool process that
+does not stop within seconds (stuck in a request to storage that has gone out of reach) is
+killed, so that nothing it retries lands after the retry's writes.
 """
 
 from __future__ import annotations
@@ -29,13 +35,16 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, CancelledError
 
-from activities.staging import open_staging
+from activities.lease import Lease
+from activities.staging import StagingStore
 
 T = TypeVar("T")
 log = logging.getLogger("ferry.pool")
 
 RELAY_SECONDS = 0.5
 SHARE_SECONDS = 1.0  # how often a batch asks for its share of the bandwidth limit
+LOST_GRACE_SECONDS = 2.0  # a lost batch's pool process that has not stopped by then is killed
+LOST = "lost"  # the stop a lost attempt's batch is asked for
 _PR_SET_PDEATHSIG = 1
 
 
@@ -49,23 +58,35 @@ class Stopped(Exception):
 
 class Control:
     """What passes between a batch in a pool process and the activity waiting for it: the
-    batch's checkpoint one way; a stop request and the batch's bandwidth share the other, as
-    small files in the worker's scratch folder. The checkpoint also goes to the staging store,
-    where the next attempt finds it, on whichever host it runs."""
+    batch's checkpoint and the process's id one way; a stop request and the batch's bandwidth
+    share the other, as small files in the worker's scratch folder. The checkpoint also goes to
+    the staging store, where the next attempt finds it, on whichever host it runs."""
 
-    def __init__(self, folder: str, name: str, staging: str, key: str) -> None:
-        """`staging` and `key`: the staging store's URL and the checkpoint's key there."""
+    def __init__(self, folder: str, name: str, key: str) -> None:
+        """`key`: the checkpoint's key in the staging store."""
         self.checkpoint_path = os.path.join(folder, f"{name}.checkpoint")
         self.stop_path = os.path.join(folder, f"{name}.stop")
         self.rate_path = os.path.join(folder, f"{name}.rate")
-        self.staging = staging
+        self.pid_path = os.path.join(folder, f"{name}.pid")
         self.key = key
 
     # In the pool process.
 
-    def checkpoint(self, details: dict[str, Any]) -> None:
+    def started(self) -> None:
+        """The batch runs in this process (which a lost attempt kills if it must)."""
+        with open(self.pid_path, "w", encoding="ascii") as file:
+            file.write(str(os.getpid()))
+
+    def guard(self) -> None:
+        """Before anything that a retry elsewhere would see (a checkpoint, a file under its
+        final name): stop if this attempt is lost, asked now rather than a moment ago."""
+        if self.stop_requested() == LOST:
+            raise Stopped(LOST)
+
+    def checkpoint(self, details: dict[str, Any], store: StagingStore) -> None:
+        self.guard()
         data = json.dumps(details)
-        open_staging(self.staging).backend.put(self.key, data.encode())
+        store.backend.put(self.key, data.encode())
         part = self.checkpoint_path + ".part"
         with open(part, "w", encoding="utf-8") as file:
             file.write(data)
@@ -87,10 +108,13 @@ class Control:
 
     # In the activity.
 
-    def saved(self) -> dict[str, Any] | None:
+    def saved(self, store: StagingStore) -> dict[str, Any] | None:
         """The last checkpoint an earlier attempt saved, wherever it ran. Newer than what it
         heartbeated: Temporal records a heartbeat only every few seconds."""
-        text = "".join(open_staging(self.staging).backend.lines(self.key))
+        try:
+            text = "".join(store.backend.lines(self.key))
+        except FileNotFoundError:
+            return None
         with contextlib.suppress(json.JSONDecodeError):
             return json.loads(text) if text else None
         return None
@@ -98,14 +122,14 @@ class Control:
     def reset(self) -> None:
         """Before an attempt: a stop asked of an earlier attempt, or a share given to it, is not
         for this one."""
-        for path in (self.checkpoint_path, self.stop_path, self.rate_path):
+        for path in (self.checkpoint_path, self.stop_path, self.rate_path, self.pid_path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
 
-    def discard(self) -> None:
+    def discard(self, store: StagingStore) -> None:
         """After the batch is done: nothing of it is left, here or in the staging store."""
         self.reset()
-        open_staging(self.staging).backend.delete([self.key])
+        store.backend.delete([self.key])
 
     def latest(self) -> dict[str, Any] | None:
         """The batch's last checkpoint in this attempt, to heartbeat."""
@@ -116,8 +140,19 @@ class Control:
             return None
 
     def request_stop(self, reason: str) -> None:
-        with open(self.stop_path, "w", encoding="utf-8") as file:
+        part = self.stop_path + ".part"
+        with open(part, "w", encoding="utf-8") as file:
             file.write(reason)
+        os.replace(part, self.stop_path)
+
+    def kill(self) -> bool:
+        """Kill the pool process the batch runs in; whether there was one."""
+        try:
+            with open(self.pid_path, encoding="ascii") as file:
+                os.kill(int(file.read()), signal.SIGKILL)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return False
+        return True
 
     def set_rate(self, bytes_per_second: int) -> None:
         part = self.rate_path + ".part"
@@ -208,14 +243,16 @@ class WorkPool:
         checkpoint: dict[str, Any],
         *args: Any,
         share: Callable[[], int | None] | None = None,
+        lease: Lease | None = None,
     ) -> T:
         """Run `function(*args, checkpoint, control)` in the pool from an activity: heartbeat its
         checkpoints, pass on its `share` of the bandwidth limit as it changes, and stop it when
-        Temporal cancels or the worker shuts down."""
+        Temporal cancels, the worker shuts down, or the attempt's `lease` is lost."""
         control.reset()
         latest = checkpoint
         shared: int | None = None
         asked = 0.0
+        lost_at: float | None = None
         # A cancel must reach the pool process, not interrupt this relay.
         with activity.shield_thread_cancel_exception():
             future = self.submit(function, *args, checkpoint, control)
@@ -225,6 +262,8 @@ class WorkPool:
                 except FutureTimeout:
                     pass
                 except Stopped as stop:
+                    if stop.reason == LOST:
+                        raise _lost(lease) from None
                     activity.heartbeat(control.latest() or latest)
                     if stop.reason == "cancel":
                         raise CancelledError("task execution cancelled") from None
@@ -233,13 +272,32 @@ class WorkPool:
                         type="WorkerShutdown",
                     ) from None
                 except Exception as error:
+                    if lost_at is not None:
+                        raise _lost(lease) from error
                     # The retry resumes from the batch's last checkpoint, written as it failed.
                     activity.heartbeat(control.latest() or latest)
                     if isinstance(error, BrokenProcessPool):
                         raise process_died(error) from error
                     raise
+                if lost_at is not None:
+                    if time.monotonic() - lost_at >= LOST_GRACE_SECONDS and control.kill():
+                        log.warning("%s: its pool process did not stop: killed", _name())
+                        lost_at = float("inf")  # its future fails as the pool breaks
+                    continue
                 latest = control.latest() or latest
                 activity.heartbeat(latest)
+                if lease is not None:
+                    lease.renew(latest)
+                    if lease.lost:
+                        log.warning(
+                            "%s: no heartbeat has reached Temporal for %.1f s: stopping, as its "
+                            "retry may already run elsewhere; it writes nothing more",
+                            _name(),
+                            lease.unanswered,
+                        )
+                        control.request_stop(LOST)
+                        lost_at = time.monotonic()
+                        continue
                 if share is not None and time.monotonic() - asked >= SHARE_SECONDS:
                     asked = time.monotonic()
                     rate = share()
@@ -252,3 +310,20 @@ class WorkPool:
                     control.request_stop("cancel")
                 elif activity.is_worker_shutdown():
                     control.request_stop("shutdown")
+
+
+def _name() -> str:
+    info = activity.info()
+    return f"{info.workflow_id} {info.activity_id} (attempt {info.attempt})"
+
+
+def _lost(lease: Lease | None) -> ApplicationError:
+    """What a lost attempt ends with; if it reaches Temporal at all, the batch is retried from
+    the last checkpoint this attempt saved before it was lost."""
+    log.warning("%s: stopped; nothing more was written", _name())
+    unanswered = f" for {lease.unanswered:.0f} s" if lease is not None else ""
+    return ApplicationError(
+        f"the attempt's heartbeats did not reach Temporal{unanswered}: it stopped, as its retry "
+        "may run elsewhere",
+        type="HeartbeatLost",
+    )

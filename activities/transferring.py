@@ -71,7 +71,7 @@ def transfer_batch(
     staging: str, ref: BatchRef, checkpoint: dict[str, Any], control: Control
 ) -> BatchResult:
     """One attempt at one batch (runs in a pool process)."""
-    return BatchTransfer(open_staging(staging), ref, checkpoint, control).execute()
+    return BatchTransfer(open_staging(staging).counted(), ref, checkpoint, control).execute()
 
 
 class BatchTransfer:
@@ -224,6 +224,7 @@ class BatchTransfer:
             digest, copied = self._pump(reader, writer, before.size)
             torn = copied != before.size or reader.version() != version
             written.size = copied
+            self.run.control.guard()  # a lost attempt puts nothing under a final name
             committed = writer.commit(exclusive=exclusive)
         except BaseException as error:
             writer.abort()

@@ -160,7 +160,7 @@ def verify_batch(
     tag = ref.execution_id
     sources, destinations = ThreadStorages(ref.source, tag), ThreadStorages(ref.destination, tag)
     parallel = files_in_flight(ref.source, ref.destination)
-    run = BatchRun(open_staging(staging), ref, checkpoint, control, parallel=parallel)
+    run = BatchRun(open_staging(staging).counted(), ref, checkpoint, control, parallel=parallel)
 
     def handle(row: list[Any]) -> None:
         path = VerifiedFile.from_row(row).path
@@ -196,7 +196,12 @@ def verify_transferred(
     resolution = time_resolution_ns(ref.destination)
     parallel = files_in_flight(ref.destination) if ref.step == "files" else 1
     run = BatchRun(
-        open_staging(staging), ref, checkpoint, control, of_results=True, parallel=parallel
+        open_staging(staging).counted(),
+        ref,
+        checkpoint,
+        control,
+        of_results=True,
+        parallel=parallel,
     )
 
     def handle(row: list[Any]) -> None:

@@ -76,6 +76,10 @@ class AgentOperations(Operations):
         """The ARNs of the locations that name the agent."""
         return await self._query("agent_locations", list[str], agent_arn)
 
+    async def location_agents(self, location_arn: str) -> list[str]:
+        """The agents a location names now (after any UpdateLocation)."""
+        return list((await self._location(location_arn)).AgentArns)
+
 
 def _version() -> str:
     try:

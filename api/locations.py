@@ -14,8 +14,7 @@ from pydantic import ValidationError
 
 from api.base import Operations, Response, listed, matches, now, paginate
 from api.requests import ListLocationsRequest, LocationArnRequest, parse
-from api.secrets import SecretError, seal, use_key_file
-from api.settings import data_dir
+from api.secrets import SecretError, seal
 from models.arn import arn_prefix, new_id
 from models.errors import InvalidRequestException
 from models.locations import KINDS, Location, LocationKind
@@ -119,7 +118,6 @@ def _model(kind: LocationKind, fields: dict[str, Any]) -> Location:
 
 
 def _sealed(secret: str, location_arn: str, field: str) -> str:
-    use_key_file(data_dir(), make=True)  # unless given one: the default data directory's
     try:
         return seal(secret, location_arn)
     except SecretError as error:

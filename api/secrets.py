@@ -2,7 +2,9 @@
 sealed before they reach Temporal.
 
 A secret is encrypted (AES-256-GCM) by the operations layer as a location is created or updated,
-travels and rests in workflow histories only as `ferry-sealed:v1:...`, and is opened only where
+travels and rests in workflow histories only as `ferry-sealed:v2:KEYID:...` (KEYID: a short id
+of the key that sealed it, so that a process without that key can say which one it lacks;
+`ferry-sealed:v1:...`, sealed before, has none and still opens), and is opened only where
 it is used: a location's by the storage adapter in the worker or agent that reaches it, an access
 key's by the endpoint that checks signatures with it. Everything else in a history
 stays readable in the Temporal UI and CLI, which a codec over whole payloads would hide behind a
@@ -13,9 +15,9 @@ The keys, 32 bytes in base64 each, come from the first of:
 - FERRY_SECRET_KEY: one key, or several separated by commas;
 - FERRY_SECRET_KEY_FILE: a file with one key per line (a mounted secret, say);
 - `secret.key` in Ferry's data directory, which the embedded stack (`ferry dev`, `ferry demo`)
-  makes on first use and every command on its host then finds. A worker or agent never makes
-  one: on a host of its own it must be given the key the locations were sealed with, and
-  without one it says so.
+  makes on first use and every command on its host then finds. Nothing else makes a key: a
+  worker, an agent or a command that creates a location on a host of its own must be given the
+  key in use, and without one it says so (sealing is refused, opening fails the location).
 The first key seals; every key opens. To rotate, put a new key first and keep the old ones
 after it until every location has been updated with its secret again (sealed with the new key).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,7 +39,8 @@ if TYPE_CHECKING:
 KEY_VARIABLE = "FERRY_SECRET_KEY"
 KEY_FILE_VARIABLE = "FERRY_SECRET_KEY_FILE"
 KEY_FILE = "secret.key"
-SEALED = "ferry-sealed:v1:"
+SEALED = "ferry-sealed:v2:"  # then the sealing key's id, ":", nonce and ciphertext in base64
+SEALED_V1 = "ferry-sealed:v1:"  # nonce and ciphertext, without a key id
 _NONCE_BYTES = 12
 
 
@@ -66,30 +70,51 @@ def use_key_file(directory: Path, *, make: bool) -> None:
 
 def seal(secret: str, owner: str) -> str:
     """`secret` sealed for `owner`: a location's ARN, or what else it belongs to."""
+    key_id, cipher = _ciphers(owner, sealing=True)[0]
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = _ciphers()[0].encrypt(nonce, secret.encode(), owner.encode())
-    return SEALED + base64.b64encode(nonce + sealed).decode()
+    sealed = cipher.encrypt(nonce, secret.encode(), owner.encode())
+    return f"{SEALED}{key_id}:{base64.b64encode(nonce + sealed).decode()}"
 
 
 def unseal(value: str, owner: str) -> str:
     from cryptography.exceptions import InvalidTag
 
-    if not value.startswith(SEALED):
+    if value.startswith(SEALED):
+        key_id, _, text = value[len(SEALED) :].partition(":")
+    elif value.startswith(SEALED_V1):
+        key_id, text = None, value[len(SEALED_V1) :]
+    else:
         raise SecretError(f"The secret of {_named(owner)} is not sealed by Ferry.")
     try:
-        raw = base64.b64decode(value[len(SEALED) :], validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raw = b""
-    for cipher in _ciphers(owner):
+    ciphers = _ciphers(owner)
+    for found, cipher in ciphers:
+        if key_id is not None and found != key_id:
+            continue
         try:
             plain = cipher.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], owner.encode())
         except (InvalidTag, ValueError):
             continue
         return plain.decode()
-    raise SecretError(
-        f"The secret of {_named(owner)} cannot be opened with any key this process has "
-        f"({_source()}): every worker, agent and endpoint needs the key it was sealed with."
+    had = ", ".join(found for found, _ in ciphers)
+    problem = (
+        f"was sealed with key {key_id}, which this process does not have (its keys, from "
+        f"{_source()}: {had})"
+        if key_id
+        else f"cannot be opened with any key this process has (from {_source()}: {had})"
     )
+    raise SecretError(
+        f"The secret of {_named(owner)} {problem}: every worker, agent and endpoint needs the "
+        "key it was sealed with."
+    )
+
+
+def key_id(key: bytes) -> str:
+    """A key's short name in sealed values and messages: it tells keys apart, and says
+    nothing of the key."""
+    return hashlib.sha256(b"ferry-secret-key-id:" + key).hexdigest()[:8]
 
 
 def _named(owner: str) -> str:
@@ -123,18 +148,24 @@ def _keys() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _ciphers(owner: str | None = None) -> list[AESGCM]:
+def _ciphers(owner: str, *, sealing: bool = False) -> list[tuple[str, AESGCM]]:
+    """The keys given to this process, by id, the one that seals first."""
     # Imported here: loading the library costs a tenth of a second, which commands that seal
     # or open nothing should not pay.
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     keys = _keys()
     if not keys:
-        what = f"the secret of {_named(owner)}" if owner else "a secret"
+        if sealing:
+            raise SecretError(
+                f"No secret key to seal the secret of {_named(owner)} with: set {KEY_VARIABLE} "
+                f"(or {KEY_FILE_VARIABLE}, a file) to the key every worker and agent is given. "
+                "Only the embedded stack (`ferry dev`) makes one, in its data directory."
+            )
         raise SecretError(
-            f"No secret key to open {what} with: set {KEY_VARIABLE} (or {KEY_FILE_VARIABLE}, a "
-            "file) to the key the locations were sealed with, the same on every worker and "
-            "agent."
+            f"No secret key to open the secret of {_named(owner)} with: set {KEY_VARIABLE} (or "
+            f"{KEY_FILE_VARIABLE}, a file) to the key the locations were sealed with, the same "
+            "on every worker and agent."
         )
     ciphers = []
     for number, text in enumerate(keys, 1):
@@ -146,5 +177,5 @@ def _ciphers(owner: str | None = None) -> list[AESGCM]:
             raise SecretError(
                 f"{_source()}: key {number} must be 32 bytes in base64 (44 characters)."
             )
-        ciphers.append(AESGCM(key))
+        ciphers.append((key_id(key), AESGCM(key)))
     return ciphers

@@ -53,6 +53,7 @@ class ErrorCode:
     FILES_FAILED = "FilesFailed"
     VERIFICATION_FAILED = "VerificationFailed"
     STORAGE_ERROR = "StorageError"
+    STAGING_UNAVAILABLE = "StagingUnavailable"  # the staging store lacks what another wrote
     CANCELLED = "Cancelled"
     TERMINATED = "Terminated"
     INTERNAL_ERROR = "InternalError"

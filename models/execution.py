@@ -14,6 +14,7 @@ from models.arn import execution_id
 from models.filters import FilterRule
 from models.locations import Location
 from models.options import Options
+from models.staging import StagingTraffic
 
 Status = Literal[
     "QUEUED",
@@ -142,6 +143,9 @@ class BatchRef(_Model):
     # batch asks the execution for its share again every second while it runs.
     bytes_per_second: int = -1
     report: bool = False  # keep a row per path for a STANDARD task report
+    # The staging store the batch was written to, as its writer named it, and that its object
+    # ends with its row count (empty: a plan from before batches said so).
+    staging_url: str = ""
 
     @property
     def execution_id(self) -> str:
@@ -151,6 +155,7 @@ class BatchRef(_Model):
 class BatchResult(_Model):
     counters: Counters = Counters()
     issues: list[FileIssue] = []
+    staging_traffic: StagingTraffic = StagingTraffic()
 
 
 class PlanSummary(_Model):
@@ -165,12 +170,24 @@ class PlanSummary(_Model):
     destination_entries: int = 0
     issues: list[FileIssue] = []
     issue_count: int = 0
+    staging_url: str = ""  # the store the plan is in (empty: a plan from before it said so)
+    staging_traffic: StagingTraffic = StagingTraffic()
 
 
 class VerifyPlan(_Model):
     batches: int
     counters: Counters = Counters()
     issues: list[FileIssue] = []
+    staging_url: str = ""
+    staging_traffic: StagingTraffic = StagingTraffic()
+
+
+class AgentsOnline(_Model):
+    """LAUNCHING's wait for agents: those ONLINE, and how long an execution waits for one
+    (FERRY_AGENT_WAIT_SECONDS on the worker that waited), which bounds its waits later on."""
+
+    online: list[str]
+    wait_seconds: float
 
 
 class ExecutionState(_Model):
@@ -196,12 +213,14 @@ class ExecutionState(_Model):
     verify_plan: VerifyPlan | None = None
     BytesPerSecond: int | None = None  # the limit in force; None until the execution starts
     agents_online: list[str] = []  # of the execution's agents, those its activities run on
+    agent_wait_seconds: float | None = None  # as LAUNCHING's wait said (None: 600)
     step: str | None = None  # the stage running, such as "transfer:files"
     next_batch: int = 0
     transfer_issues: list[FileIssue] = []
     verify_issues: list[FileIssue] = []
     report: reports.ReportResult | None = None
     trace: dict[str, str] = {}  # the root span's context (W3C traceparent), for later runs
+    staging_traffic: StagingTraffic = StagingTraffic()  # of the activities that have ended
 
 
 def describe(
@@ -242,6 +261,7 @@ def describe(
         "FilesVerified": counters.FilesVerified,
         "Result": result,
         "TaskMode": "BASIC",
+        "StagingTraffic": state.staging_traffic.describe(),  # beyond DataSync
     }
     if execution.DryRun:
         response["DryRun"] = True
@@ -250,7 +270,7 @@ def describe(
     if execution.TaskReportConfig is not None:
         response["TaskReportConfig"] = execution.TaskReportConfig.model_dump(exclude_none=True)
         response["ReportResult"] = (state.report or reports.ReportResult()).model_dump(
-            exclude_none=True
+            exclude_none=True, exclude={"staging_traffic"}
         )
     if state.LaunchTime:
         response["LaunchTime"] = state.LaunchTime

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.staging import StagingTraffic
+
 ReportLevelValue = Literal["ERRORS_ONLY", "SUCCESSES_AND_ERRORS"]
 Category = Literal["Transferred", "Verified", "Deleted", "Skipped"]
 CATEGORIES: tuple[Category, ...] = ("Transferred", "Verified", "Deleted", "Skipped")
@@ -73,3 +75,5 @@ class ReportResult(_Model):
     Status: Literal["PENDING", "SUCCESS", "ERROR"] = "PENDING"
     ErrorCode: str | None = None
     ErrorDetail: str | None = None
+    # What writing the report asked of the staging store (not shown: not DataSync's).
+    staging_traffic: StagingTraffic | None = None

@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("temporalio").setLevel(logging.WARNING)
+    # But what the workflows say (an execution's end, its staging traffic, limits changing).
+    logging.getLogger("temporalio.workflow").setLevel(logging.INFO)
     logging.getLogger("smbprotocol").setLevel(logging.WARNING)  # it logs every request at INFO
     try:
         if args.command in ("dev", "worker", "demo", "api"):

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
+import http.server
 import json
 import os
 import socket
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +102,88 @@ async def transfer(
     return task_arn, await run(ferry, task_arn)
 
 
+class CountingProxy(http.server.ThreadingHTTPServer):
+    """Passes S3 requests on to port `target` of 127.0.0.1 unchanged (SigV4 signs the Host
+    header, which is kept) and counts them with the bytes of their bodies each way: what
+    reached the server, to hold Ferry's own count of its staging traffic against."""
+
+    daemon_threads = True
+
+    def __init__(self, target: int) -> None:
+        self.requests = self.sent = self.received = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                upstream = http.client.HTTPConnection("127.0.0.1", target)
+                upstream.request(self.command, self.path, body, dict(self.headers))
+                answer = upstream.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream.close()
+                with proxy.lock:
+                    proxy.requests += 1
+                    proxy.sent += len(body)
+                    proxy.received += len(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", free_port()), Handler)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+    def start(self) -> CountingProxy:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def counts(self) -> tuple[int, int, int]:
+        """(requests, bytes sent, bytes received) so far."""
+        with self.lock:
+            return self.requests, self.sent, self.received
+
+
+# --- agents ---------------------------------------------------------------------------------
+
+
+async def activation_key(state_dir: Path) -> str:
+    key_file = state_dir / "activation-key"
+    await until(key_file.exists, timeout=30)
+    return key_file.read_text().strip()
+
+
+async def activate(
+    stack: Any, ferry: Ferry, state_dir: Path, name: str, **env: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """An agent process of `stack` (a conftest.Stack) with its state in `state_dir`, activated
+    as agent `name` and ONLINE: (the process, the agent's ARN)."""
+    process = stack.start_agent(state_dir, **env)
+    key = await activation_key(state_dir)
+    agent_arn = (await ferry.create_agent({"ActivationKey": key, "AgentName": name}))["AgentArn"]
+    await until(lambda: agent_status(ferry, agent_arn, "ONLINE"), timeout=30)
+    return process, agent_arn
+
+
+async def agent_status(ferry: Ferry, agent_arn: str, wanted: str) -> bool:
+    described = await ferry.describe_agent({"AgentArn": agent_arn})
+    return described["Status"] == wanted
+
+
 # --- which worker ran what -----------------------------------------------------------------
 
 
@@ -109,8 +195,8 @@ def identity(process: subprocess.Popen[bytes]) -> str:
 @dataclass(frozen=True)
 class Batch:
     """A TransferBatch activity that has ended, as its execution's history tells it: the worker
-    of its last attempt, that attempt's number, and the type of the failure that ended the
-    attempt before it (None for a first attempt)."""
+    of its last attempt, that attempt's number and the time it started, and the type of the
+    failure that ended the attempt before it (None for a first attempt)."""
 
     step: str
     index: int
@@ -118,6 +204,7 @@ class Batch:
     identity: str
     attempt: int
     last_failure: str | None
+    started: datetime
 
 
 async def transfer_batches(ferry: Ferry, arn: str) -> list[Batch]:
@@ -144,7 +231,15 @@ async def transfer_batches(ferry: Ferry, arn: str) -> list[Batch]:
                     failure = last.application_failure_info.type or last.message
                 batches.append(
                     Batch(
-                        ref["step"], ref["index"], queue, started.identity, started.attempt, failure
+                        ref["step"],
+                        ref["index"],
+                        queue,
+                        started.identity,
+                        started.attempt,
+                        failure,
+                        # The history writes the last attempt's start as the activity closes,
+                        # with the time that attempt started.
+                        event.event_time.ToDatetime(UTC),
                     )
                 )
     return batches

@@ -1,7 +1,8 @@
 """Separate hosts on one machine, for the tests of what crosses a network: each host a network
-namespace with an address of its own on a bridge the test makes (recipe: test-servers.md §6),
-and a directory of its own for its data, HOME and TMPDIR. Cutting a host's link is a network
-partition; bringing it up heals it.
+namespace with an address of its own on a bridge the test makes (recipe: test-servers.md §6).
+Every process on a host is given a HOME, a TMPDIR and a data directory of its own, and as it is
+started, the directories it is given are checked against every other process's: none is, or
+lies inside, another's. Cutting a host's link is a network partition; bringing it up heals it.
 
 Needs root (CI runs as root); `sites_or_skip` says why when it cannot be done.
 """
@@ -29,22 +30,56 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+class Directories:
+    """The directories each process of the test was given, by process ("agent@a")."""
+
+    def __init__(self) -> None:
+        self.given: dict[str, set[Path]] = {}
+
+    def give(self, process: str, *paths: Path) -> None:
+        """`process` is given `paths` (again, if it is started again); none of them may be, or
+        lie inside, a directory another process was given, nor hold one."""
+        for other, theirs in self.given.items():
+            if other == process:
+                continue
+            for path in paths:
+                for elsewhere in theirs:
+                    assert not (path.is_relative_to(elsewhere) or elsewhere.is_relative_to(path)), (
+                        f"{process} was given {path}, and {other} {elsewhere}"
+                    )
+        self.given.setdefault(process, set()).update(paths)
+
+
 @dataclass
 class Host:
-    """A host of its own: a network namespace at `address`, a directory for its disk."""
+    """A host of its own: a network namespace at `address`, a directory for its disk, where
+    each process has a folder of its own."""
 
     name: str  # the namespace
     address: str
     link: str  # its cable: the veth end on the bridge
     directory: Path
+    directories: Directories
     processes: list[Popen] = field(default_factory=list)
 
-    def env(self, **extra: str) -> dict[str, str]:
-        """An environment of this host's own: nothing in it points at another's disk."""
-        home = self.directory / "home"
-        temporary = self.directory / "tmp"
-        for folder in (home, temporary):
+    def data(self, name: str) -> Path:
+        """The data directory of process `name` on this host."""
+        return self.directory / name / "data"
+
+    def log(self, name: str) -> Path:
+        return self.directory / name / "output.log"
+
+    def env(self, name: str, *directories: Path, **extra: str) -> dict[str, str]:
+        """The environment of process `name` on this host: its own HOME, TMPDIR and data
+        directory, and nothing that points at another's; `directories`: the others it is
+        given."""
+        home = self.directory / name / "home"
+        temporary = self.directory / name / "tmp"
+        for folder in (home, temporary, self.data(name)):
             folder.mkdir(parents=True, exist_ok=True)
+        self.directories.give(
+            f"{name}@{self.directory.name}", home, temporary, self.data(name), *directories
+        )
         shared = {
             name: value
             for name, value in os.environ.items()
@@ -55,16 +90,25 @@ class Host:
             "HOME": str(home),
             "TMPDIR": str(temporary),
             "XDG_CONFIG_HOME": str(home / ".config"),
-            "FERRY_DATA_DIR": str(self.directory / "data"),
+            "FERRY_DATA_DIR": str(self.data(name)),
             **extra,
         }
 
-    def start(self, command: list[str], log: str | Path, **env: str) -> Popen:
-        """`command` on this host, its output in `log` (a name: in the host's directory)."""
-        output = open(self.directory / log, "ab")  # noqa: SIM115 - kept by the process
+    def start(
+        self,
+        command: list[str],
+        name: str,
+        *directories: Path,
+        log: Path | None = None,
+        **env: str,
+    ) -> Popen:
+        """`command` on this host as process `name`, given its own directories and
+        `directories`; its output in `log` (default: its folder's output.log)."""
+        environment = self.env(name, *directories, **env)
+        output = open(log or self.log(name), "ab")  # noqa: SIM115 - kept by the process
         process = subprocess.Popen(
             [*self.wrapper, *command],
-            env=self.env(**env),
+            env=environment,
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -73,6 +117,14 @@ class Host:
         output.close()
         self.processes.append(process)
         return process
+
+    def unsent(self, address: str) -> int:
+        """Bytes this host's TCP connections to `address` still hold unacknowledged: what would
+        reach it after a partition heals, even from a process that is gone."""
+        listed = subprocess.run(
+            [*self.wrapper, "ss", "-Htn", "dst", address], capture_output=True, text=True
+        ).stdout
+        return sum(int(line.split()[2]) for line in listed.splitlines() if line.strip())
 
     @property
     def wrapper(self) -> list[str]:
@@ -103,6 +155,7 @@ class Sites:
         self.subnet = self._free_subnet()
         self.directory = Path(tempfile.mkdtemp(prefix=f"ferry-sites-{self.tag}-", dir="/tmp"))
         self.hosts: dict[str, Host] = {}
+        self.directories = Directories()
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
@@ -139,7 +192,7 @@ class Sites:
             _ip("netns", "exec", namespace, "ip", *command)
         directory = self.directory / name
         directory.mkdir()
-        self.hosts[name] = Host(namespace, address, outside, directory)
+        self.hosts[name] = Host(namespace, address, outside, directory, self.directories)
         return self.hosts[name]
 
     def close(self) -> None:

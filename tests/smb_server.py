@@ -102,11 +102,14 @@ def start_smb_server(
     address: str = "127.0.0.1",
     wrapper: tuple[str, ...] = (),
     port: int | None = None,
+    directory: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> SmbServer:
     """Start smbd with one empty folder per share name; the first is `share`. `address`: where it
     listens, on `port` (default: a free one); `wrapper`: what runs it (on another host:
-    `ip netns exec HOST`)."""
-    directory = tempfile.mkdtemp(prefix="smb-", dir="/tmp")
+    `ip netns exec HOST`); `directory` (an empty one, default: a new one in /tmp) and `env`:
+    what it is given."""
+    directory = directory or tempfile.mkdtemp(prefix="smb-", dir="/tmp")
     for sub in _SUBDIRS:
         os.mkdir(os.path.join(directory, sub))
     port = port or free_port()
@@ -135,6 +138,7 @@ def start_smb_server(
     log = open(os.path.join(directory, "log", "smbd.out"), "wb")  # noqa: SIM115 - kept by smbd
     process = subprocess.Popen(
         [*wrapper, "smbd", "--foreground", "--no-process-group", "--debug-stdout", "-s", conf],
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # smbd signals its process group on exit

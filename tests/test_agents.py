@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Popen, Stack, run_cli
+from conftest import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server, Stack, run_cli
 from helpers import (
+    activate,
+    activation_key,
+    agent_status,
     batch_workers,
     differences,
     empty_folder,
@@ -33,27 +36,6 @@ from models.errors import InvalidRequestException
 from models.temporal import location_task_queue
 
 KEY = re.compile(r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$")
-
-
-async def activation_key(state_dir: Path) -> str:
-    key_file = state_dir / "activation-key"
-    await until(key_file.exists, timeout=30)
-    return key_file.read_text().strip()
-
-
-async def activate(
-    stack: Stack, ferry: Ferry, state_dir: Path, name: str, **env: str
-) -> tuple[Popen, str]:
-    process = stack.start_agent(state_dir, **env)
-    key = await activation_key(state_dir)
-    agent_arn = (await ferry.create_agent({"ActivationKey": key, "AgentName": name}))["AgentArn"]
-    await until(lambda: status(ferry, agent_arn, "ONLINE"), timeout=30)
-    return process, agent_arn
-
-
-async def status(ferry: Ferry, agent_arn: str, wanted: str) -> bool:
-    described = await ferry.describe_agent({"AgentArn": agent_arn})
-    return described["Status"] == wanted
 
 
 async def local_location(ferry: Ferry, path: Path, *agents: str) -> str:
@@ -108,7 +90,7 @@ async def test_activation_restart_rename_and_delete(agent_stack: Stack, workdir:
     assert again.returncode == 254
     assert "was already used" in again.stderr and agent_arn in again.stderr
 
-    await until(lambda: status(ferry, agent_arn, "ONLINE"), timeout=30)
+    await until(lambda: agent_status(ferry, agent_arn, "ONLINE"), timeout=30)
     described = await ferry.describe_agent({"AgentArn": agent_arn})
     assert described["Name"] == "near-nas"
     assert described["LastConnectionTime"].timestamp() > time.time() - 120
@@ -190,7 +172,7 @@ async def test_agents_share_a_transfer_wait_for_offline_agents_and_cancel(
 
     # The second agent stops: OFFLINE within two minutes, from Temporal's pollers.
     stack.stop_worker(second)
-    await until(lambda: status(ferry, second_arn, "OFFLINE"), timeout=150, every=5)
+    await until(lambda: agent_status(ferry, second_arn, "OFFLINE"), timeout=150, every=5)
 
     # An execution that needs only it waits in LAUNCHING, then fails naming it.
     waiting = await start(ferry, lonely)
@@ -206,7 +188,7 @@ async def test_agents_share_a_transfer_wait_for_offline_agents_and_cancel(
     # Both agents share a transfer through their location's task queue; one dies in the
     # middle, and the other finishes without it (it is started again only afterwards).
     second = stack.start_agent(workdir / "agent-2", **small_batches)
-    await until(lambda: status(ferry, second_arn, "ONLINE"), timeout=30)
+    await until(lambda: agent_status(ferry, second_arn, "ONLINE"), timeout=30)
     arn = await start(ferry, shared)
     await until(lambda: status_of(ferry, arn, "TRANSFERRING"), timeout=30)
     await asyncio.sleep(2)
@@ -222,7 +204,7 @@ async def test_agents_share_a_transfer_wait_for_offline_agents_and_cancel(
     second = stack.start_agent(workdir / "agent-2", **small_batches)
 
     # A cancel stops the batches on both agents within seconds, leaving no partial file.
-    await until(lambda: status(ferry, second_arn, "ONLINE"), timeout=30)
+    await until(lambda: agent_status(ferry, second_arn, "ONLINE"), timeout=30)
     for number in range(24):
         write(source / f"file-{number:02d}.bin", os.urandom(256 * 1024))
     arn = await start(ferry, shared)
@@ -274,3 +256,50 @@ async def test_one_execution_at_a_time_per_agent_in_start_order(
         assert before["EndTime"] <= after["LaunchTime"]
     for number in range(3):
         assert differences(workdir / f"source-{number}", workdir / f"destination-{number}") == []
+
+
+async def test_every_agent_gone_mid_transfer_fails_the_execution_naming_them(
+    agent_stack: Stack, rclone_s3: S3Server, workdir: Path
+) -> None:
+    stack = agent_stack  # which waits 5 s for an agent, mid-execution as at LAUNCHING
+    ferry = Ferry(await connect(stack.address))
+    first, first_arn = await activate(stack, ferry, workdir / "agent-1", "one")
+    second, second_arn = await activate(stack, ferry, workdir / "agent-2", "two")
+    source = workdir / "source"
+    for number in range(24):
+        write(source / f"file-{number:02d}.bin", os.urandom(64 * 1024))
+    destination = await ferry.create_location_object_storage(
+        {
+            "ServerHostname": "127.0.0.1",
+            "ServerPort": rclone_s3.port,
+            "ServerProtocol": "HTTP",
+            "BucketName": rclone_s3.bucket("gone"),
+            "AccessKey": S3_ACCESS_KEY,
+            "SecretKey": S3_SECRET_KEY,
+            "FolderMarkers": "DISABLED",
+            "AgentArns": [first_arn],
+        }
+    )
+    task = await task_between(
+        ferry,
+        await local_location(ferry, source),
+        destination["LocationArn"],
+        BytesPerSecond=128 * 1024,  # about twelve seconds of TRANSFERRING
+    )
+    arn = await start(ferry, task)
+    await until(lambda: status_of(ferry, arn, "TRANSFERRING"), timeout=60)
+    # An agent added meanwhile is one of the location's agents as much as the first.
+    await ferry.update_location_object_storage(
+        {"LocationArn": destination["LocationArn"], "AgentArns": [first_arn, second_arn]}
+    )
+
+    for process in (first, second):
+        stack.stop_worker(process, signal.SIGKILL)
+    result = await wait(ferry, arn)
+
+    assert result["Status"] == "ERROR"
+    assert result["Result"]["ErrorCode"] == "AgentOffline"
+    detail = result["Result"]["ErrorDetail"]
+    assert f"Agent {first_arn}, {second_arn} stayed OFFLINE for 5 s" in detail, detail
+    assert "could not go on" in detail
+    assert result["Result"]["TransferStatus"] == "ERROR"

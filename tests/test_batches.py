@@ -1,5 +1,6 @@
 """A batch's checkpoints, as a retried attempt sees them: it resumes where the last one stopped,
-and a row that keeps failing with a transient error is given up, not retried forever."""
+a row that keeps failing with a transient error is given up, not retried forever, and a lost
+attempt writes nothing after it learns so."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from activities.batches import TRIES_PER_ROW, BatchRun
-from activities.pool import Control, Stopped
+from activities.pool import LOST, Control, Stopped
 from activities.staging import StagingStore, open_staging
 from models.execution import BatchRef
 from models.locations import LocalLocation
@@ -44,14 +45,14 @@ def batch(store: StagingStore, rows: list[list[Any]]) -> BatchRef:
 
 def attempt(store: StagingStore, ref: BatchRef, control: Control, handle: Any) -> Any:
     """One attempt, started from the checkpoint the previous one left."""
-    run = BatchRun(store, ref, control.saved() or {}, control)
+    run = BatchRun(store, ref, control.saved(store) or {}, control)
     return run, run.run(lambda row: handle(run, row))
 
 
 def test_a_row_that_keeps_failing_transiently_is_given_up(tmp_path: Path) -> None:
     store = open_staging(str(tmp_path / "staging"))
     ref = batch(store, [["a"], ["bad"], ["c"]])
-    control = Control(str(tmp_path), "files-0", store.url, "x/checkpoints/files-000000.T.json")
+    control = Control(str(tmp_path), "files-0", "x/checkpoints/files-000000.T.json")
     done: list[str] = []
 
     def handle(run: BatchRun, row: list[str]) -> None:
@@ -77,7 +78,7 @@ def test_a_row_that_keeps_failing_transiently_is_given_up(tmp_path: Path) -> Non
 def test_a_stop_request_ends_the_batch_with_its_place_kept(tmp_path: Path) -> None:
     store = open_staging(str(tmp_path / "staging"))
     ref = batch(store, [[str(n)] for n in range(5)])
-    control = Control(str(tmp_path), "files-0", store.url, "x/checkpoints/files-000000.T.json")
+    control = Control(str(tmp_path), "files-0", "x/checkpoints/files-000000.T.json")
     done: list[str] = []
 
     def handle(run: BatchRun, row: list[str]) -> None:
@@ -94,3 +95,28 @@ def test_a_stop_request_ends_the_batch_with_its_place_kept(tmp_path: Path) -> No
 
     assert done == ["0", "1", "2", "3", "4"]
     assert result.counters.FilesTransferred == 5
+
+
+def test_a_lost_attempt_stops_without_a_checkpoint_or_its_results(tmp_path: Path) -> None:
+    store = open_staging(str(tmp_path / "staging"))
+    ref = batch(store, [[str(n)] for n in range(5)])
+    control = Control(str(tmp_path), "files-0", "x/checkpoints/files-000000.T.json")
+    done: list[str] = []
+
+    run = BatchRun(store, ref, {}, control, results=True)
+
+    def handle(row: list[str]) -> None:
+        done.append(row[0])
+        run.record(row)
+        if row[0] == "1":
+            run.checkpoint()  # what the retry will start from
+        if row[0] == "2":
+            control.request_stop(LOST)  # its heartbeats stopped reaching Temporal
+
+    with pytest.raises(Stopped, match=LOST):
+        run.run(handle)
+
+    # It stopped before the next row, and its last checkpoint is the one before it was lost.
+    assert done == ["0", "1", "2"]
+    assert control.saved(store) is not None and control.saved(store)["next"] == 1
+    assert store.result_keys(ref.execution_id, "") == []  # nothing published

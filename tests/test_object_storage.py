@@ -168,7 +168,7 @@ async def test_object_storage_secret_is_sealed_checked_and_never_shown(
     payloads = decoded_payloads(json.loads(history.to_json()))
     assert arn in payloads
     assert S3_SECRET_KEY not in payloads and S3_SECRET_KEY not in history.to_json()
-    assert "ferry-sealed:v1:" in payloads
+    assert "ferry-sealed:v2:" in payloads
 
     source = workdir / "source"
     rich_tree(source, empty_folder=False)

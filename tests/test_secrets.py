@@ -1,5 +1,6 @@
 """Location secrets across hosts: the keys a worker is given (a variable, a file), a rotation
-that old secrets survive, and a worker without the key that says what it lacks."""
+that old secrets survive, values sealed before key ids that still open, a process without the
+key that says which one it lacks, and only the embedded stack making a key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import S3_SECRET_KEY, S3Server, Stack
+from conftest import S3_SECRET_KEY, S3Server, Stack, run_cli
 from helpers import empty_folder, run, write
 
 from api import Ferry
@@ -18,6 +19,7 @@ from api.secrets import (
     KEY_FILE_VARIABLE,
     KEY_VARIABLE,
     SecretError,
+    key_id,
     seal,
     unseal,
     use_key_file,
@@ -25,6 +27,9 @@ from api.secrets import (
 from models.errors import InvalidRequestException
 
 LOCATION = "arn:aws:datasync:xx-ferry-1:000000000000:location/loc-0123456789abcdef0"
+# Sealed for LOCATION by the Ferry before sealed values named their key, with this key.
+V1_KEY = base64.b64encode(bytes(range(32))).decode()
+V1_SEALED = "ferry-sealed:v1:6cyzL8E6cG24FtDXok7wEEzddQbpgvHzr+gw56A23XYG5Cnddz7QD6i+TMfP5hcccg=="
 
 
 def new_key() -> str:
@@ -53,8 +58,24 @@ def test_after_a_rotation_old_secrets_open_and_new_ones_use_the_new_key(
     assert unseal(after, LOCATION) == "correct horse"
     keys.setenv(KEY_VARIABLE, new)  # the old key retired
     assert unseal(after, LOCATION) == "correct horse"
-    with pytest.raises(SecretError, match=f"cannot be opened with any key.*{KEY_VARIABLE}"):
+    with pytest.raises(SecretError) as refused:
         unseal(before, LOCATION)
+    assert str(refused.value) == (
+        f"The secret of location {LOCATION} was sealed with key {key_id(base64.b64decode(old))}, "
+        f"which this process does not have (its keys, from {KEY_VARIABLE}: "
+        f"{key_id(base64.b64decode(new))}): every worker, agent and endpoint needs the key it "
+        "was sealed with."
+    )
+
+
+def test_values_sealed_before_key_ids_still_open(keys: pytest.MonkeyPatch) -> None:
+    keys.setenv(KEY_VARIABLE, f"{new_key()},{V1_KEY}")  # rotated since, the old key kept
+    assert unseal(V1_SEALED, LOCATION) == "sealed before key ids"
+    assert seal("now", LOCATION).startswith("ferry-sealed:v2:")
+
+    keys.setenv(KEY_VARIABLE, new_key())
+    with pytest.raises(SecretError, match=f"cannot be opened with any key .*{KEY_VARIABLE}"):
+        unseal(V1_SEALED, LOCATION)
 
 
 def test_keys_come_from_a_file(keys: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -90,6 +111,27 @@ def test_without_a_key_the_error_names_what_to_set(
     keys.setenv(KEY_VARIABLE, "too-short")
     with pytest.raises(SecretError, match="key 1 must be 32 bytes in base64"):
         unseal(sealed, LOCATION)
+
+
+def test_only_the_embedded_stack_makes_a_key(stack: Stack, tmp_path: Path) -> None:
+    # A command that creates a location, on a host where no key was given and no `ferry dev`
+    # made one, is refused before anything is sent, and makes no key of its own.
+    created = run_cli(
+        stack,
+        "create-location-object-storage",
+        "--server-hostname", "127.0.0.1", "--bucket-name", "never-created",
+        "--access-key", "ak", "--secret-key", "sk",
+        FERRY_SECRET_KEY="", FERRY_DATA_DIR=str(tmp_path),
+    )  # fmt: skip
+    assert created.returncode == 254, created.stderr
+    assert (
+        "InvalidRequestException) when calling the CreateLocationObjectStorage operation: "
+        "SecretKey: No secret key to seal the secret of location arn:aws:datasync:"
+    ) in created.stderr
+    assert f"set {KEY_VARIABLE} (or {KEY_FILE_VARIABLE}, a file)" in created.stderr
+    assert not (tmp_path / "secret.key").exists()
+    listed = run_cli(stack, "list-locations", check=True).stdout
+    assert "never-created" not in listed  # nothing was created
 
 
 async def test_a_worker_without_the_key_fails_the_execution_naming_it(

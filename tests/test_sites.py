@@ -6,8 +6,9 @@ rest but Temporal and the staging bucket.
     a, b    an agent each, next to the NAS
     cloud   the destination, an S3-compatible server (`rclone serve s3`)
 
-Every process has a directory of its own for its data, HOME and TMPDIR, and the test checks that
-no two were given a common one. The tests themselves play the operator, from this machine.
+Every process (the servers too) has a HOME, a TMPDIR and a data directory of its own, checked as
+it starts against every other's (tests/sites.py). The tests themselves play the operator, from
+this machine.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from conftest import FERRY, S3_ACCESS_KEY, S3_SECRET_KEY, rclone_s3_command
 from helpers import identity, transfer_batches, until, wait, wait_for_port
 from sites import Host, Popen, Sites, kill, sites_or_skip
 from smb_server import SmbServer, start_smb_server
+from temporalio.api.enums.v1 import PendingActivityState
 
 from api import Ferry
 from api.client import connect
@@ -37,6 +40,8 @@ S3_PORT = 9000  # each host has ports of its own
 TEMPORAL_PORT = 7233
 STAGING_BUCKET = "staging"
 BATCH_FILES = "200"
+# How long the hub's worker lets an execution wait for an agent (600 s by default).
+AGENT_WAIT_SECONDS = "120"
 
 
 @dataclass
@@ -52,16 +57,14 @@ class Site:
     ferry: Ferry
     servers: dict[str, Popen] = field(default_factory=dict)
     agents: dict[str, tuple[Popen, str]] = field(default_factory=dict)  # host -> (process, ARN)
-    given: dict[str, list[Path]] = field(default_factory=dict)  # process -> its directories
 
     @property
     def staging_url(self) -> str:
         return f"s3://{STAGING_BUCKET}/ferry"
 
-    def env(self, host: Host, name: str, **extra: str) -> dict[str, str]:
-        """What a Ferry process on `host` is given: Temporal, the staging bucket and the key;
-        its directories are the host's own."""
-        environment = {
+    def env(self, **extra: str) -> dict[str, str]:
+        """What a Ferry process is given: Temporal, the staging bucket and the key."""
+        return {
             "TEMPORAL_ADDRESS": self.temporal.address,
             "FERRY_STAGING_URL": self.staging_url,
             "AWS_ACCESS_KEY_ID": S3_ACCESS_KEY,
@@ -73,16 +76,16 @@ class Site:
             "FERRY_BATCH_FILES": BATCH_FILES,
             **extra,
         }
-        given = host.env(**environment)
-        self.given[name] = [Path(given[key]) for key in ("HOME", "TMPDIR", "FERRY_DATA_DIR")]
-        return environment
+
+    @staticmethod
+    def state(host: Host) -> Path:
+        """The state directory of the agent on `host`."""
+        return host.directory / "agent" / "state"
 
     def start_agent(self, host: Host, **extra: str) -> Popen:
-        state = host.directory / "state"
+        state = self.state(host)
         command = [FERRY, "worker", "--agent", "--state-dir", str(state), "--processes", "2"]
-        process = host.start(command, "agent.log", **self.env(host, f"agent@{host.name}", **extra))
-        self.given[f"agent@{host.name}"].append(state)
-        return process
+        return host.start(command, "agent", state, **self.env(**extra))
 
     def bucket(self, host: Host) -> Any:
         return boto3.client(
@@ -96,14 +99,15 @@ class Site:
 
     def start_temporal(self) -> None:
         self.servers["temporal"] = process = self.hub.start(
-            self.temporal.command(), self.temporal.log_path
+            self.temporal.command(), "temporal", log=self.temporal.log_path
         )
         self.temporal.wait_ready(process)
 
 
-def serve_s3(host: Host, root: Path) -> Popen:
-    root.mkdir(parents=True, exist_ok=True)
-    process = host.start(rclone_s3_command(root, host.address, S3_PORT), "s3.log")
+def serve_s3(host: Host, name: str) -> Popen:
+    """`rclone serve s3` on `host` as process `name`, its buckets in its data directory."""
+    command = rclone_s3_command(host.data(name), host.address, S3_PORT)
+    process = host.start(command, name)
     wait_for_port(S3_PORT, process, f"rclone serve s3 on {host.name}", 10, host.address)
     return process
 
@@ -118,21 +122,28 @@ async def site(sites: Sites) -> AsyncIterator[Site]:
     hub, nas, cloud = sites.host("hub"), sites.host("nas"), sites.host("cloud")
     a, b = sites.host("a"), sites.host("b")
     temporal = DevServer(
-        hub.directory / "temporal", TEMPORAL_PORT, ui=False, host=hub.address, listen="0.0.0.0"
+        hub.data("temporal"), TEMPORAL_PORT, ui=False, host=hub.address, listen="0.0.0.0"
     )
-    temporal.directory.mkdir()
-    smb = start_smb_server(("data",), address=nas.address, wrapper=tuple(nas.wrapper))
+    smb = start_smb_server(
+        ("data",),
+        address=nas.address,
+        wrapper=tuple(nas.wrapper),
+        directory=str(nas.data("smbd")),
+        env=nas.env("smbd"),
+    )
     site = Site(sites, hub, nas, cloud, a, b, temporal, smb, ferry=None)  # type: ignore[arg-type]
     try:
         site.start_temporal()
-        site.servers["staging"] = serve_s3(hub, hub.directory / "staging")
+        site.servers["staging"] = serve_s3(hub, "staging")
         site.bucket(hub).create_bucket(Bucket=STAGING_BUCKET)
-        site.servers["cloud"] = serve_s3(cloud, cloud.directory / "buckets")
-        hub.start([FERRY, "worker"], "worker.log", **site.env(hub, "worker@hub"))
+        site.servers["cloud"] = serve_s3(cloud, "s3")
+        hub.start(
+            [FERRY, "worker"], "worker", **site.env(FERRY_AGENT_WAIT_SECONDS=AGENT_WAIT_SECONDS)
+        )
         site.ferry = Ferry(await connect(temporal.address, patience=30))
         for label, host in (("a", a), ("b", b)):
             process = site.start_agent(host)
-            key_file = host.directory / "state" / "activation-key"
+            key_file = site.state(host) / "activation-key"
             await until(key_file.exists, timeout=60)
             created = await site.ferry.create_agent(
                 {"ActivationKey": key_file.read_text().strip(), "AgentName": f"agent-{label}"}
@@ -170,7 +181,7 @@ async def transfer(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(os.urandom(size))
     site.bucket(site.cloud).create_bucket(Bucket=name)  # rclone caches its folder listings
-    bucket = site.cloud.directory / "buckets" / name
+    bucket = site.cloud.data("s3") / name
     agents = agents or [arn for _, arn in site.agents.values()]
     source = await site.ferry.create_location_smb(
         {
@@ -210,8 +221,13 @@ def contents(root: Path) -> dict[str, bytes]:
     }
 
 
-def inodes(root: Path) -> dict[str, int]:
-    return {str(path.relative_to(root)): path.stat().st_ino for path in root.rglob("*.bin")}
+def inodes(root: Path) -> dict[str, tuple[int, int]]:
+    """Each file of a bucket on the cloud's disk, as it was last written: a write replaces its
+    inode, and changes its ctime."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_ino, path.stat().st_ctime_ns)
+        for path in root.rglob("*.bin")
+    }
 
 
 async def transferring(site: Site, arn: str, bucket: Path, files: int) -> None:
@@ -248,12 +264,21 @@ async def test_agents_at_a_site_copy_5000_files_sharing_only_temporal_and_a_buck
     assert staged(site, arn) == []  # and removed at the end
     ran = {batch.identity for batch in await transfer_batches(site.ferry, arn)}
     assert {identity(process) for process, _ in site.agents.values()} <= ran
-    # No process was given another's directory, nor one inside another's.
-    given = [(name, path) for name, paths in site.given.items() for path in paths]
-    for name, path in given:
-        for other, elsewhere in given:
-            if other != name:
-                assert not path.is_relative_to(elsewhere), (name, path, other, elsewhere)
+    # Every process was given directories of its own, checked as it started.
+    assert {
+        "temporal@hub", "staging@hub", "worker@hub", "smbd@nas", "s3@cloud", "agent@a", "agent@b"
+    } <= set(site.sites.directories.given)  # fmt: skip
+
+
+async def running_on(site: Site, arn: str, worker: str) -> bool:
+    """Whether a batch of the execution is running on `worker` now."""
+    described = await site.ferry.client.get_workflow_handle(execution_id(arn)).describe()
+    return any(
+        pending.last_worker_identity == worker
+        and pending.activity_type.name == "TransferBatch"
+        and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        for pending in described.raw_description.pending_activities
+    )
 
 
 async def test_an_agent_cut_off_mid_transfer_leaves_its_batches_to_the_other(site: Site) -> None:
@@ -263,27 +288,44 @@ async def test_an_agent_cut_off_mid_transfer_leaves_its_batches_to_the_other(sit
     a_process, a_arn = site.agents["a"]
     arn = (await site.ferry.start_task_execution({"TaskArn": task}))["TaskExecutionArn"]
     await transferring(site, arn, bucket, 200)
+    await until(lambda: running_on(site, arn, identity(a_process)), timeout=120, every=0.2)
+    log = site.a.log("agent")
+    logged = len(log.read_bytes())
 
     site.a.cut()
-    finished = inodes(bucket)  # agent a can write nothing more
+    cut_at = datetime.now(UTC)
+    finished = inodes(bucket)  # whole when a was cut off
     try:
+        # Its batch stops once its heartbeats have not reached Temporal for a while: before
+        # Temporal gives the batch to b, and for good.
+        await until(lambda: b"stopped; nothing more was written" in log.read_bytes()[logged:])
         result = await wait(site.ferry, arn)
         went_offline = await until(lambda: online(site, a_arn, "OFFLINE"), timeout=150, every=5)
+        written = inodes(bucket)
+        # Bytes a's connections to the cloud still held would arrive once the link is up, even
+        # from a process that is gone; a's own requests are another matter, looked for below.
+        await until(lambda: site.a.unsent(site.cloud.address) == 0, timeout=240, every=2)
     finally:
         site.a.heal()
+    await until(lambda: online(site, a_arn), timeout=90, every=2)
 
     assert went_offline
     assert result["Status"] == "SUCCESS", result["Result"]
     assert contents(bucket) == contents(source)
     assert result["FilesTransferred"] == 1200  # a bucket's root keeps no metadata
-    # No file that was whole when a was cut off was written again.
     now = inodes(bucket)
+    # No file that was whole when a was cut off was written again, and nothing a did once it
+    # could reach the cloud and the staging bucket again landed there.
     assert [name for name, inode in finished.items() if now[name] != inode] == []
+    assert now == written
+    assert staged(site, arn) == []
     batches = await transfer_batches(site.ferry, arn)
     retried = [batch for batch in batches if batch.attempt > 1]
     assert retried and all(batch.identity != identity(a_process) for batch in retried)
     assert any("eartbeat" in (batch.last_failure or "") for batch in retried)
-    await until(lambda: online(site, a_arn), timeout=90, every=2)
+    # Its batches ran again on b within two minutes (10 s of missed heartbeats, then a retry).
+    late = [(batch, batch.started - cut_at) for batch in retried]
+    assert all(after.total_seconds() <= 120 for _, after in late), late
 
 
 async def test_both_agents_killed_then_one_restarted_from_its_state_resumes(site: Site) -> None:
@@ -361,7 +403,7 @@ async def test_an_agent_without_the_secret_key_fails_the_execution_naming_it(
 ) -> None:
     c = site.sites.host("c")
     process = site.start_agent(c)
-    key_file = c.directory / "state" / "activation-key"
+    key_file = site.state(c) / "activation-key"
     await until(key_file.exists, timeout=60)
     c_arn = (
         await site.ferry.create_agent(

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from models.errors import ERROR_CODES, ErrorCode, invalid_request
     from models.execution import (
         TERMINAL,
+        AgentsOnline,
         BatchRef,
         BatchResult,
         Counters,
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from models.locations import Location
     from models.options import Options, resolve_options
     from models.reports import ReportResult
+    from models.staging import StagingTraffic
     from models.temporal import (
         CLEAN_UP_EXECUTION,
         DESCRIPTION_MEMO,
@@ -65,7 +67,12 @@ HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4000
 # Under a bandwidth limit, batches share it; a few at once keep it in use while one of them is
 # between files or between batches.
 LIMITED_PARALLEL = 2
-AGENT_PICKUP = timedelta(minutes=10)
+# How long an execution waits for its agents, for executions whose LAUNCHING did not say
+# (FERRY_AGENT_WAIT_SECONDS of the worker that waited, which it says now).
+AGENT_WAIT = timedelta(minutes=10)
+# A batch no agent has taken for this long (or the agent wait, if shorter): the execution looks
+# whether any agent of its location is ONLINE, and puts the batch back, or waits for one.
+BATCH_PICKUP = timedelta(minutes=1)
 ISSUES_KEPT = 50
 ISSUES_SHOWN = 10
 
@@ -76,6 +83,11 @@ _RETRY = RetryPolicy(
     maximum_attempts=8,
 )
 _LAUNCH = {"start_to_close_timeout": timedelta(minutes=5), "retry_policy": _RETRY}
+_WAIT_FOR_AGENTS = {
+    "start_to_close_timeout": timedelta(hours=24),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "retry_policy": _RETRY,
+}
 _LONG = {
     "start_to_close_timeout": timedelta(hours=24),
     "heartbeat_timeout": timedelta(seconds=30),
@@ -124,7 +136,7 @@ class _Batches:
     whole of it; the running ones learn their new share by asking."""
 
     def __init__(self) -> None:
-        self.pending: dict[asyncio.Future[BatchResult], _Stage] = {}
+        self.pending: dict[asyncio.Future[BatchResult], tuple[_Stage, int]] = {}
         self.sharing = 0  # batches the limit is divided among
 
     def share(self, limit: int) -> int:
@@ -135,24 +147,24 @@ class _Batches:
         return parallel - len(self.pending)
 
     def running(self, stage: _Stage) -> bool:
-        return any(running is stage for running in self.pending.values())
+        return any(running is stage for running, _ in self.pending.values())
 
     def begin_round(self, size: int) -> None:
         self.sharing = len(self.pending) + max(0, size)
 
-    def add(self, batch: asyncio.Future[BatchResult], stage: _Stage) -> None:
-        self.pending[batch] = stage
+    def add(self, batch: asyncio.Future[BatchResult], stage: _Stage, index: int) -> None:
+        self.pending[batch] = (stage, index)
 
     def end_round(self) -> None:
         self.sharing = len(self.pending)
 
-    def finished(self) -> Iterator[tuple[_Stage, BatchResult]]:
+    def finished(self) -> Iterator[tuple[_Stage, int, asyncio.Future[BatchResult]]]:
         """The batches that have ended, in the order they started, each taken out of those in
-        flight as it is read (a failed one raises its error, the rest stay in flight)."""
+        flight as it is read."""
         for batch in [batch for batch in self.pending if batch.done()]:
-            stage = self.pending.pop(batch)
+            stage, index = self.pending.pop(batch)
             self.sharing = len(self.pending)
-            yield stage, batch.result()
+            yield stage, index, batch
 
 
 @workflow.defn(name=EXECUTION_WORKFLOW)
@@ -196,8 +208,8 @@ class TaskExecutionWorkflow:
                 code = ErrorCode.AGENT_OFFLINE
                 detail = (
                     f"No agent of {', '.join(self.execution.AgentArns)} took the execution's "
-                    f"{error.activity_type} for {AGENT_PICKUP.seconds // 60} minutes: the agents "
-                    "are OFFLINE. Start one again, then start the execution again."
+                    f"{error.activity_type} for {self._agent_wait().total_seconds():g} s: the "
+                    "agents are OFFLINE. Start one again, then start the execution again."
                 )
             elif isinstance(cause, ApplicationError):
                 code, detail = ErrorCode.INTERNAL_ERROR, f"{cause.type}: {cause.message}"
@@ -302,14 +314,18 @@ class TaskExecutionWorkflow:
             with self.telemetry.within("LAUNCHING"):
                 if self.execution.AgentArns:
                     # Waits while every agent is OFFLINE; fails, naming them, past a limit.
-                    s.agents_online = await workflow.execute_activity(
+                    found = await workflow.execute_activity(
                         WAIT_FOR_AGENTS,
                         self.execution.AgentArns,
-                        result_type=list[str],
-                        start_to_close_timeout=timedelta(hours=24),
-                        heartbeat_timeout=timedelta(seconds=30),
-                        retry_policy=_RETRY,
+                        # Before it said how long it waits, it answered with the agents alone.
+                        result_type=AgentsOnline | list[str],  # type: ignore[arg-type]
+                        **_WAIT_FOR_AGENTS,
                     )
+                    if isinstance(found, AgentsOnline):
+                        s.agents_online = found.online
+                        s.agent_wait_seconds = found.wait_seconds
+                    else:
+                        s.agents_online = found
                 held = await workflow.execute_activity(
                     LAUNCH_EXECUTION,
                     self.execution,
@@ -373,7 +389,7 @@ class TaskExecutionWorkflow:
                 )
             await self._transfer_while(prepare, *early)
             try:
-                return prepare.result()
+                summary = prepare.result()
             except ActivityError as error:
                 if error.retry_state == RetryState.NON_RETRYABLE_FAILURE:
                     raise
@@ -381,6 +397,9 @@ class TaskExecutionWorkflow:
                     raise
                 workflow.logger.warning("PREPARING failed, trying again: %s", error.cause)
                 await workflow.sleep(min(30, 2 ** (attempt - 1)))
+            else:
+                self._staged(summary.staging_traffic)
+                return summary
         raise AssertionError("unreachable")
 
     async def _transfer_while(
@@ -417,7 +436,7 @@ class TaskExecutionWorkflow:
                             self._set_status("TRANSFERRING")
                             self.telemetry.begin("TRANSFERRING")
                         batches.begin_round(1)
-                        batches.add(self._start_batch(stage, index), stage)
+                        batches.add(self._start_batch(stage, index), stage, index)
                         launched[stage.key] += 1
                 prepared = prepare.done()  # then only a batch ending is news
                 await workflow.wait_condition(
@@ -427,8 +446,7 @@ class TaskExecutionWorkflow:
                         or (bool(ready()) and not self._history_is_long())
                     )
                 )
-                for stage, result in batches.finished():
-                    self._count(result, s.transfer_issues)
+                for stage in await self._finished(s.transfer_issues):
                     s.early[stage.key] = s.early.get(stage.key, 0) + 1
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError):
@@ -477,6 +495,7 @@ class TaskExecutionWorkflow:
                         **_LONG,
                     )
                 self._add(s.verify_plan.counters)
+                self._staged(s.verify_plan.staging_traffic)
                 self._keep(s.verify_issues, s.verify_plan.issues)
             stages.append(
                 _Stage(
@@ -522,14 +541,13 @@ class TaskExecutionWorkflow:
                     index = s.next_batch
                     if stage.reverse:
                         index = stage.count - 1 - index
-                    batches.add(self._start_batch(stage, index), stage)
+                    batches.add(self._start_batch(stage, index), stage, index)
                     s.next_batch += 1
                 batches.end_round()
                 if not batches.pending:
                     break  # the history is long: continue as new below, with nothing in flight
                 await workflow.wait(list(batches.pending), return_when=asyncio.FIRST_COMPLETED)
-                for _, result in batches.finished():
-                    self._count(result, issues)
+                await self._finished(issues)
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError):
                 self._cancelling()
@@ -539,13 +557,54 @@ class TaskExecutionWorkflow:
             self.telemetry.close()
             workflow.continue_as_new(args=[self.execution, s])
 
+    async def _finished(self, issues: list[FileIssue]) -> list[_Stage]:
+        """Count the batches that have ended (a failed one raises its error); a batch that no
+        agent took goes back on the agents' queue once one of them is ONLINE. The stages of the
+        batches counted, in order."""
+        counted: list[_Stage] = []
+        for stage, index, batch in self.batches.finished():
+            error = batch.exception()
+            if error is not None and self._untaken(error):
+                await self._wait_for_agents()
+                self.batches.add(self._start_batch(stage, index), stage, index)
+                continue
+            self._count(batch.result(), issues)
+            counted.append(stage)
+        return counted
+
+    def _untaken(self, error: BaseException) -> bool:
+        """A batch that no agent took in time (executions from before this waited for none)."""
+        return (
+            isinstance(error, ActivityError)
+            and isinstance(error.cause, ActivityTimeout)
+            and error.cause.type == TimeoutType.SCHEDULE_TO_START
+            and workflow.patched("batches-wait-for-agents")
+        )
+
+    async def _wait_for_agents(self) -> None:
+        """Until an agent of the location (as it is now) is ONLINE; past the agent wait, the
+        execution fails with AgentOffline naming them."""
+        found = await workflow.execute_activity(
+            WAIT_FOR_AGENTS,
+            args=[self.execution.AgentArns, self.execution.agent_location_arn],
+            result_type=AgentsOnline,
+            **_WAIT_FOR_AGENTS,
+        )
+        self.state.agents_online = found.online
+
     def _count(self, result: BatchResult, issues: list[FileIssue]) -> None:
         self._add(result.counters)
+        self._staged(result.staging_traffic)
         self._keep(issues, result.issues)
 
     def _add(self, counters: Counters) -> None:
         self.state.counters.add(counters)
         self.telemetry.count(counters)
+
+    def _staged(self, traffic: StagingTraffic | None) -> None:
+        if traffic is not None:
+            self.state.staging_traffic.add(traffic)
+            self.telemetry.staged(traffic)
 
     async def _stop(self, running: list[asyncio.Future[Any]], issues: list[FileIssue]) -> None:
         """Cancel activities and wait until each has stopped and cleaned up; what batches did
@@ -570,6 +629,7 @@ class TaskExecutionWorkflow:
             options=self.execution.Options,
             bytes_per_second=self.bandwidth_share() if stage.limited else -1,
             report=self.execution.detailed_report,
+            staging_url=self._staging_url(stage),
         )
         phase = "TRANSFERRING" if stage.key.startswith("transfer:") else "VERIFYING"
         with self.telemetry.within(phase):
@@ -578,16 +638,29 @@ class TaskExecutionWorkflow:
                 ref,
                 result_type=BatchResult,
                 activity_id=f"{stage.key}-{index}",
-                **self._on(index),
+                **self._on(index, batch=True),
                 **_BATCH,
             )
 
-    def _on(self, index: int) -> dict[str, Any]:
+    def _staging_url(self, stage: _Stage) -> str:
+        """The staging store the batches of `stage` were written to (their writer's)."""
+        s = self.state
+        if stage.key == "verify:contents" and s.verify_plan is not None:
+            return s.verify_plan.staging_url
+        plan = s.plan or s.plan_progress
+        return plan.staging_url if plan is not None else ""
+
+    def _agent_wait(self) -> timedelta:
+        seconds = self.state.agent_wait_seconds
+        return AGENT_WAIT if seconds is None else timedelta(seconds=seconds)
+
+    def _on(self, index: int, batch: bool = False) -> dict[str, Any]:
         """Where the `index`th activity runs: on the task queue that every agent of the
         execution's location polls (whichever takes it; a batch of an agent that was lost is
         retried there, by the others), else the workflow's own queue (the ordinary workers). If
-        no agent takes it for AGENT_PICKUP, they are taken for gone: the execution fails,
-        naming them."""
+        no agent takes it within the agent wait, they are taken for gone: the execution fails,
+        naming them. A `batch` no agent took for BATCH_PICKUP waits for an agent to be ONLINE
+        and goes back on the queue (the agents may only be busy)."""
         agents = self.state.agents_online
         if not agents:
             return {"task_queue": workflow.info().task_queue}
@@ -595,7 +668,8 @@ class TaskExecutionWorkflow:
             queue = location_task_queue(self.execution.agent_location_arn)
         else:  # executions started before agents shared their location's queue
             queue = agent_task_queue(agents[index % len(agents)])
-        return {"task_queue": queue, "schedule_to_start_timeout": AGENT_PICKUP}
+        wait = min(self._agent_wait(), BATCH_PICKUP) if batch else self._agent_wait()
+        return {"task_queue": queue, "schedule_to_start_timeout": wait}
 
     def _parallel(self, stage: _Stage) -> int:
         if stage.limited and (self.state.BytesPerSecond or -1) > 0:
@@ -672,6 +746,24 @@ class TaskExecutionWorkflow:
             self._cancelled_in = self.state.Status
             self._set_status("CANCELLING")
 
+    def _report_traffic(self, status: Status) -> None:
+        """What the execution asked of the staging store, in the worker's log and (with the
+        clean-up's share) in its final DescribeTaskExecution."""
+        traffic = self.state.staging_traffic
+        files = self.state.counters.FilesTransferred
+        per_thousand = f" ({traffic.requests * 1000 / files:.1f} per 1,000 files)" if files else ""
+        workflow.logger.info(
+            "%s: %s; staging store: %d requests%s, %d bytes written, %d bytes read",
+            self.execution.TaskExecutionArn,
+            status,
+            traffic.requests,
+            per_thousand,
+            traffic.bytes_written,
+            traffic.bytes_read,
+        )
+        if workflow.patched("staging-traffic-described"):
+            workflow.upsert_memo({DESCRIPTION_MEMO: self.describe()})
+
     async def _end(self, status: Status, code: str | None, detail: str | None) -> None:
         s = self.state
         if status == "ERROR":
@@ -691,19 +783,24 @@ class TaskExecutionWorkflow:
         if self.execution.TaskReportConfig is not None:
             s.Status = status  # as the report's summary says it
             s.report = await self._write_report()
+            self._staged(s.report.staging_traffic)
         self._set_status(status)
         try:
             with self.telemetry.within(None):
-                await workflow.execute_activity(
+                cleared = await workflow.execute_activity(
                     CLEAN_UP_EXECUTION,
                     self.execution.execution_id,
+                    # Before it said what it asked of the staging store, it answered nothing.
+                    result_type=StagingTraffic | None,  # type: ignore[arg-type]
                     start_to_close_timeout=timedelta(minutes=5),
                     retry_policy=RetryPolicy(maximum_attempts=3),
                 )
+            self._staged(cleared)
         except ActivityError:
             workflow.logger.warning(
                 "staging files of %s were not removed", self.execution.TaskExecutionArn
             )
+        self._report_traffic(status)
         # Frees the task and its agents for the next queued executions.
         registry = workflow.get_external_workflow_handle(REGISTRY_WORKFLOW_ID)
         await registry.signal(

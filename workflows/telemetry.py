@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from opentelemetry.trace import Span, Status, StatusCode
 
     from models.execution import Counters, ExecutionInput, ExecutionState, metric_attributes
+    from models.staging import StagingTraffic
 
 
 def _ns(moment: datetime) -> int:
@@ -48,6 +49,12 @@ class ExecutionTelemetry:
         self._counters = {
             name: meter.create_counter(f"ferry_{name}", "As DescribeTaskExecution counts them")
             for name in Counters().named()
+        }
+        self._staging = {
+            name: meter.create_counter(
+                f"ferry_staging_{name}", "What the execution asked of the staging store"
+            )
+            for name in StagingTraffic.model_fields
         }
         self._phase_duration = meter.create_histogram_timedelta(
             "ferry_phase_duration", "How long each phase of an execution took", "ms"
@@ -125,6 +132,12 @@ class ExecutionTelemetry:
         for name, value in counters.named().items():
             if value:
                 self._counters[name].add(value)
+
+    def staged(self, traffic: StagingTraffic) -> None:
+        """ferry_staging_requests, ferry_staging_bytes_written, ferry_staging_bytes_read."""
+        for name, value in traffic:
+            if value:
+                self._staging[name].add(value)
 
     def close(self, status: str | None = None, code: str | None = None) -> None:
         """At the end of a run: open phases end; the root ends with the execution's outcome

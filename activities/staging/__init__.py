@@ -18,10 +18,17 @@ Keys, under the store's root:
     EXEC/checkpoints/STEP-NNNNNN.PHASE.json    a batch's last checkpoint, for the next attempt
     logs/EXEC/TIME-TOKEN-NNNNN.jsonl           log lines (LogLevel), kept after the execution
 The execution's own prefix is removed when it ends; its logs stay for `ferry logs`.
+
+A batch and a published result log end with their row count (`{"@rows": N}`), so that a reader
+tells a whole one from a short one; one that is not there at all is an error naming the store
+(a worker or agent given another staging store than the rest), never an empty batch. Each
+activity counts what it asks of the store through a view of its own (`counted`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import json
 import os
@@ -30,8 +37,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from models.arn import execution_id as execution_id_of
+from models.staging import StagingTraffic
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
+ROW_COUNT = "@rows"  # the last line of a batch or a published result log: {"@rows": N}
 
 
 class ObjectWriter(Protocol):
@@ -46,6 +55,7 @@ class ObjectWriter(Protocol):
 
 class Backend(Protocol):
     url: str  # what opens the same store in another process (a pool process, another host)
+    traffic: StagingTraffic  # what was asked of the store through this backend (or copy)
 
     def writer(self, key: str) -> ObjectWriter: ...
 
@@ -54,7 +64,7 @@ class Backend(Protocol):
         ...
 
     def lines(self, key: str) -> Iterator[str]:
-        """The object's lines as they are read; none if there is no such object."""
+        """The object's lines as they are read; FileNotFoundError if there is no such object."""
         ...
 
     def keys(self, prefix: str) -> list[str]:
@@ -70,6 +80,11 @@ class Backend(Protocol):
 
 class StagingError(Exception):
     """The staging store did not answer or refused (retried: the store may come back)."""
+
+
+class StagingMissing(Exception):
+    """An object that must be in the staging store is not there, or not whole: most likely the
+    process that wrote it was given another staging store (not retried: it stays so)."""
 
 
 @functools.cache
@@ -106,6 +121,31 @@ class StagingStore:
     def url(self) -> str:
         return self.backend.url
 
+    def counted(self) -> StagingStore:
+        """This store, counting what is asked of it through the copy on its own (`traffic`);
+        the copy shares the backend's connections."""
+        backend = copy.copy(self.backend)
+        backend.traffic = StagingTraffic()
+        return StagingStore(backend)
+
+    @property
+    def traffic(self) -> StagingTraffic:
+        return self.backend.traffic
+
+    def lines(self, key: str, written_to: str = "") -> Iterator[str]:
+        """The lines of an object that must be there; `written_to`: the store its writer
+        named, if known."""
+        try:
+            yield from self.backend.lines(key)
+        except FileNotFoundError:
+            elsewhere = (
+                f" (it was written to {written_to})" if written_to not in ("", self.url) else ""
+            )
+            raise StagingMissing(
+                f"The {_what(key)} {key} is not in the staging store {self.url}{elsewhere}: is "
+                "every worker and agent given the same --staging-url / FERRY_STAGING_URL?"
+            ) from None
+
     # --- the plan ----------------------------------------------------------------------------
 
     def batch_key(self, execution_id: str, step: str, index: int) -> str:
@@ -119,9 +159,23 @@ class StagingStore:
         prefix = f"{execution_id}/{step}-"
         return [key for key in self.backend.keys(prefix) if _is_batch(key, prefix)]
 
-    def rows(self, key: str) -> Iterator[Any]:
-        for line in self.backend.lines(key):
-            yield json.loads(line)
+    def rows(self, key: str, *, sealed: bool = False, written_to: str = "") -> Iterator[Any]:
+        """The rows of a batch or result log, which must be there and whole: as many as the
+        count it ends with (`sealed`: it must end with one; older ones did not)."""
+        count, declared = 0, None
+        for line in self.lines(key, written_to):
+            row = json.loads(line)
+            if isinstance(row, dict) and ROW_COUNT in row:
+                declared = row[ROW_COUNT]
+                continue
+            count += 1
+            yield row
+        if (declared is None and sealed) or (declared is not None and declared != count):
+            said = "no row count at its end" if declared is None else f"{declared} written"
+            raise StagingMissing(
+                f"The {_what(key)} {key} in the staging store {self.url} is not whole: {count} "
+                f"rows read, {said}."
+            )
 
     def clear(self, execution_id: str, step: str, start: int = 0) -> None:
         """Drop a step's batches from `start` on, their results and checkpoints, so that a
@@ -168,7 +222,8 @@ class StagingStore:
         """Every log line of an execution: each activity's in order, activities by the time
         they first saved lines."""
         for key in self.backend.keys(f"logs/{execution_id_of(execution_arn)}/"):
-            yield from self.backend.lines(key)
+            with contextlib.suppress(FileNotFoundError):  # removed since it was listed
+                yield from self.backend.lines(key)
 
 
 class BatchWriter:
@@ -216,6 +271,7 @@ class BatchWriter:
 
     def _seal(self) -> None:
         assert self._writer is not None
+        self._writer.write(_encode({ROW_COUNT: self._rows}) + "\n")
         self._writer.commit()
         self._writer = None
         self._rows = 0
@@ -255,11 +311,13 @@ class ResultLog:
     def publish(self) -> None:
         """The whole log under the batch's key (the parts it was made of are then dropped)."""
         writer = self._store.backend.writer(self._key)
+        rows = len(self._pending)
         try:
             for part in self.saved:
-                for line in self._store.backend.lines(part):
+                for line in self._store.lines(part):
                     writer.write(line)
-            writer.write("".join(self._pending))
+                    rows += 1
+            writer.write("".join(self._pending) + _encode({ROW_COUNT: rows}) + "\n")
             writer.commit()
         except BaseException:
             writer.abort()
@@ -290,6 +348,12 @@ class EventLog:
         self._store.backend.put(key + ".jsonl", "".join(self._pending).encode())
         self._parts += 1
         self._pending = []
+
+
+def _what(key: str) -> str:
+    if ".parts/" in key:
+        return "saved part of a result log"
+    return "result log of the batch" if "/results/" in key else "batch of the plan"
 
 
 def _token() -> str:

@@ -1,7 +1,7 @@
 """The staging store in a directory: the embedded default, for workers on one host.
 
 Keys are paths below the directory. An object is written under a `.part` name and renamed into
-place, so that it appears whole or not at all.
+place, so that it appears whole or not at all. Each file operation counts as a request.
 """
 
 from __future__ import annotations
@@ -12,19 +12,24 @@ import shutil
 from collections.abc import Iterator
 from typing import IO
 
+from models.staging import StagingTraffic
+
 PART = ".part"
 
 
 class _FileWriter:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, traffic: StagingTraffic) -> None:
         self._path = path
+        self._traffic = traffic
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        self._file: IO[str] = open(path + PART, "w", encoding="utf-8")  # noqa: SIM115
+        self._file: IO[bytes] = open(path + PART, "wb")  # noqa: SIM115
 
     def write(self, text: str) -> None:
-        self._file.write(text)
+        self._file.write(text.encode())
 
     def commit(self) -> None:
+        self._traffic.requests += 1
+        self._traffic.bytes_written += self._file.tell()
         self._file.close()
         os.replace(self._path + PART, self._path)
 
@@ -36,14 +41,17 @@ class _FileWriter:
 class DirectoryBackend:
     def __init__(self, root: str) -> None:
         self.url = self.root = root
+        self.traffic = StagingTraffic()
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key)
 
     def writer(self, key: str) -> _FileWriter:
-        return _FileWriter(self._path(key))
+        return _FileWriter(self._path(key), self.traffic)
 
     def put(self, key: str, data: bytes) -> None:
+        self.traffic.requests += 1
+        self.traffic.bytes_written += len(data)
         path = self._path(key)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path + PART, "wb") as file:
@@ -51,14 +59,14 @@ class DirectoryBackend:
         os.replace(path + PART, path)
 
     def lines(self, key: str) -> Iterator[str]:
-        try:
-            file = open(self._path(key), encoding="utf-8")  # noqa: SIM115
-        except FileNotFoundError:
-            return
-        with file:
-            yield from file
+        self.traffic.requests += 1
+        with open(self._path(key), "rb") as file:
+            for line in file:
+                self.traffic.bytes_read += len(line)
+                yield line.decode()
 
     def keys(self, prefix: str) -> list[str]:
+        self.traffic.requests += 1
         folder, _, start = prefix.rpartition("/")
         base = self._path(folder)
         found: list[str] = []
@@ -76,12 +84,14 @@ class DirectoryBackend:
         return sorted(found)
 
     def delete(self, keys: list[str]) -> None:
+        self.traffic.requests += len(keys)
         for key in keys:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._path(key))
 
     def delete_prefix(self, prefix: str) -> None:
         if prefix.endswith("/"):
+            self.traffic.requests += 1
             shutil.rmtree(self._path(prefix), ignore_errors=True)
         else:
             self.delete(self.keys(prefix))

@@ -78,6 +78,7 @@ class Listing:
     objects: list[tuple[str, int]] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False  # more keys follow
+    received: int = 0  # the answer's bytes
 
 
 class Body:
@@ -309,8 +310,9 @@ class S3Client:
     def delete(self, key: str) -> None:
         self.request("DELETE", key)
 
-    def delete_many(self, keys: list[str]) -> None:
-        """DeleteObjects (up to 1,000 keys); a key the server could not delete raises."""
+    def delete_many(self, keys: list[str]) -> int:
+        """DeleteObjects (up to 1,000 keys); a key the server could not delete raises. The
+        request's bytes."""
         body = (
             "<Delete><Quiet>true</Quiet>"
             + "".join(f"<Object><Key>{escape(key)}</Key></Object>" for key in keys)
@@ -321,6 +323,7 @@ class S3Client:
         for failed in _children(root, "Error"):
             detail = f"{_text(failed, 'Key')}: {_text(failed, 'Message')}"
             raise S3Error(200, _text(failed, "Code"), detail)
+        return len(body)
 
     def tags(self, key: str) -> list[dict[str, str]]:
         root = self._xml(self.request("GET", key, query={"tagging": ""}))
@@ -346,11 +349,14 @@ class S3Client:
         while True:
             if max_keys:
                 query["max-keys"] = str(min(left, 1000))
-            root = self._xml(self.request("GET", query=query))
+            response = self.request("GET", query=query)
+            root = self._xml(response)
             # Keys come percent-encoded when the server honours encoding-type (XML 1.0 cannot
             # carry every character a key may hold).
             decode = urllib.parse.unquote_plus if _text(root, "EncodingType") == "url" else _same
-            page = Listing(truncated=_text(root, "IsTruncated") == "true")
+            page = Listing(
+                truncated=_text(root, "IsTruncated") == "true", received=len(response.data)
+            )
             for item in _children(root, "Contents"):
                 page.objects.append((decode(_text(item, "Key")), int(_text(item, "Size", "0"))))
             for common in _children(root, "CommonPrefixes"):
