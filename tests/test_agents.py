@@ -190,10 +190,18 @@ async def test_agents_share_a_transfer_wait_for_offline_agents_and_cancel(
     second = stack.start_agent(workdir / "agent-2", **small_batches)
     await until(lambda: agent_status(ferry, second_arn, "ONLINE"), timeout=30)
     arn = await start(ferry, shared)
-    await until(lambda: status_of(ferry, arn, "TRANSFERRING"), timeout=30)
-    await asyncio.sleep(2)
     killed = identity(second)
+
+    async def second_finished_a_batch() -> bool:
+        return killed in {batch.identity for batch in await transfer_batches(ferry, arn)}
+
+    # Killed once it has done a batch (a fixed pause lost the race on a busy machine), while
+    # the limit keeps the execution going for seconds more.
+    await until(second_finished_a_batch, timeout=60, every=0.2)
     stack.stop_worker(second, signal.SIGKILL)
+    assert (await ferry.describe_task_execution({"TaskExecutionArn": arn}))[
+        "Status"
+    ] == "TRANSFERRING"
     result = await wait(ferry, arn)
 
     assert result["Status"] == "SUCCESS", result["Result"]
