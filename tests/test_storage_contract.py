@@ -52,6 +52,7 @@ from activities.storage.base import (
     Storage,
     listing_key,
     location_error,
+    remove_tree,
 )
 from api.secrets import seal
 from models.locations import (
@@ -468,7 +469,7 @@ def test_a_deep_tree_is_removed_whole(side: Side) -> None:
             write(side, f"{folder}/file", b"x")
     made = len({p for p in _walk(side, "tree")})
 
-    removed = side.storage.remove("tree", DIR, recursive=True)
+    removed = remove_tree(side.storage, "tree", side.can)
 
     assert removed == made + 1  # everything in it, and the folder
     assert side.storage.stat("tree") is None

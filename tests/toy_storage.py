@@ -126,12 +126,10 @@ class MemoryStorage(Storage):
     def set_metadata(self, path: str, entry: Entry, policy: Any) -> None:
         self._existing(path)[0].mtime_ns = entry.mtime_ns
 
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
-        self._existing(path)
-        doomed = [p for p in self.files if p == path or p.startswith(path + "/")]
-        for p in doomed:
-            del self.files[p]
-        return len(doomed)
+    def remove(self, path: str, kind: str) -> None:
+        if self._existing(path)[0].kind == DIR and self.list_dir(path, limit=1)[0]:
+            raise OSError(errno.ENOTEMPTY, "a folder with something in it", path)
+        del self.files[path]
 
 
 def open_location(location: MemoryLocation, temp_tag: str = "") -> MemoryStorage:

@@ -13,6 +13,9 @@ from typing import Annotated, Union
 from pydantic import Field
 
 from models.locations.base import (
+    BY_CONDITION,
+    BY_LINK,
+    BY_RENAME,
     Capabilities,
     FileServerLocation,
     FolderMarkers,
@@ -63,6 +66,9 @@ Location = Annotated[
 ]
 
 __all__ = [
+    "BY_CONDITION",
+    "BY_LINK",
+    "BY_RENAME",
     "KINDS",
     "KIND_OF",
     "Capabilities",

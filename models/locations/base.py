@@ -24,6 +24,12 @@ Fields = dict[str, Any]
 # Characters no name may hold anywhere: the path separator and NUL.
 _ALWAYS_REFUSED = "/\0"
 
+# How an entry written under a temporary name takes its final name without replacing what is
+# there (Capabilities.exclusive_commit; activities.storage.base.place does the first two):
+BY_LINK = "link"  # a hard link, which never replaces, then the temporary name removed
+BY_RENAME = "rename"  # a rename the server is told never to let replace anything
+BY_CONDITION = "condition"  # the write itself, which the server refuses where a name is taken
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -41,6 +47,10 @@ class Capabilities:
     symlinks: bool = True
     hard_links: bool = True  # else each further name is a copy
     server_side_copy: bool = False  # a copy the server makes, without the bytes passing by
+    # A folder removed with everything in it by the server (as an rclone backend declares
+    # Purge); elsewhere it is emptied entry by entry above the adapter (base.remove_tree).
+    recursive_delete: bool = False
+    exclusive_commit: str = BY_LINK  # how OverwriteMode NEVER keeps what is there: BY_*
     devices: bool = True  # block and character devices, named pipes
     empty_folders: bool = True
     folder_metadata: bool = True

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.locations.base import (
+    BY_CONDITION,
     Capabilities,
     Fields,
     FolderMarkers,
@@ -42,6 +43,8 @@ _OBJECTS = Capabilities(
     server_side_copy=True,
     devices=False,
     max_path_bytes=1024,
+    recursive_delete=True,  # a prefix listed flat, its keys deleted a thousand a request
+    exclusive_commit=BY_CONDITION,
 )
 
 

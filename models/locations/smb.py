@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field
 
 from models.locations.base import (
+    BY_RENAME,
     Capabilities,
     Fields,
     FileServerHostnameValue,
@@ -54,6 +55,7 @@ class SmbServerLocation(FileServerLocation):
         refused_characters='\\:*?"<>|' + "".join(map(chr, range(1, 32))),
         refused_endings=". ",  # Windows drops a trailing dot or space
         case_sensitive=False,
+        exclusive_commit=BY_RENAME,  # FileRenameInformation without ReplaceIfExists
     )
 
     ServerPort: int = 445
