@@ -850,7 +850,6 @@ class SmbStorage(Storage):
         """What list_dir shows, and the reparse points it leaves out, as links: each goes as
         itself, never with what it points to."""
 
-
         def keyed() -> Iterator[tuple[str, Entry]]:
             for entry, attrs in self._scan(path, path + "/" if path else ""):
                 if attrs & REPARSE_POINT:

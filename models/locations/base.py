@@ -79,16 +79,16 @@ class Capabilities:
 class LocationKind:
     """One location type, declared once: the operations' name (CreateLocation<name>,
     DescribeLocation<name>, UpdateLocation<name>), the model it is kept as, its request shapes,
-    the rules its fields follow, and the adapter a worker opens it with (the module of
-    activities.storage whose `open_location` does). What the storage can hold is the model's
-    `capabilities`."""
+    the rules its fields follow, and the adapter a worker opens it with (the module whose
+    `open_location` does, one of activities.storage for Ferry's own types). What the storage
+    can hold is the model's `capabilities`."""
 
     name: str
     title: str  # what a location of this type is, in a sentence: "an SMB"
     model: type[LocationBase]
     create: type[Request]
     update: type[Request] | None = None  # None: it cannot be updated
-    adapter: str = "local"
+    adapter: str = "activities.storage.local"
     secrets: tuple[str, ...] = ()  # fields sealed before they reach Temporal, never shown
     # A request's fields as the model takes them (renamed, derived, defaulted); `updating`: an
     # update's changes, merged with the location's fields after.

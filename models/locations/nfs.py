@@ -300,7 +300,7 @@ NFS = LocationKind(
     model=NfsLocation,
     create=CreateLocationNfsRequest,
     update=UpdateLocationNfsRequest,
-    adapter="nfs",
+    adapter="activities.storage.nfs",
     prepare=_on_prem_agents,
 )
 EFS = LocationKind(
@@ -309,7 +309,7 @@ EFS = LocationKind(
     model=EfsLocation,
     create=CreateLocationEfsRequest,
     update=UpdateLocationEfsRequest,
-    adapter="nfs",
+    adapter="activities.storage.nfs",
     prepare=_efs,
     check=_check_efs_tunnel,
 )
@@ -319,6 +319,6 @@ FSX_OPENZFS = LocationKind(
     model=FsxOpenZfsLocation,
     create=CreateLocationFsxOpenZfsRequest,
     update=UpdateLocationFsxOpenZfsRequest,
-    adapter="nfs",
+    adapter="activities.storage.nfs",
     prepare=_fsx_open_zfs,
 )

@@ -263,7 +263,7 @@ S3 = LocationKind(
     model=S3Location,
     create=CreateLocationS3Request,
     update=UpdateLocationS3Request,
-    adapter="objects",
+    adapter="activities.storage.objects",
 )
 OBJECT_STORAGE = LocationKind(
     name="ObjectStorage",
@@ -271,7 +271,7 @@ OBJECT_STORAGE = LocationKind(
     model=ObjectStorageLocation,
     create=CreateLocationObjectStorageRequest,
     update=UpdateLocationObjectStorageRequest,
-    adapter="objects",
+    adapter="activities.storage.objects",
     secrets=("SecretKey",),
     prepare=_default_port,
 )

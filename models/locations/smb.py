@@ -216,7 +216,7 @@ SMB = LocationKind(
     model=SmbLocation,
     create=CreateLocationSmbRequest,
     update=UpdateLocationSmbRequest,
-    adapter="smb",
+    adapter="activities.storage.smb",
     secrets=("Password", "KerberosKeytab"),
     check=_check_smb_authentication,
 )
@@ -226,7 +226,7 @@ FSX_WINDOWS = LocationKind(
     model=FsxWindowsLocation,
     create=CreateLocationFsxWindowsRequest,
     update=UpdateLocationFsxWindowsRequest,
-    adapter="smb",
+    adapter="activities.storage.smb",
     secrets=("Password",),
     prepare=_fsx_windows,
 )
