@@ -61,6 +61,10 @@ class Capabilities:
     case_sensitive: bool = True  # else "A" and "a" are one name (SMB, as Windows has it)
     max_name_bytes: int = 255
     max_path_bytes: int = 4096  # a path beneath the location root, in bytes
+    # The most names a path beneath the location root may have for one request of the
+    # protocol to reach it (0: no limit): an NFSv4.1 session caps a request's operations.
+    max_path_components: int = 0
+    deeper: str = ""  # what reaches deeper paths, told where one is skipped
 
     def refuses(self, name: str) -> str | None:
         """Why no entry there can be called `name` (None: it can)."""
@@ -72,6 +76,16 @@ class Capabilities:
             return f"a name with {shown}"
         if name in (".", "..") or (name and name[-1] in self.refused_endings):
             return f"a name ending in {name[-1]!r}"
+        return None
+
+    def unreachable(self, path: str) -> str | None:
+        """Why no request can reach the entry at `path` there (None: one can)."""
+        names = path.count("/") + 1 if path else 0
+        if self.max_path_components and names > self.max_path_components:
+            return (
+                f"a path of {names} names: one request reaches at most "
+                f"{self.max_path_components} below this location" + self.deeper
+            )
         return None
 
 
