@@ -12,6 +12,7 @@ from helpers import empty_folder, logged, run, write
 from smb_server import SmbServer
 from test_file_servers import smb
 from test_object_storage import local, object_storage, task
+from test_task_reports import report_files, report_location
 
 from activities.storage.base import TEMP_NAME
 from api import Ferry
@@ -28,7 +29,21 @@ async def test_names_an_smb_share_refuses_are_skipped_and_said(
     inside = f"caps-{workdir.name}"
     (Path(smb_server.share_dir) / inside).mkdir()
     destination = await smb(ferry, smb_server, inside=inside)
-    arn = await task(ferry, await local(ferry, source), destination, LogLevel="TRANSFER")
+    reports_arn, reports = await report_location(ferry, workdir)
+    arn = (
+        await ferry.create_task(
+            {
+                "SourceLocationArn": await local(ferry, source),
+                "DestinationLocationArn": destination,
+                "Options": {"LogLevel": "TRANSFER"},
+                "TaskReportConfig": {
+                    "Destination": {"Location": {"LocationArn": reports_arn}},
+                    "OutputType": "STANDARD",
+                    "ReportLevel": "SUCCESSES_AND_ERRORS",
+                },
+            }
+        )
+    )["TaskArn"]
 
     result = await run(ferry, arn)
 
@@ -46,6 +61,12 @@ async def test_names_an_smb_share_refuses_are_skipped_and_said(
         "/what?": f"{into} cannot hold a name with '?'",
         "/what?/inside.txt": f"it lies in /what?, which {into} cannot hold",
     }
+    # And in the task report: a row per path, with the same reason.
+    found = report_files(reports, arn, result)
+    assert found["summary"]["FilesSkipped"] == 3
+    assert sorted(
+        (row["RelativePath"], row["Status"], row["Reason"]) for row in found["skipped"]
+    ) == sorted((path, "SUCCESS", reason) for path, reason in skipped.items())
 
 
 async def test_without_folder_markers_an_empty_folder_is_skipped_not_a_difference(
