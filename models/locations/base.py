@@ -55,6 +55,10 @@ class Capabilities:
     empty_folders: bool = True
     folder_metadata: bool = True
     windows_metadata: bool = False  # SMB's attributes and security descriptors
+    object_tags: bool = False  # an object's tags (object storage)
+    # What is written can be read back at once (not an S3 Glacier Flexible Retrieval or Deep
+    # Archive object, which must be restored first).
+    reads_back: bool = True
     files_in_flight: int = 8  # files a batch works on at once (1: local disks, CPU-bound)
     refused_characters: str = ""  # characters no name may hold there, beyond "/" and NUL
     refused_endings: str = ""  # characters no name may end with there

@@ -43,9 +43,14 @@ _OBJECTS = Capabilities(
     server_side_copy=True,
     devices=False,
     max_path_bytes=1024,
+    object_tags=True,
     recursive_delete=True,  # a prefix listed flat, its keys deleted a thousand a request
     exclusive_commit=BY_CONDITION,
 )
+
+
+# Storage classes whose objects are restored before they can be read.
+ARCHIVED = ("GLACIER", "DEEP_ARCHIVE")
 
 
 class _Objects(LocationBase):
@@ -76,6 +81,13 @@ class S3Location(_Objects):
     @property
     def bucket(self) -> str:
         return self.S3BucketArn.rpartition(":")[2].rpartition("/")[2]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        can = super().capabilities
+        if self.S3StorageClass in ARCHIVED:
+            return replace(can, reads_back=False)
+        return can
 
     @property
     def location_uri(self) -> str:
