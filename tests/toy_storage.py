@@ -15,7 +15,7 @@ from models.requests import Request, TagList
 class MemoryLocation(LocationBase):
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         posix_owners=False, posix_modes=False, hard_links=False, devices=False,
-        refused_characters="*", exclusive_commit=BY_CONDITION,
+        refused_characters="*", exclusive_commit=BY_CONDITION, access_times=False,
     )  # fmt: skip
     LocationType: Literal["MEMORY"] = "MEMORY"
     Name: str

@@ -60,6 +60,7 @@ def metadata_policy(options: Options, destination: Location | None) -> MetadataP
         policy = dataclasses.replace(policy, owner_name=policy.uid, group_name=policy.gid)
     return dataclasses.replace(
         policy,
+        atime=policy.atime and can.access_times,
         uid=policy.uid and can.posix_owners,
         gid=policy.gid and can.posix_owners,
         mode=policy.mode and can.posix_modes,

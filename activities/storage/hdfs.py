@@ -565,8 +565,10 @@ class HdfsStorage(Storage):
         try:
             self._call(operation, full, **params)
         except OSError as error:
-            if error.errno in TRANSIENT_ERRNOS or isinstance(error, ConnectionError):
-                raise
+            if error.errno in (*TRANSIENT_ERRNOS, errno.ENOENT) or isinstance(
+                error, ConnectionError
+            ):
+                raise  # to be retried, or missing: not the metadata's failure
             hint = ""
             if what.startswith("owner") and error.errno == errno.EACCES:
                 hint = (

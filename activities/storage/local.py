@@ -267,8 +267,8 @@ def _metadata(what: str, call: Callable[..., None], *args: object, **kwargs: obj
     try:
         call(*args, **kwargs)
     except OSError as error:
-        if error.errno in TRANSIENT_ERRNOS:
-            raise
+        if error.errno in TRANSIENT_ERRNOS or error.errno == errno.ENOENT:
+            raise  # to be retried, or missing: not the metadata's failure
         raise MetadataError(f"cannot set {what}: {describe_error(error)}") from error
     except ValueError as error:
         # What Python's chmod() raises for a link when it may not follow it.

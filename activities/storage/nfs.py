@@ -254,8 +254,8 @@ def _metadata(what: str, call: Callable[..., None], *args: object, **kwargs: obj
         call(*args, **kwargs)
     except nfs_rs.NfsError as error:
         failure = os_error(error)
-        if failure.errno in TRANSIENT_ERRNOS:
-            raise failure from error
+        if failure.errno in TRANSIENT_ERRNOS or failure.errno == errno.ENOENT:
+            raise failure from error  # to be retried, or missing: not the metadata's failure
         raise MetadataError(f"cannot set {what}: {describe_error(failure)}") from error
 
 

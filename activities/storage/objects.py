@@ -185,14 +185,17 @@ def _folder(path: str) -> Entry:
 @contextlib.contextmanager
 def _translated(where: str, key: str = "") -> Iterator[None]:
     """S3's errors as the OS errors and StorageErrors the phases understand: a missing key is
-    FileNotFoundError, a refused or unreachable location a StorageError, a busy server a
-    transient error."""
+    FileNotFoundError, a key refused PermissionError, a refused or unreachable location a
+    StorageError, a busy server a transient error."""
     try:
         yield
     except S3Error as error:
         code, status = error.code, error.status
         if code in _MISSING_KEY or (status == 404 and code not in _MISSING_BUCKET):
             raise FileNotFoundError(errno.ENOENT, "no such object", key) from None
+        if key and code in ("AccessDenied", "403"):  # a HEAD's 403 has no body to name it
+            # One object refused (its ACL, a policy on a prefix): that file alone fails.
+            raise PermissionError(errno.EACCES, f"access denied ({error.message})", key) from None
         if code in _DENIED or status == 403:
             raise StorageError(
                 f"{where}: access denied ({code}: {error.message}); check the credentials and "
@@ -639,14 +642,20 @@ class ObjectStorage(Storage):
             )
 
     def remove(self, path: str, kind: str) -> None:
-        """A file is looked for first, so that one already gone is told apart (a DeleteObject
-        of a key that is not there succeeds); a folder is its marker, where it has one."""
+        """What is removed is looked for first, so that one already gone is told apart (a
+        DeleteObject of a key that is not there succeeds): a file's object; a folder's marker,
+        where it has one, else the objects beneath it (which keep it there)."""
+        folder = self._folder_key(path)
+        if kind == DIR and self.markers and self._head(folder, path, DIR) is not None:
+            with _translated(self.where, path):
+                self.client.delete(folder)
+            return
         with _translated(self.where, path):
             if kind != DIR:
                 self.client.head(self.key(path))
                 self.client.delete(self.key(path))
-            elif self.markers:
-                self.client.delete(self._folder_key(path))
+            elif not next(self.client.list(folder, max_keys=1)).objects:
+                raise FileNotFoundError(errno.ENOENT, "no such folder", path)
 
     def purge(self, path: str) -> int:
         """Every key under the folder's prefix, listed flat a page at a time and deleted a

@@ -38,6 +38,7 @@ class Capabilities:
     PREPARING skips, naming each, the entries it cannot hold."""
 
     time_resolution_ns: int = 1  # mtimes closer than this are the same
+    access_times: bool = True  # an atime of its own, beside the mtime
     posix_owners: bool = True  # numeric uid and gid
     owner_names: bool = False  # owner and group names (HDFS's; object storage's user metadata)
     names_only: bool = False  # owners are names, never numbers (HDFS)
