@@ -112,6 +112,8 @@ class Holding:
             reason = f"{self.name} cannot hold {refused}"
         elif len(entry.path.encode(errors="surrogateescape")) > self.can.max_path_bytes:
             reason = f"{self.name} cannot hold a path longer than {self.can.max_path_bytes} bytes"
+        elif unreachable := self.can.unreachable(entry.path):
+            reason = f"{self.name} cannot reach {unreachable}"
         elif not self.can.case_sensitive and (same := self._same_name(entry.path)):
             reason = (
                 f"{self.name} cannot hold it beside /{same}: names that differ only in case "

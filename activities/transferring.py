@@ -42,6 +42,7 @@ from activities.storage import (
     time_resolution_ns,
 )
 from activities.storage.base import (
+    DIR,
     FILE,
     KIND_NAMES,
     Entry,
@@ -53,6 +54,7 @@ from activities.storage.base import (
     describe_error,
     is_transient,
     location_error,
+    remove_tree,
 )
 from models.execution import BatchRef, BatchResult
 
@@ -340,7 +342,12 @@ class BatchTransfer:
     def _removal_row(self, row: list[Any]) -> None:
         path, kind = Removal.from_row(row)
         try:
-            removed = self.destination.remove(path, kind, recursive=True)
+            if kind == DIR:
+                can = self.ref.destination.capabilities
+                removed = remove_tree(self.destination, path, can)
+            else:
+                self.destination.remove(path, kind)
+                removed = 1
         except FileNotFoundError:
             return
         except Exception as error:

@@ -2,12 +2,24 @@
 for the session on free ports of 127.0.0.1.
 """
 
+# ruff: noqa: E402 - the location types are named before Ferry's modules are imported
+
 from __future__ import annotations
+
+import os
+
+# The toy location type of toy_storage.py, added as docs/architecture.md says a type kept
+# outside Ferry's tree is: named in FERRY_LOCATION_TYPES, for every process of the session (the
+# tests', the workers', the CLI's), which find its module on their path.
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+os.environ["FERRY_LOCATION_TYPES"] = "toy_storage"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_TESTS, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 
 import base64
 import contextlib
 import json
-import os
 import signal
 import socket
 import subprocess

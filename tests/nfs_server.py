@@ -56,6 +56,11 @@ class NfsServer:
         """The directory behind ganesha's second export, /fsx (FSx for OpenZFS's root)."""
         return os.path.join(self.directory, "fsx")
 
+    @property
+    def full_dir(self) -> str:
+        """ganesha_every_version's second export: a tmpfs of FULL_SIZE bytes, /full."""
+        return os.path.join(self.directory, "full")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -143,29 +148,43 @@ NFS_KRB5 {{ Active_krb5 = false; }}
 EXPORT {{ Export_Id = 1; Path = {export}; Pseudo = /x; Access_Type = RW;
   Squash = No_Root_Squash; SecType = sys; Protocols = 3,4; Transports = TCP;
   FSAL {{ Name = VFS; }} }}
+EXPORT {{ Export_Id = 2; Path = {full}; Pseudo = /full; Access_Type = RW;
+  Squash = No_Root_Squash; SecType = sys; Protocols = 3,4; Transports = TCP;
+  FSAL {{ Name = VFS; }} }}
 LOG {{ Default_Log_Level = EVENT; }}
 """
+FULL_SIZE = 2 << 20  # the small file system of ganesha_every_version's second export
 
 
 @contextlib.contextmanager
 def ganesha_every_version(host: Host) -> Iterator[NfsServer]:
     """nfs-ganesha serving NFSv3, v4.0 and v4.1 on a host of its own (NFSv3's MOUNT needs
     rpcbind on port 111, which only a host of its own has free), at `host.address`. NFSv3
-    mounts the export's path (`pseudo_path` of the server), NFSv4 its pseudo path /x."""
+    mounts the export's path (`pseudo_path` of the server), NFSv4 its pseudo path /x. A second
+    export is a tmpfs of FULL_SIZE bytes, `full_dir` (its pseudo path /full), to fill."""
     directory = str(host.directory / "ganesha")
     export_dir = os.path.join(directory, "export")
+    full_dir = os.path.join(directory, "full")  # NfsServer.full_dir
     os.makedirs(export_dir)
+    os.makedirs(full_dir)
     os.makedirs(os.path.join(directory, "recov"))
+    # Mounted before ganesha starts, so that its host, which sees this machine's mounts as
+    # they were then, has it too.
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={FULL_SIZE}", "tmpfs", full_dir], check=True
+    )
     config = os.path.join(directory, "ganesha.conf")
     with open(config, "w") as file:
         file.write(
             _ALL_VERSIONS_CONFIG.format(
-                directory=directory, export=export_dir, plugins=ganesha_plugins()
+                directory=directory, export=export_dir, full=full_dir, plugins=ganesha_plugins()
             )
         )
     host.start(["rpcbind", "-f", "-w"], "rpcbind.log")
     log = os.path.join(directory, "ganesha.log")
-    process = host.start([GANESHA, "-F", "-f", config, "-L", log], "ganesha.out")
+    # A pid file of its own: the default one in /var/run is shared with any other ganesha.
+    pid = os.path.join(directory, "ganesha.pid")
+    process = host.start([GANESHA, "-F", "-f", config, "-L", log, "-p", pid], "ganesha.out")
     server = NfsServer(2049, export_dir, "/x", "AUTOMATIC", directory, process)
     try:
         wait_for_port(2049, process, f"nfs-ganesha (log: {log})", 10, host.address)
@@ -173,3 +192,4 @@ def ganesha_every_version(host: Host) -> Iterator[NfsServer]:
         yield server
     finally:
         server.stop()
+        subprocess.run(["umount", "-l", full_dir], check=False)

@@ -3,7 +3,8 @@
 smbd runs as root from a private smb.conf in a short temporary folder (its unix sockets must fit
 in 108 bytes), in its own session (it signals its whole process group when it exits). NT ACLs
 are kept exactly (acl_xattr) and DOS attributes too (store dos attributes). The SMB user maps
-onto root through the username map, so no system account is added.
+onto root through the username map, so no system account is added; a second one, the reader,
+maps onto `nobody`, whom the files' modes bind.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ _SHARE = """\
   store dos attributes = yes
 """
 USER, PASSWORD = "testuser", "Ferry-Test-1"
+# A second user, mapped onto `nobody`: one the files' modes and ACLs bind.
+READER, READER_PASSWORD = "reader", "Ferry-Reader-1"
 _SUBDIRS = ("lock", "state", "cache", "private", "run", "ncalrpc", "binddns", "log")
 
 
@@ -75,6 +78,8 @@ class SmbServer:
     shares: dict[str, str] = field(default_factory=dict)
     user: str = USER
     password: str = PASSWORD
+    reader: str = READER
+    reader_password: str = READER_PASSWORD
     host: str = "127.0.0.1"
     share: str = "share"
 
@@ -122,13 +127,17 @@ def start_smb_server(
         for name, path in paths.items():
             out.write(_SHARE.format(name=name, path=path))
     with open(os.path.join(directory, "usermap"), "w") as out:
-        out.write(f"root = {USER}\n")
-    subprocess.run(
-        ["smbpasswd", "-c", conf, "-s", "-a", "root"],
-        input=f"{PASSWORD}\n{PASSWORD}\n".encode(),
-        check=True,
-        capture_output=True,
-    )
+        out.write(f"root = {USER}\nnobody = {READER}\n")
+    for account, password in (("root", PASSWORD), ("nobody", READER_PASSWORD)):
+        subprocess.run(
+            ["smbpasswd", "-c", conf, "-s", "-a", account],
+            input=f"{password}\n{password}\n".encode(),
+            check=True,
+            capture_output=True,
+        )
+    # The reader reaches the shares (only them: the rest of the folder stays closed to it).
+    os.chmod(directory, 0o711)
+    os.chmod(os.path.join(directory, "shares"), 0o755)
     # "Manage auditing and security log", which copying SACLs (OWNER_DACL_SACL) needs.
     subprocess.run(
         ["net", "-s", conf, "sam", "rights", "grant", "root", "SeSecurityPrivilege"],

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import S3Server, Stack, run_cli
-from helpers import digest, launch_failure, local, run, task, write
+from helpers import digest, launch_failure, local, logged, run, task, write
 from nfs_server import NfsServer, ganesha
 from smb_server import RawClient, SmbServer, acl_sids, smb_server_running
 
@@ -106,14 +106,17 @@ async def test_local_to_nfs_keeps_bytes_owners_modes_times_and_links(
 
 
 async def test_a_folder_40_deep_reaches_nfs_by_nfs4_0_where_a_4_1_session_is_too_short(
-    ferry: Ferry, nfs_server: NfsServer, workdir: Path
+    stack: Stack, ferry: Ferry, nfs_server: NfsServer, workdir: Path
 ) -> None:
     """nfs-ganesha's NFSv4.1 sessions take 16 operations a request, and nfs-rs looks a path up
     in one: a path 40 folders deep once failed the whole execution ("COMPOUND contains 42
-    operations; channel maximum is 16"). AUTOMATIC reaches it by NFSv4.0; an explicit NFS4_1
-    fails those files alone, saying why, and transfers the rest."""
+    operations; channel maximum is 16"). AUTOMATIC reaches it by NFSv4.0. An explicit NFS4_1
+    cannot reach it at all (nfs-rs takes no file handle but to list), and the location says
+    so (Capabilities.max_path_components): PREPARING skips what lies too deep, a line each,
+    and transfers the rest; the execution succeeds, and verification passes over them."""
     source = workdir / "source"
-    deep = "/".join(f"level-{number:02d}" for number in range(40))
+    levels = [f"level-{number:02d}" for number in range(40)]
+    deep = "/".join(levels)
     write(source / deep / "deep.txt", "forty folders down")
     write(source / "shallow.txt", "at the top")
     destination = folder(nfs_server.export_dir, "deep")
@@ -126,13 +129,39 @@ async def test_a_folder_40_deep_reaches_nfs_by_nfs4_0_where_a_4_1_session_is_too
     assert posix_view(destination) == posix_view(source)
 
     only_41 = folder(nfs_server.export_dir, "deep-41")
-    explicit = await nfs(ferry, nfs_server, "deep-41", "NFS4_1")
-    failed = await run(ferry, await task(ferry, await local(ferry, source), explicit))
+    explicit = await nfs(ferry, nfs_server, "deep-41", "NFS4_1")  # /export/deep-41: 2 names
+    arn = await task(ferry, await local(ferry, source), explicit, LogLevel="TRANSFER")
+    skipping = await run(ferry, arn)
 
-    assert failed["Status"] == "ERROR"
-    assert failed["Result"]["ErrorCode"] == "FilesFailed"
-    assert "too deep for one NFSv4.1 request" in failed["Result"]["ErrorDetail"]
+    assert skipping["Status"] == "SUCCESS", skipping["Result"].get("ErrorDetail")
     assert (only_41 / "shallow.txt").read_text() == "at the top"
+    assert (only_41 / "/".join(levels[:10])).is_dir()  # 12 names from the server's root
+    assert not (only_41 / "/".join(levels[:11])).exists()
+    assert skipping["FilesSkipped"] == 31  # level-10 to level-39, and deep.txt
+    skipped = [
+        (line["Path"], line["Reason"])
+        for line in logged(stack.directory / "staging", skipping["TaskExecutionArn"])
+        if line["Event"] == "SKIPPED"
+    ]
+    assert len(skipped) == 31
+    too_deep = "/" + "/".join(levels[:11])
+    assert skipped[0] == (
+        too_deep,
+        "the destination (an NFS location) cannot reach a path of 11 names: one request "
+        "reaches at most 10 below this location with NFSv4.1 (MountOptions Version "
+        "AUTOMATIC reaches it by NFSv4.0)",
+    )
+    assert skipped[-1][0] == f"/{deep}/deep.txt"
+    assert (
+        skipped[-1][1]
+        == f"it lies in {too_deep}, which the destination (an NFS location) cannot hold"
+    )
+    again = await run(ferry, arn)  # and nothing else to do the next time
+    assert (again["Status"], again["FilesTransferred"], again["FilesSkipped"]) == (
+        "SUCCESS",
+        0,
+        31,
+    )
 
 
 async def test_nfs_to_smb_keeps_bytes_and_times(
@@ -358,7 +387,7 @@ async def test_nfs_failures_end_in_launching_with_the_reason(ferry: Ferry, workd
         unreachable = await nfs(ferry, server, "inside")
         # Removed by another NFS client (behind the server's back, ganesha answers ESTALE).
         other_client = NfsStorage("127.0.0.1", server.port, server.pseudo_path)
-        assert other_client.remove("inside", "d") == 1
+        other_client.remove("inside", "d")
         other_client.close()
         gone = await launch_failure(ferry, missing, workdir)
     assert "/export/inside" in gone["Result"]["ErrorDetail"]

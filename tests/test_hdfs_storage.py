@@ -22,6 +22,7 @@ from activities.storage.base import (
     MetadataError,
     MetadataPolicy,
     StorageError,
+    remove_tree,
 )
 from activities.storage.hdfs import HdfsStorage
 from models.errors import ErrorCode
@@ -212,7 +213,8 @@ def test_hdfs_has_no_hard_links(storage: HdfsStorage) -> None:
 def test_removing_a_folder_counts_what_it_held(cluster: HdfsCluster, storage: HdfsStorage) -> None:
     for path in ("d/1", "d/e/2", "d/e/3"):
         write(storage, path, b"x")
-    assert storage.remove("d", DIR, recursive=True) == 5  # d, e and three files
+    assert HdfsLocation.CAPABILITIES.recursive_delete  # one DELETE with recursive=true
+    assert remove_tree(storage, "d", HdfsLocation.CAPABILITIES) == 5  # d, e and three files
     assert storage.stat("d") is None
     with pytest.raises(FileNotFoundError):
         storage.remove("d", DIR)

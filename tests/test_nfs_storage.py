@@ -23,16 +23,19 @@ from activities.storage.base import (
     MetadataPolicy,
     StorageError,
     is_transient,
+    remove_tree,
     temp_name,
 )
 from activities.storage.nfs import NfsStorage
 from models.errors import ErrorCode
+from models.locations import NfsLocation
 
 __all__ = ["nfs_server"]  # the fixture, imported for pytest to find
 
 EVERYTHING = MetadataPolicy(mtime=True, atime=True, uid=True, gid=True, mode=True, devices=True)
 MTIME_NS = 1_600_000_000_123_456_789
 ATIME_NS = 1_500_000_000_987_654_321
+NFS_CAN = NfsLocation.CAPABILITIES  # no recursive delete: emptied folder by folder
 MIB = 1 << 20
 
 
@@ -193,8 +196,8 @@ def test_metadata_of_a_folder_and_removal(storage: NfsStorage, folder: str):
     with pytest.raises(OSError) as refused:
         storage.remove("d", DIR)
     assert refused.value.errno == errno.ENOTEMPTY
-    assert storage.remove("d/f1", FILE) == 1
-    assert storage.remove("d", DIR, recursive=True) == 4  # d, sub, f2, out
+    storage.remove("d/f1", FILE)
+    assert remove_tree(storage, "d", NFS_CAN) == 4  # d, sub, f2, out: the link as itself
     assert os.listdir(folder) == []
     assert os.path.isdir("/etc")
 
@@ -203,7 +206,7 @@ def test_metadata_of_a_folder_and_removal(storage: NfsStorage, folder: str):
     inner = NfsStorage("127.0.0.1", storage.port, f"{storage.export_path}/inner")
     try:
         assert inner.make_dir("kept")
-        assert storage.remove("inner", DIR, recursive=True) == 2
+        assert remove_tree(storage, "inner", NFS_CAN) == 2
         with pytest.raises(StorageError, match="no longer exists"):
             inner.create_file("again/f", Entry("again/f", FILE), EVERYTHING)
     finally:
@@ -330,11 +333,16 @@ def test_nfsv3_on_rclone():
             assert read(storage, "d/f") == b"data"
             writer = storage.create_file("d/f", entry, EVERYTHING)
             writer.write(b"else")
-            assert writer.commit(exclusive=True) is False  # no LINK there: looked, then kept
+            # No LINK there, and no RENAME that refuses to replace: an exclusive commit is
+            # refused, not made by a look then a rename (a writer between would lose its file).
+            with pytest.raises(OSError, match="no hard links") as refused:
+                writer.commit(exclusive=True)
+            assert refused.value.errno == errno.EOPNOTSUPP
+            writer.abort()
             assert read(storage, "d/f") == b"data"
             entries, _ = storage.list_dir("d")
             assert [(e.path, e.size) for e in entries] == [("d/f", 4)]
             assert entries[0].mtime_ns // 1_000_000_000 == MTIME_NS // 1_000_000_000
-            assert storage.remove("d", DIR, recursive=True) == 2
+            assert remove_tree(storage, "d", NFS_CAN) == 2
         finally:
             storage.close()

@@ -20,7 +20,15 @@ from smbprotocol.header import SMB2HeaderResponse
 from smbprotocol.session import Session
 
 from activities.storage import kerberos, smb, smbcodec
-from activities.storage.base import DIR, FILE, Entry, MetadataError, MetadataPolicy, StorageError
+from activities.storage.base import (
+    DIR,
+    FILE,
+    Entry,
+    MetadataError,
+    MetadataPolicy,
+    StorageError,
+    remove_tree,
+)
 from activities.storage.kerberos import Kerberos
 from activities.storage.smb import REPARSE_POINT_SKIPPED, SmbStorage
 from activities.storage.smbcodec import (
@@ -32,6 +40,7 @@ from activities.storage.smbcodec import (
     SECURITY_DESCRIPTOR,
 )
 from models.errors import ErrorCode
+from models.locations import SmbLocation
 
 MTIME = 1_600_000_000_123_456_700  # FILETIME has 100 ns steps
 ATIME = 1_500_000_000_987_654_300
@@ -368,8 +377,9 @@ def test_remove_counts_everything_removed(storage, smb_server):
     readonly = Entry("t/e/ro", FILE, 1, MTIME, ATIME, attributes={FILE_ATTRIBUTES: READONLY})
     write(storage, "t/e/ro", b"x", readonly)
     storage.make_dir("t/empty")
-    assert storage.remove("t/f1", FILE) == 1
-    assert storage.remove("t", DIR, recursive=True) == 6  # t, e, f2, f3, ro, empty
+    storage.remove("t/f1", FILE)
+    removed = remove_tree(storage, "t", SmbLocation.CAPABILITIES)
+    assert removed == 6  # t, e, f2, f3, ro, empty: folder by folder, as SMB has no purge
     assert os.listdir(on_disk(smb_server, storage, "")) == []
     with pytest.raises(FileNotFoundError):
         storage.remove("t", DIR)

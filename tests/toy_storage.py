@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import errno
+import io
 from typing import Any, ClassVar, Literal
 
 from activities.storage.base import DIR, Entry, Storage, listing_key, listing_slice
-from models.locations import Capabilities, LocationBase, LocationKind
+from models.locations import BY_CONDITION, Capabilities, LocationBase, LocationKind
 from models.requests import Request, TagList
 
 
@@ -14,7 +15,7 @@ from models.requests import Request, TagList
 class MemoryLocation(LocationBase):
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
         posix_owners=False, posix_modes=False, hard_links=False, devices=False,
-        refused_characters="*",
+        refused_characters="*", exclusive_commit=BY_CONDITION, access_times=False,
     )  # fmt: skip
     LocationType: Literal["MEMORY"] = "MEMORY"
     Name: str
@@ -23,15 +24,21 @@ class MemoryLocation(LocationBase):
     def location_uri(self) -> str:
         return f"memory://{self.Name}/"
 
+    @property
+    def tree(self) -> tuple[str, str]:
+        return "memory", f"/{self.Name}/"
+
 
 class CreateLocationMemoryRequest(Request):
     Name: str
     Tags: TagList = []
 
 
-MEMORY = LocationKind(
-    name="Memory", title="a memory", model=MemoryLocation,
-    create=CreateLocationMemoryRequest, adapter="toy_storage",
+KINDS = (  # this module is named in FERRY_LOCATION_TYPES
+    LocationKind(
+        name="Memory", title="a memory", model=MemoryLocation,
+        create=CreateLocationMemoryRequest, adapter="toy_storage",
+    ),
 )  # fmt: skip
 VOLUMES: dict[str, dict[str, list[Any]]] = {}  # a location's files: path -> [entry, bytes]
 
@@ -44,7 +51,7 @@ class _Writer:
     def write(self, data: bytes | memoryview) -> None:
         self.data += data
 
-    def commit(self, *, exclusive: bool) -> bool:
+    def commit(self, *, exclusive: bool) -> bool:  # the write is the commit: BY_CONDITION
         if exclusive and self.entry.path in self.storage.files:
             return False
         self.storage.make_dir(self.entry.path.rpartition("/")[0])
@@ -56,13 +63,10 @@ class _Writer:
         self.data = bytearray()
 
 
-class _Reader:
+class _Reader(io.BytesIO):
     def __init__(self, item: list[Any]) -> None:
-        self.item, self.offset = item, 0  # a snapshot: a file written again is a new item
-
-    def read(self, size: int) -> bytes:
-        self.offset += len(data := self.item[1][self.offset : self.offset + size])
-        return data
+        super().__init__(item[1])
+        self.item = item  # a snapshot: a file written again is a new item
 
     def stat(self) -> Entry:
         return self.item[0]
@@ -76,8 +80,7 @@ class MemoryStorage(Storage):
         self.files = files
         self.make_dir("")
 
-    def check(self, *, writable: bool) -> None:
-        """Always there."""
+    def check(self, *, writable: bool) -> None: ...  # always there
 
     def stat(self, path: str) -> Entry | None:
         return self.files[path][0] if path in self.files else None
@@ -99,8 +102,7 @@ class MemoryStorage(Storage):
     def open_read(self, path: str) -> _Reader:
         return _Reader(self._existing(path))
 
-    def close_reader(self, reader: Any) -> None:
-        pass
+    def close_reader(self, reader: Any) -> None: ...
 
     def create_file(self, path: str, entry: Entry, policy: Any) -> _Writer:
         if "*" in path:
@@ -126,12 +128,10 @@ class MemoryStorage(Storage):
     def set_metadata(self, path: str, entry: Entry, policy: Any) -> None:
         self._existing(path)[0].mtime_ns = entry.mtime_ns
 
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
-        self._existing(path)
-        doomed = [p for p in self.files if p == path or p.startswith(path + "/")]
-        for p in doomed:
-            del self.files[p]
-        return len(doomed)
+    def remove(self, path: str, kind: str) -> None:  # a tree: remove_tree, above
+        if self._existing(path)[0].kind == DIR and self.list_dir(path, limit=1)[0]:
+            raise OSError(errno.ENOTEMPTY, "a folder with something in it", path)
+        del self.files[path]
 
 
 def open_location(location: MemoryLocation, temp_tag: str = "") -> MemoryStorage:

@@ -123,6 +123,7 @@ _EXCEPTIONS = {
         403,
     ),
     "StandbyException": ("org.apache.hadoop.ipc.StandbyException", 403),
+    "DSQuotaExceededException": ("org.apache.hadoop.hdfs.protocol.DSQuotaExceededException", 403),
     "IOException": ("java.io.IOException", 403),
     "EOFException": ("java.io.EOFException", 403),
     "ConnectException": ("java.net.ConnectException", 403),
@@ -322,6 +323,7 @@ class _Inode:
     replication: int = 0
     blob: Path | None = None
     writer: _Writer | None = None  # set while the file is under construction
+    space_quota: int = -1  # a directory's, in bytes of its files' replicas (-1: none)
 
 
 @dataclass(eq=False)
@@ -333,6 +335,7 @@ class _Writer:
     base: int  # the file's length when the upload began (APPEND)
     stream: BinaryIO
     written: int = 0
+    blocks: int = 0  # the blocks allocated to this upload so far
 
 
 @dataclass(frozen=True)
@@ -579,7 +582,7 @@ class _Namespace:
                 "length": length,
                 "quota": -1,
                 "spaceConsumed": consumed,
-                "spaceQuota": -1,
+                "spaceQuota": top.space_quota,
                 "typeQuota": {},
             }
 
@@ -982,6 +985,60 @@ class _Namespace:
             inode.writer = writer
             return writer
 
+    def allocate(self, writer: _Writer, upto: int) -> None:
+        """The blocks an upload needs to hold `upto` bytes, each allocated as the NameNode's
+        addBlock does: refused where a directory above the file would exceed its space quota,
+        which counts a new block whole (its preferred size times its replication)."""
+        with self.lock:
+            inode = writer.inode
+            while (writer.base + upto) > (writer.base // inode.block_size + writer.blocks) * (
+                inode.block_size
+            ):
+                block = inode.block_size * inode.replication
+                node = inode.parent
+                while node is not None:
+                    if node.space_quota >= 0:
+                        consumed = self._consumed(node)
+                        if consumed + block > node.space_quota:
+                            raise RemoteError(
+                                "DSQuotaExceededException",
+                                f"The DiskSpace quota of {self._path_of(node)} is exceeded: "
+                                f"quota = {node.space_quota} B = {_sized(node.space_quota)} "
+                                f"but diskspace consumed = {consumed + block} B = "
+                                f"{_sized(consumed + block)}",
+                            )
+                    node = node.parent
+                writer.blocks += 1
+
+    def _consumed(self, directory: _Inode) -> int:
+        """A directory's files' replicas, a file being written counting its blocks whole."""
+        consumed, stack = 0, [directory]
+        while stack:
+            node = stack.pop()
+            if node.directory:
+                stack.extend(node.children.values())
+            elif node.writer is not None:
+                allocated = node.writer.base // node.block_size + node.writer.blocks
+                consumed += allocated * node.block_size * node.replication
+            else:
+                consumed += node.length * node.replication
+        return consumed
+
+    def _path_of(self, inode: _Inode) -> str:
+        names = []
+        while inode.parent is not None:
+            names.append(inode.name)
+            inode = inode.parent
+        return "/" + "/".join(reversed(names))
+
+    def set_space_quota(self, path: str, quota: int) -> None:
+        """dfsadmin -setSpaceQuota, as the superuser does it."""
+        with self.lock:
+            node = self._resolve(_split(path))[-1]
+            if node is None or not node.directory:
+                raise RemoteError("FileNotFoundException", f"Directory does not exist: {path}")
+            node.space_quota = quota
+
     def finish(self, writer: _Writer) -> None:
         """completeFile: the length is known and the mtime set, now."""
         writer.stream.close()
@@ -1067,6 +1124,20 @@ class _Namespace:
             assert inode.blob is not None
             with open(inode.blob, "rb") as stream:
                 return stream.read(self._length(inode))
+
+
+def _sized(value: int) -> str:
+    """A size as Hadoop's quota messages put it (TraditionalBinaryPrefix.long2String, two
+    decimals): "2 MB", "1.50 GB"."""
+    for power, prefix in ((60, "E"), (50, "P"), (40, "T"), (30, "G"), (20, "M"), (10, "K")):
+        unit = 1 << power
+        if value >= unit:
+            return (
+                f"{value // unit} {prefix}B"
+                if value % unit == 0
+                else f"{value / unit:.2f} {prefix}B"
+            )
+    return f"{value} B"
 
 
 def _verify_replication(replication: int, path: str, holder: str | None = None) -> None:
@@ -1759,6 +1830,7 @@ class _DataNodeHandler(_Handler):
             # file with what arrived, complete: the DataNode closes its output stream when the
             # channel goes inactive (HdfsWriter.channelInactive), so a real cluster does too.
             for piece in self._body(framing):
+                namespace.allocate(writer, writer.written + len(piece))
                 writer.stream.write(piece)
                 writer.written += len(piece)
         except (ConnectionError, OSError):
@@ -1900,6 +1972,11 @@ class HdfsCluster:
 
     def read(self, path: str) -> bytes:
         return self._namespace.raw_read(path)
+
+    def set_space_quota(self, path: str, quota: int) -> None:
+        """A space quota on a directory (`hdfs dfsadmin -setSpaceQuota`): its files' replicas
+        may take `quota` bytes, each block counted whole while it is written."""
+        self._namespace.set_space_quota(path, quota)
 
     # -- for the handlers --
 

@@ -13,7 +13,7 @@ of millions of keys is being copied while it is still being listed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -129,42 +129,86 @@ class _Stage:
 
 class _Batches:
     """The one scheduler of an execution's batches, whatever stage they are of: the batches in
-    flight, how many more a stage may start, and what share of the bandwidth limit each has.
+    flight, how many a stage may have at once, what share of the bandwidth limit each has, and
+    the one loop that starts them and takes in what they return.
 
     Batches start in rounds. Each batch of a round begins with its share of the limit among
     all in flight, the round's included, so that the first of a round never begins with the
     whole of it; the running ones learn their new share by asking."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        limit: Callable[[], int],
+        start: Callable[[_Stage, int], asyncio.Future[BatchResult]],
+        again: Callable[[BaseException], Awaitable[bool]],
+    ) -> None:
         self.pending: dict[asyncio.Future[BatchResult], tuple[_Stage, int]] = {}
         self.sharing = 0  # batches the limit is divided among
+        self._limit = limit  # the execution's, in bytes per second (-1: none)
+        self._start = start
+        self._again = again  # whether a batch that failed so starts again (once it may)
 
-    def share(self, limit: int) -> int:
-        """Each batch's share of `limit` bytes per second (-1: no limit)."""
+    def share(self) -> int:
+        """Each batch's share of the limit (-1: no limit)."""
+        limit = self._limit()
         return -1 if limit <= 0 else max(1, limit // max(1, self.sharing))
 
-    def room(self, parallel: int) -> int:
+    def room(self, stage: _Stage, *, beside_preparing: bool = False) -> int:
+        """How many more batches may start beside those in flight, for `stage`: as many as it
+        runs at once; under a bandwidth limit, LIMITED_PARALLEL of those that move data, or one
+        `beside_preparing` (a batch joining a running one would take its share before the
+        running one gives up its own)."""
+        parallel = stage.parallel
+        if stage.limited and self._limit() > 0:
+            if beside_preparing:
+                parallel = 1
+            else:
+                # Executions started before batches shared the limit ran one batch at a time.
+                shared = workflow.patched("bandwidth-shared-by-batches")
+                parallel = min(stage.parallel, LIMITED_PARALLEL if shared else 1)
         return parallel - len(self.pending)
 
     def running(self, stage: _Stage) -> bool:
         return any(running is stage for running, _ in self.pending.values())
 
-    def begin_round(self, size: int) -> None:
-        self.sharing = len(self.pending) + max(0, size)
-
-    def add(self, batch: asyncio.Future[BatchResult], stage: _Stage, index: int) -> None:
-        self.pending[batch] = (stage, index)
-
-    def end_round(self) -> None:
-        self.sharing = len(self.pending)
-
-    def finished(self) -> Iterator[tuple[_Stage, int, asyncio.Future[BatchResult]]]:
-        """The batches that have ended, in the order they started, each taken out of those in
-        flight as it is read."""
-        for batch in [batch for batch in self.pending if batch.done()]:
-            stage, index = self.pending.pop(batch)
+    async def run(
+        self,
+        ready: Callable[[], list[tuple[_Stage, int]]],
+        ended: Callable[[_Stage, BatchResult], None],
+        *,
+        waiting: Callable[[], bool] = lambda: False,
+        news: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Start the batches `ready` names, a round at a time, and hand each that ends to
+        `ended` (in the order they started), until none is in flight and nothing is `waiting`
+        (PREPARING, which may plan more). Between rounds it waits for a batch to end, for
+        `waiting` to end, or for `news` (more batches ready). A batch that failed in a way
+        `again` takes back starts again; another failed one raises its error, the others stay
+        in flight, for the caller to stop."""
+        while True:
+            chosen = ready()
+            self.sharing = len(self.pending) + len(chosen)
+            for stage, index in chosen:
+                self.pending[self._start(stage, index)] = (stage, index)
             self.sharing = len(self.pending)
-            yield stage, index, batch
+            was_waiting = waiting()
+            if not self.pending and not was_waiting:
+                return
+            await workflow.wait_condition(
+                lambda was_waiting=was_waiting: (
+                    any(batch.done() for batch in self.pending)
+                    or (was_waiting and not waiting())
+                    or news()
+                )
+            )
+            for batch in [batch for batch in self.pending if batch.done()]:
+                stage, index = self.pending.pop(batch)
+                self.sharing = len(self.pending)
+                error = batch.exception()
+                if error is not None and await self._again(error):
+                    self.pending[self._start(stage, index)] = (stage, index)
+                    continue
+                ended(stage, batch.result())
 
 
 @workflow.defn(name=EXECUTION_WORKFLOW)
@@ -175,7 +219,9 @@ class TaskExecutionWorkflow:
         self.state = state or ExecutionState()
         self.granted = not execution.queued or state is not None
         self._cancelled_in: Status | None = None  # the phase a cancel interrupted
-        self.batches = _Batches()
+        self.batches = _Batches(
+            lambda: self.state.BytesPerSecond or -1, self._start_batch, self._taken_again
+        )
         self._prepare_attempt = 0  # PREPARING's attempt whose progress counts
         self.timetable = (
             BandwidthTimetable.parse(execution.BandwidthTimetable)
@@ -236,7 +282,7 @@ class TaskExecutionWorkflow:
     @workflow.query
     def bandwidth_share(self) -> int:
         """What each running batch may use of the execution's bandwidth limit (-1: no limit)."""
-        return self.batches.share(self.state.BytesPerSecond or -1)
+        return self.batches.share()
 
     @workflow.update
     def update_options(self, options: Options) -> dict[str, Any]:
@@ -412,42 +458,42 @@ class TaskExecutionWorkflow:
         batches = self.batches
         launched = {stage.key: s.early.get(stage.key, 0) for stage in (removals, files)}
 
-        def ready() -> list[tuple[_Stage, int]]:
+        def sealed() -> list[tuple[_Stage, int]]:
+            """The batches PREPARING has completed that may start now."""
             if prepare.done() or s.plan_progress is None or self.execution.DryRun:
                 return []
-            sealed = s.plan_progress.batches
+            planned = s.plan_progress.batches
             if batches.running(removals):
                 return []
-            if launched[removals.key] < sealed.get("removals", 0):
+            if launched[removals.key] < planned.get("removals", 0):
                 return [(removals, launched[removals.key])]
-            # Under a bandwidth limit one batch at a time: a batch joining a running one would
-            # take its share before the running one gives up its own.
-            limited = (s.BytesPerSecond or -1) > 0
-            room = batches.room(1 if limited else self._parallel(files))
-            end = min(sealed.get("files", 0), launched[files.key] + room)
+            room = batches.room(files, beside_preparing=True)
+            end = min(planned.get("files", 0), launched[files.key] + room)
             return [(files, index) for index in range(launched[files.key], end)]
 
+        def ready() -> list[tuple[_Stage, int]]:
+            if self._history_is_long():  # the rest waits for TRANSFERRING
+                return []
+            chosen = sealed()
+            if chosen and s.transfer_started is None:
+                s.transfer_started = workflow.now()
+                self._set_status("TRANSFERRING")
+                self.telemetry.begin("TRANSFERRING")
+            for stage, _ in chosen:
+                launched[stage.key] += 1
+            return chosen
+
+        def ended(stage: _Stage, result: BatchResult) -> None:
+            self._count(result, s.transfer_issues)
+            s.early[stage.key] = s.early.get(stage.key, 0) + 1
+
         try:
-            while not prepare.done() or batches.pending:
-                if not self._history_is_long():  # else the rest waits for TRANSFERRING
-                    for stage, index in ready():
-                        if s.transfer_started is None:
-                            s.transfer_started = workflow.now()
-                            self._set_status("TRANSFERRING")
-                            self.telemetry.begin("TRANSFERRING")
-                        batches.begin_round(1)
-                        batches.add(self._start_batch(stage, index), stage, index)
-                        launched[stage.key] += 1
-                prepared = prepare.done()  # then only a batch ending is news
-                await workflow.wait_condition(
-                    lambda prepared=prepared: (
-                        (prepare.done() and not prepared)
-                        or any(batch.done() for batch in batches.pending)
-                        or (bool(ready()) and not self._history_is_long())
-                    )
-                )
-                for stage in await self._finished(s.transfer_issues):
-                    s.early[stage.key] = s.early.get(stage.key, 0) + 1
+            await batches.run(
+                ready,
+                ended,
+                waiting=lambda: not prepare.done(),
+                news=lambda: bool(sealed()) and not self._history_is_long(),
+            )
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError):
                 self._cancelling()
@@ -528,26 +574,22 @@ class TaskExecutionWorkflow:
             # Batches that ran while PREPARING went on come first in their stage.
             s.step, s.next_batch = stage.key, s.early.get(stage.key, 0)
         batches = self.batches
+
+        def ready() -> list[tuple[_Stage, int]]:
+            if s.next_batch >= stage.count and not batches.pending:
+                return []
+            count = min(stage.count - s.next_batch, batches.room(stage))
+            if self._history_is_long():
+                return []  # continued as new below, once nothing is in flight
+            chosen = []
+            for _ in range(max(0, count)):
+                index = s.next_batch
+                chosen.append((stage, stage.count - 1 - index if stage.reverse else index))
+                s.next_batch += 1
+            return chosen
+
         try:
-            while s.next_batch < stage.count or batches.pending:
-                batches.begin_round(
-                    min(stage.count - s.next_batch, batches.room(self._parallel(stage)))
-                )
-                while (
-                    s.next_batch < stage.count
-                    and batches.room(self._parallel(stage)) > 0
-                    and not self._history_is_long()
-                ):
-                    index = s.next_batch
-                    if stage.reverse:
-                        index = stage.count - 1 - index
-                    batches.add(self._start_batch(stage, index), stage, index)
-                    s.next_batch += 1
-                batches.end_round()
-                if not batches.pending:
-                    break  # the history is long: continue as new below, with nothing in flight
-                await workflow.wait(list(batches.pending), return_when=asyncio.FIRST_COMPLETED)
-                await self._finished(issues)
+            await batches.run(ready, lambda _, result: self._count(result, issues))
         except BaseException as error:
             if isinstance(error, asyncio.CancelledError):
                 self._cancelling()
@@ -557,20 +599,13 @@ class TaskExecutionWorkflow:
             self.telemetry.close()
             workflow.continue_as_new(args=[self.execution, s])
 
-    async def _finished(self, issues: list[FileIssue]) -> list[_Stage]:
-        """Count the batches that have ended (a failed one raises its error); a batch that no
-        agent took goes back on the agents' queue once one of them is ONLINE. The stages of the
-        batches counted, in order."""
-        counted: list[_Stage] = []
-        for stage, index, batch in self.batches.finished():
-            error = batch.exception()
-            if error is not None and self._untaken(error):
-                await self._wait_for_agents()
-                self.batches.add(self._start_batch(stage, index), stage, index)
-                continue
-            self._count(batch.result(), issues)
-            counted.append(stage)
-        return counted
+    async def _taken_again(self, error: BaseException) -> bool:
+        """A batch that no agent took goes back on the agents' queue once one of them is
+        ONLINE (the agents may only have been busy); past the agent wait, AgentOffline."""
+        if not self._untaken(error):
+            return False
+        await self._wait_for_agents()
+        return True
 
     def _untaken(self, error: BaseException) -> bool:
         """A batch that no agent took in time (executions from before this waited for none)."""
@@ -670,13 +705,6 @@ class TaskExecutionWorkflow:
             queue = agent_task_queue(agents[index % len(agents)])
         wait = min(self._agent_wait(), BATCH_PICKUP) if batch else self._agent_wait()
         return {"task_queue": queue, "schedule_to_start_timeout": wait}
-
-    def _parallel(self, stage: _Stage) -> int:
-        if stage.limited and (self.state.BytesPerSecond or -1) > 0:
-            # Executions started before batches shared the limit ran one batch at a time.
-            shared = workflow.patched("bandwidth-shared-by-batches")
-            return min(stage.parallel, LIMITED_PARALLEL if shared else 1)
-        return stage.parallel
 
     def _history_is_long(self) -> bool:
         info = workflow.info()

@@ -345,7 +345,13 @@ class RegistryWorkflow:
                 "AgentArns, or leave AgentArns out of the one they all reach."
             )
         _check_not_nested(source, destination)
-        _check_options_fit(resolve_options(task.Options), source, destination, "Options")
+        _check_options_fit(
+            resolve_options(task.Options),
+            source,
+            destination,
+            "Options",
+            task.ManifestConfig,
+        )
         self._report_location(task, task.TaskReportConfig)
         self._manifest_location(task, task.ManifestConfig)
 
@@ -369,9 +375,10 @@ class RegistryWorkflow:
             changes["Name"] = update.Name
         if update.CloudWatchLogGroupArn is not None:
             changes["CloudWatchLogGroupArn"] = update.CloudWatchLogGroupArn
-        if update.Options is not None:
+        if update.Options is not None or update.ManifestConfig is not None:
+            updated = update.Options or Options()
             try:
-                changes["Options"] = resolve_options(task.Options, update.Options)
+                changes["Options"] = resolve_options(task.Options, updated)
             except ValueError as error:
                 raise invalid_request(str(error)) from None
             _check_options_fit(
@@ -379,6 +386,7 @@ class RegistryWorkflow:
                 self._location(task.SourceLocationArn),
                 self._location(task.DestinationLocationArn),
                 "Options",
+                update.ManifestConfig or task.ManifestConfig,
             )
         if update.Includes is not None:
             changes["Includes"] = update.Includes
@@ -578,9 +586,9 @@ class RegistryWorkflow:
             raise invalid_request(str(error).replace("Options.", "OverrideOptions.")) from None
         source = self._location(task.SourceLocationArn)
         destination = self._location(task.DestinationLocationArn)
-        _check_options_fit(options, source, destination, "OverrideOptions")
         report = start.TaskReportConfig or task.TaskReportConfig
         manifest = start.ManifestConfig or task.ManifestConfig
+        _check_options_fit(options, source, destination, "OverrideOptions", manifest)
         return ExecutionInput(
             TaskExecutionArn=start.TaskExecutionArn,
             TaskArn=task.TaskArn,
@@ -718,21 +726,51 @@ class RegistryWorkflow:
 
 
 def _check_options_fit(
-    options: Options, source: Location, destination: Location, field: str
+    options: Options,
+    source: Location,
+    destination: Location,
+    field: str,
+    manifest: ManifestConfig | None,
 ) -> None:
-    """Options that ask for what the locations cannot hold are refused, rather than ignored."""
+    """Options that ask for what the pair of locations cannot do are refused rather than
+    ignored, as the locations' capabilities say. DataSync's defaults (INT_VALUE owners,
+    PosixPermissions and ObjectTags PRESERVE, OWNER_DACL) keep what the destination can hold
+    and are never refused: clients send them unasked (Terraform's provider sends every one),
+    and DataSync takes them; what asks for more is refused, and what DataSync refuses even as
+    its default (a full verification of archived objects)."""
+    can, had = destination.capabilities, source.capabilities
     into = f"the destination ({KIND_OF[destination.LocationType].title} location)"
-    if options.PreserveDevices == "PRESERVE" and not destination.capabilities.devices:
-        raise invalid_request(
-            f"{field}.PreserveDevices=PRESERVE: {into} cannot hold devices or named pipes; "
-            "set PreserveDevices=NONE."
-        )
-    windows = source.capabilities.windows_metadata and destination.capabilities.windows_metadata
+    refused: list[tuple[str, str, str]] = []  # the option, why it cannot act, what to set
+    if options.VerifyMode == "POINT_IN_TIME_CONSISTENT" and not can.reads_back:
+        why = f"{into} keeps its objects archived (they are restored before they can be read)"
+        refused.append(("VerifyMode", why, "set VerifyMode=ONLY_FILES_TRANSFERRED or NONE"))
+    if options.PreserveDevices == "PRESERVE" and not can.devices:
+        why = f"{into} cannot hold devices or named pipes"
+        refused.append(("PreserveDevices", why, "set PreserveDevices=NONE"))
+    windows = had.windows_metadata and can.windows_metadata
     if options.SecurityDescriptorCopyFlags == "OWNER_DACL_SACL" and not windows:
-        raise invalid_request(
-            f"{field}.SecurityDescriptorCopyFlags=OWNER_DACL_SACL: security descriptors are "
-            "copied only between SMB locations; set it to OWNER_DACL (the default) or NONE."
+        why = "security descriptors are copied only between SMB locations"
+        refused.append(
+            ("SecurityDescriptorCopyFlags", why, "set it to OWNER_DACL (the default) or NONE")
         )
+    kept = {"NAME": can.owner_names, "BOTH": can.posix_owners and can.owner_names}
+    held = "names" if can.owner_names else "numbers" if can.posix_owners else ""
+    for name in ("Uid", "Gid"):
+        value = getattr(options, name)
+        if not kept.get(value, True):
+            why = f"{into} keeps owners as {held} only" if held else f"{into} keeps no owners"
+            fix = "INT_VALUE" if held else "NONE"  # INT_VALUE keeps names where names are kept
+            refused.append((name, why, f"set {name}={fix}"))
+    if options.PreserveDeletedFiles == "REMOVE" and manifest is not None:
+        why = (
+            "with a manifest only the files it lists are looked at, so nothing at the "
+            "destination is found missing from the source"
+        )
+        fix = "set PreserveDeletedFiles=PRESERVE, or leave ManifestConfig out"
+        refused.append(("PreserveDeletedFiles", why, fix))
+    if refused:
+        name, why, fix = refused[0]
+        raise invalid_request(f"{field}.{name}={getattr(options, name)}: {why}; {fix}.")
 
 
 def _check_not_nested(source: Location, destination: Location) -> None:

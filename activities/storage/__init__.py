@@ -1,18 +1,24 @@
 """Storage adapters, one module per protocol family, behind the interface in `base`.
 
 Which adapter opens a location, and what its storage can hold, is the location type's
-declaration (models.locations): its `adapter` names the module here whose `open_location`
-opens it, its model's `capabilities` what the storage keeps.
+declaration (models.locations): its `adapter` names the module whose `open_location` opens it
+(here, for Ferry's own types), its model's `capabilities` what the storage keeps. (A type
+declared outside Ferry is imported while models.locations is built, and may import
+activities.storage.base: so nothing here takes names from models.locations at import.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+from typing import TYPE_CHECKING
 
+import models.locations as locations
 from activities.storage.base import MetadataPolicy, Storage
-from models.locations import KIND_OF, Location
 from models.options import Options
+
+if TYPE_CHECKING:
+    from models.locations import Location
 
 
 def open_storage(location: Location, temp_tag: str = "") -> Storage:
@@ -20,9 +26,7 @@ def open_storage(location: Location, temp_tag: str = "") -> Storage:
 
     Protocol clients are imported only by the workers that reach such a location.
     """
-    adapter = importlib.import_module(
-        f"activities.storage.{KIND_OF[location.LocationType].adapter}"
-    )
+    adapter = importlib.import_module(locations.KIND_OF[location.LocationType].adapter)
     storage: Storage = adapter.open_location(location, temp_tag)
     return storage
 
@@ -56,6 +60,7 @@ def metadata_policy(options: Options, destination: Location | None) -> MetadataP
         policy = dataclasses.replace(policy, owner_name=policy.uid, group_name=policy.gid)
     return dataclasses.replace(
         policy,
+        atime=policy.atime and can.access_times,
         uid=policy.uid and can.posix_owners,
         gid=policy.gid and can.posix_owners,
         mode=policy.mode and can.posix_modes,

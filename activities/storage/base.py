@@ -12,17 +12,21 @@ import heapq
 import operator
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import xxhash
 
 from models.errors import ErrorCode
-from models.locations import Location
+from models.locations.base import BY_LINK, BY_RENAME
 from models.options import Options
 
+if TYPE_CHECKING:
+    from models.locations import Capabilities, Location
+
 T = TypeVar("T")
+N = TypeVar("N", contravariant=True)
 
 FILE = "f"
 DIR = "d"
@@ -327,6 +331,91 @@ class Storage(ABC):
         """Give an existing entry the metadata of `entry` that `policy` keeps."""
 
     @abstractmethod
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
-        """Remove an entry (a folder with everything in it when `recursive`); the number of
-        entries removed."""
+    def remove(self, path: str, kind: str) -> None:
+        """Remove an entry, a folder only once it is empty (`remove_tree` removes a tree)."""
+
+    def purge(self, path: str) -> int:
+        """Remove the folder `path` with everything in it in the server's own way, where the
+        location declares `recursive_delete`; the number of entries removed."""
+        raise NotImplementedError(f"{type(self).__name__} has no recursive delete")
+
+    def removal_slice(self, path: str, after: str, limit: int) -> list[Entry]:
+        """For `remove_tree`: the children of `path` as `list_dir` slices them, and any it
+        leaves out that the folder holds all the same, each as what to remove it as."""
+        return self.list_dir(path, after=after, limit=limit)[0]
+
+
+class Placing(Protocol[N]):
+    """What `place` needs of an adapter that writes entries under a temporary name: its own
+    moves, on names as it has them (a path, or a folder's descriptor and a name)."""
+
+    def rename(self, temp: N, final: N, *, replace: bool) -> None:
+        """`temp` becomes `final`; FileExistsError where `final` is taken and not `replace`d
+        (asked only of storages that declare BY_RENAME)."""
+
+    def link(self, temp: N, final: N) -> None:
+        """`final` becomes another name of `temp`; FileExistsError where it is taken (asked
+        only of storages that declare BY_LINK)."""
+
+    def drop(self, temp: N) -> None:
+        """Remove the temporary name, where it is still there."""
+
+
+def place(moves: Placing[N], how: str, temp: N, final: N, *, exclusive: bool) -> bool:
+    """Give a complete entry, written under `temp`, its final name: the one commit of the
+    adapters that write under a temporary name. A rename replaces what is there; `exclusive`
+    never does, as the storage declares (`how`: Capabilities.exclusive_commit): by a rename the
+    server is told not to let replace anything (BY_RENAME), or by a hard link, which never
+    replaces, with the temporary name dropped after (BY_LINK). Each is atomic; a storage with
+    neither has no exclusive commit here. False: something was there, and stays."""
+    if not exclusive:
+        moves.rename(temp, final, replace=True)
+        return True
+    if how not in (BY_LINK, BY_RENAME):
+        raise ValueError(f"no exclusive commit {how!r} here: the adapter's write is its own")
+    try:
+        if how == BY_LINK:
+            try:
+                moves.link(temp, final)
+            finally:
+                moves.drop(temp)
+        else:
+            moves.rename(temp, final, replace=False)
+    except FileExistsError:
+        moves.drop(temp)
+        return False
+    return True
+
+
+TREE_SLICE = 1000  # children of a folder held at a time while a tree is removed entry by entry
+
+
+def remove_tree(storage: Storage, path: str, can: Capabilities) -> int:
+    """Remove the folder `path` with everything in it; the number of entries removed. Where the
+    location declares `recursive_delete` (as an rclone backend declares Purge), the server does
+    it; elsewhere it is done here, depth first, with the storage's own listing and `remove`,
+    holding a slice of each folder on the way down (memory grows with the depth, not with
+    the tree). A link is removed as itself, never followed."""
+    if can.recursive_delete:
+        return storage.purge(path)
+    removed = 0
+    # Each folder being emptied, what of its slice is left, and the listing key it ends at.
+    stack: list[tuple[str, Iterator[Entry], str]] = [(path, iter(()), "")]
+    while stack:
+        folder, children, last = stack[-1]
+        child = next(children, None)
+        if child is None:
+            page = storage.removal_slice(folder, last, TREE_SLICE)
+            if page:
+                end = page[-1]
+                stack[-1] = (folder, iter(page), listing_key(end.path.rpartition("/")[2], end.kind))
+                continue
+            storage.remove(folder, DIR)
+            stack.pop()
+        elif child.kind == DIR:
+            stack.append((child.path, iter(()), ""))
+            continue
+        else:
+            storage.remove(child.path, child.kind)
+        removed += 1
+    return removed

@@ -49,6 +49,7 @@ from activities.storage.base import (
     is_transient,
     listing_key,
     listing_slice,
+    place,
     temp_name,
 )
 from activities.storage.kerberos import Kerberos, kerberos
@@ -564,8 +565,10 @@ class HdfsStorage(Storage):
         try:
             self._call(operation, full, **params)
         except OSError as error:
-            if error.errno in TRANSIENT_ERRNOS or isinstance(error, ConnectionError):
-                raise
+            if error.errno in (*TRANSIENT_ERRNOS, errno.ENOENT) or isinstance(
+                error, ConnectionError
+            ):
+                raise  # to be retried, or missing: not the metadata's failure
             hint = ""
             if what.startswith("owner") and error.errno == errno.EACCES:
                 hint = (
@@ -575,12 +578,17 @@ class HdfsStorage(Storage):
             raise MetadataError(f"cannot set {what}: {describe_error(error)}{hint}") from error
 
     def _place(self, temp: str, final: str, *, exclusive: bool) -> bool:
-        """Give a complete file its final name. RENAME with OVERWRITE replaces atomically; with
-        NONE it never replaces anything (an atomic "create, never overwrite"), where the old
-        RENAME would move the file into a folder of that name."""
+        how = HdfsLocation.CAPABILITIES.exclusive_commit
+        return place(self, how, temp, final, exclusive=exclusive)
+
+    # The moves `place` makes a commit of (HDFS declares BY_RENAME).
+
+    def rename(self, temp: str, final: str, *, replace: bool) -> None:
+        """RENAME with OVERWRITE replaces atomically; with NONE it never replaces anything,
+        where the old RENAME would move the file into a folder of that name."""
         # Not retried in place: a RENAME whose answer was lost may have happened. HdfsCLI
         # itself sends it to the next NameNode if the first could not be reached.
-        options = "NONE" if exclusive else "OVERWRITE"
+        options = "OVERWRITE" if replace else "NONE"
         try:
             self._call(
                 self.client._rename, temp, retry=False, destination=final, renameoptions=options
@@ -591,12 +599,16 @@ class HdfsStorage(Storage):
                 raise
         except OSError as error:
             # Something is there (a file: FileAlreadyExistsException; a folder: IOException).
-            if not exclusive or is_transient(error) or self._status_or_none(final) is None:
+            if replace or is_transient(error) or self._status_or_none(final) is None:
                 raise
-            with contextlib.suppress(OSError):
-                self._call(self.client._delete, temp)
-            return False
-        return True
+            raise FileExistsError(errno.EEXIST, describe_error(error), final) from error
+
+    def link(self, temp: str, final: str) -> None:
+        raise OSError(errno.EOPNOTSUPP, "HDFS has no hard links", final)
+
+    def drop(self, temp: str) -> None:
+        with contextlib.suppress(OSError):
+            self._call(self.client._delete, temp)
 
     def _status_or_none(self, full: str) -> dict[str, Any] | None:
         try:
@@ -604,15 +616,19 @@ class HdfsStorage(Storage):
         except FileNotFoundError:
             return None
 
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+    def remove(self, path: str, kind: str) -> None:
+        self._delete(path, recursive=False)
+
+    def purge(self, path: str) -> int:
         full = self._full(path)
-        removed = 1
-        if kind == DIR and recursive:
-            summary = self._call(self.client._get_content_summary, full).json()["ContentSummary"]
-            removed = summary["fileCount"] + summary["directoryCount"]
+        summary = self._call(self.client._get_content_summary, full).json()["ContentSummary"]
+        self._delete(path, recursive=True)
+        return int(summary["fileCount"] + summary["directoryCount"])
+
+    def _delete(self, path: str, *, recursive: bool) -> None:
+        full = self._full(path)
         if not self._call(self.client._delete, full, recursive=recursive).json()["boolean"]:
             raise FileNotFoundError(errno.ENOENT, "no such file or folder", path)
-        return removed
 
 
 def _created_mode(entry: Entry, policy: MetadataPolicy) -> int:

@@ -34,6 +34,7 @@ from activities.storage.base import (
     describe_error,
     listing_key,
     listing_slice,
+    place,
     temp_name,
 )
 from models.errors import ErrorCode
@@ -188,7 +189,7 @@ class _FileWriter:
             _set_fd_metadata(fd, self.entry, self.policy, created=True)
         finally:
             os.close(fd)
-        placed = _place(self.folder, self.temp, self.final, exclusive=exclusive)
+        placed = _place(self.folder, self.temp, self.final, exclusive)
         os.close(self.folder)  # on failure, abort() removes the temporary file and closes it
         self.folder = -1
         return placed
@@ -204,19 +205,30 @@ class _FileWriter:
             self.folder = -1
 
 
-def _place(folder: int, temp: str, final: str, *, exclusive: bool) -> bool:
-    """Give a complete entry its final name. With `exclusive`, an entry already there stays
-    (link() fails where rename() would replace: an atomic "create, never overwrite")."""
-    if not exclusive:
-        os.rename(temp, final, src_dir_fd=folder, dst_dir_fd=folder)
-        return True
-    try:
+class _InFolder:
+    """The moves `place` makes a commit of, by name in one folder's descriptor."""
+
+    __slots__ = ("folder",)
+
+    def __init__(self, folder: int) -> None:
+        self.folder = folder
+
+    def rename(self, temp: str, final: str, *, replace: bool) -> None:
+        assert replace  # local declares BY_LINK for what must not replace
+        os.rename(temp, final, src_dir_fd=self.folder, dst_dir_fd=self.folder)
+
+    def link(self, temp: str, final: str) -> None:
+        folder = self.folder
         os.link(temp, final, src_dir_fd=folder, dst_dir_fd=folder, follow_symlinks=False)
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(temp, dir_fd=folder)
-    return True
+
+    def drop(self, temp: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=self.folder)
+
+
+def _place(folder: int, temp: str, final: str, exclusive: bool) -> bool:
+    how = LocalLocation.CAPABILITIES.exclusive_commit
+    return place(_InFolder(folder), how, temp, final, exclusive=exclusive)
 
 
 def _set_fd_metadata(fd: int, entry: Entry, policy: MetadataPolicy, *, created: bool) -> None:
@@ -255,8 +267,8 @@ def _metadata(what: str, call: Callable[..., None], *args: object, **kwargs: obj
     try:
         call(*args, **kwargs)
     except OSError as error:
-        if error.errno in TRANSIENT_ERRNOS:
-            raise
+        if error.errno in TRANSIENT_ERRNOS or error.errno == errno.ENOENT:
+            raise  # to be retried, or missing: not the metadata's failure
         raise MetadataError(f"cannot set {what}: {describe_error(error)}") from error
     except ValueError as error:
         # What Python's chmod() raises for a link when it may not follow it.
@@ -442,7 +454,7 @@ class LocalStorage(Storage):
         try:
             if entry is not None and policy is not None:
                 _set_name_metadata(folder, temp, entry, policy, created=True)
-            return _place(folder, temp, name, exclusive=exclusive)
+            return _place(folder, temp, name, exclusive)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=folder)
@@ -492,27 +504,13 @@ class LocalStorage(Storage):
         folder, name = self._parent(path) if path else (self._root(), ".")
         _set_name_metadata(folder, name, entry, policy, created=False)
 
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+    def remove(self, path: str, kind: str) -> None:
         folder, name = self._parent(path)
         if kind != DIR:
             os.unlink(name, dir_fd=folder)
-            return 1
-        removed = 1
-        if recursive:
-            # fwalk holds each folder open and never follows a link out of the tree.
-            for _, folders, files, inside in os.fwalk(name, topdown=False, dir_fd=folder):
-                for child in files:
-                    os.unlink(child, dir_fd=inside)
-                for child in folders:
-                    st = os.stat(child, dir_fd=inside, follow_symlinks=False)
-                    if stat.S_ISDIR(st.st_mode):
-                        os.rmdir(child, dir_fd=inside)
-                    else:
-                        os.unlink(child, dir_fd=inside)
-                removed += len(files) + len(folders)
+            return
         os.rmdir(name, dir_fd=folder)
         self._forget(path)
-        return removed
 
     def _forget(self, path: str) -> None:
         """Drop cached descriptors of a removed folder and of folders below it."""

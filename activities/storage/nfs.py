@@ -43,6 +43,7 @@ from activities.storage.base import (
     describe_error,
     listing_key,
     listing_slice,
+    place,
     temp_name,
 )
 from activities.storage.local import DEFAULT_DIR_MODE, DEFAULT_FILE_MODE
@@ -253,8 +254,8 @@ def _metadata(what: str, call: Callable[..., None], *args: object, **kwargs: obj
         call(*args, **kwargs)
     except nfs_rs.NfsError as error:
         failure = os_error(error)
-        if failure.errno in TRANSIENT_ERRNOS:
-            raise failure from error
+        if failure.errno in TRANSIENT_ERRNOS or failure.errno == errno.ENOENT:
+            raise failure from error  # to be retried, or missing: not the metadata's failure
         raise MetadataError(f"cannot set {what}: {describe_error(failure)}") from error
 
 
@@ -656,50 +657,42 @@ class NfsStorage(Storage):
             _metadata("times", client.utime, full, ns=times)
 
     def _place(self, temp: str, final: str, *, exclusive: bool) -> bool:
-        """Give a complete entry its final name. With `exclusive`, an entry already there stays
-        (LINK fails where RENAME would replace: an atomic "create, never overwrite")."""
-        if not exclusive:
-            self._nfs.rename(temp, final)
-            return True
+        how = NfsServerLocation.CAPABILITIES.exclusive_commit
+        return place(self, how, temp, final, exclusive=exclusive)
+
+    # The moves `place` makes a commit of. NFS has no RENAME that refuses to replace: an
+    # exclusive commit is a LINK, which does.
+
+    def rename(self, temp: str, final: str, *, replace: bool) -> None:
+        assert replace
+        self._nfs.rename(temp, final)
+
+    def link(self, temp: str, final: str) -> None:
         try:
             self._nfs.link(temp, final)
         except nfs_rs.NfsAlreadyExistsError:
-            return False
+            raise
         except nfs_rs.NfsError as error:
             if os_error(error).errno not in (errno.EOPNOTSUPP, errno.EINVAL):
                 raise
-            # A server without hard links (rclone's): look, then rename; a racing writer loses.
-            if self._nfs.exists(final):
-                return False
-            self._nfs.rename(temp, final)
-        finally:
-            self._nfs.remove(temp, missing_ok=True)
-        return True
+            # A look, then a rename, would let a writer that comes between lose its file.
+            raise OSError(
+                errno.EOPNOTSUPP,
+                "this NFS server has no hard links, so a file cannot be put in place without "
+                "the risk of replacing one that appears meanwhile (OverwriteMode NEVER): use "
+                "OverwriteMode ALWAYS with it",
+            ) from error
+
+    def drop(self, temp: str) -> None:
+        self._nfs.remove(temp, missing_ok=True)
 
     @_os_errors
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
+    def remove(self, path: str, kind: str) -> None:
         full = self._full(path)
-        if kind != DIR:
+        if kind == DIR:
+            self._nfs.rmdir(full)
+        else:
             self._nfs.remove(full)
-            return 1
-        removed = 1 + (self._empty(full) if recursive else 0)
-        self._nfs.rmdir(full)
-        return removed
-
-    def _empty(self, folder: str) -> int:
-        """Remove everything in `folder` (never following a link); the number removed."""
-        removed = 0
-        # Read whole before removing: removing while a listing pages on may void its cookie.
-        for item in list(self._nfs.scandir(folder)):
-            if item.name in (".", ".."):
-                continue
-            if item.info.type == nfs_rs.FileType.DIRECTORY:
-                removed += self._empty(item.path)
-                self._nfs.rmdir(item.path)
-            else:
-                self._nfs.remove(item.path)
-            removed += 1
-        return removed
 
 
 def open_location(location: NfsServerLocation, temp_tag: str) -> NfsStorage:

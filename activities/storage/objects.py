@@ -185,14 +185,17 @@ def _folder(path: str) -> Entry:
 @contextlib.contextmanager
 def _translated(where: str, key: str = "") -> Iterator[None]:
     """S3's errors as the OS errors and StorageErrors the phases understand: a missing key is
-    FileNotFoundError, a refused or unreachable location a StorageError, a busy server a
-    transient error."""
+    FileNotFoundError, a key refused PermissionError, a refused or unreachable location a
+    StorageError, a busy server a transient error."""
     try:
         yield
     except S3Error as error:
         code, status = error.code, error.status
         if code in _MISSING_KEY or (status == 404 and code not in _MISSING_BUCKET):
             raise FileNotFoundError(errno.ENOENT, "no such object", key) from None
+        if key and code in ("AccessDenied", "403"):  # a HEAD's 403 has no body to name it
+            # One object refused (its ACL, a policy on a prefix): that file alone fails.
+            raise PermissionError(errno.EACCES, f"access denied ({error.message})", key) from None
         if code in _DENIED or status == 403:
             raise StorageError(
                 f"{where}: access denied ({code}: {error.message}); check the credentials and "
@@ -638,29 +641,53 @@ class ObjectStorage(Storage):
                 {**system, "Metadata": {**kept, **metadata}, "MetadataDirective": "REPLACE"},
             )
 
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
-        """As a listing shows what it removes: a folder counts as an entry whether or not it
-        has a marker object (a DeleteObject of a key that is not there succeeds: a file is
-        looked for first, so that one already gone is told apart)."""
-        if kind != DIR:
+    def remove(self, path: str, kind: str) -> None:
+        """What is removed is looked for first, so that one already gone is told apart (a
+        DeleteObject of a key that is not there succeeds): a file's object; a folder's marker,
+        where it has one, else the objects beneath it (which keep it there)."""
+        folder = self._folder_key(path)
+        if kind == DIR and self.markers and self._head(folder, path, DIR) is not None:
             with _translated(self.where, path):
+                self.client.delete(folder)
+            return
+        with _translated(self.where, path):
+            if kind != DIR:
                 self.client.head(self.key(path))
                 self.client.delete(self.key(path))
-            return 1
+            elif not next(self.client.list(folder, max_keys=1)).objects:
+                raise FileNotFoundError(errno.ENOENT, "no such folder", path)
+
+    def purge(self, path: str) -> int:
+        """Every key under the folder's prefix, listed flat a page at a time and deleted a
+        thousand a request; counted as a listing shows them: each file, and each folder with a
+        marker or without. Keys come in order, so the keys of a folder come together: a key's
+        folders that the key before it had were counted already."""
         folder = self._folder_key(path)
-        keys = [folder] if self.markers else []  # without markers, a folder is no object
-        if recursive:
-            with _translated(self.where, path):
-                keys += [key for page in self.client.list(folder) for key, _ in page.objects]
-        keys = list(dict.fromkeys(keys))
-        for start in range(0, len(keys), DELETE_BATCH):
-            with _translated(self.where, path):
-                self.client.delete_many(keys[start : start + DELETE_BATCH])
-        inside = {key[len(folder) :].rstrip("/") for key in keys if key != folder}
-        folders = {name.rpartition("/")[0] for name in inside} - {""}
-        while parents := {name.rpartition("/")[0] for name in folders} - {""} - folders:
-            folders |= parents
-        return 1 + len(inside | folders)
+        doomed = [folder] if self.markers else []  # without markers, a folder is no object
+        removed, before = 1, []  # the folder itself; the folders of the last key
+        with _translated(self.where, path):
+            for page in self.client.list(folder):
+                for key, _ in page.objects:
+                    inside = key[len(folder) :]
+                    if not inside:
+                        continue  # the marker, deleted above
+                    parts = inside.rstrip("/").split("/")
+                    # A marker ("a/b/") is the folder a/b; a file's folders are above it.
+                    folders = parts if inside.endswith("/") else parts[:-1]
+                    shared = 0
+                    while shared < min(len(folders), len(before)) and (
+                        folders[shared] == before[shared]
+                    ):
+                        shared += 1
+                    removed += len(folders) - shared + (not inside.endswith("/"))
+                    before = folders
+                    doomed.append(key)
+                    if len(doomed) == DELETE_BATCH:
+                        self.client.delete_many(doomed)
+                        doomed = []
+            if doomed:
+                self.client.delete_many(doomed)
+        return removed
 
 
 def _s3_client(location: S3Location) -> S3Client:

@@ -47,6 +47,8 @@ from smbprotocol.tree import TreeConnect
 
 from activities.storage.base import (
     DIR,
+    FILE,
+    SYMLINK,
     TRANSIENT_ERRNOS,
     Entry,
     MetadataError,
@@ -56,6 +58,7 @@ from activities.storage.base import (
     describe_error,
     listing_key,
     listing_slice,
+    place,
     temp_name,
     unsealed,
 )
@@ -279,7 +282,8 @@ class _SmbWriter:
         metadata failure leaves the file under the final name as it was (as local.py does)."""
         results, opening = self._send_metadata()
         self._check_metadata(results, opening)
-        return self._move(exclusive=exclusive)
+        how = SmbServerLocation.CAPABILITIES.exclusive_commit
+        return place(self, how, self.temp, self.final, exclusive=exclusive)
 
     def _metadata(self) -> list[Structure]:
         """Times, attributes but READONLY (set after the rename, since a read-only file could
@@ -313,12 +317,15 @@ class _SmbWriter:
             self._opened(results[:opening])
         _raise_metadata(results[opening:], self.path)
 
-    def _move(self, *, exclusive: bool) -> bool:
+    # The moves `place` makes the commit of: a rename through the open handle, told whether
+    # it may replace (SMB declares BY_RENAME).
+
+    def rename(self, temp: str, final: str, *, replace: bool) -> None:
         """[rename, close]; a file to be read-only keeps its handle for READONLY, set last."""
         assert self.file_id is not None  # opened by _send_metadata or write
         wanted = self._wanted_attributes()
         readonly = wanted is not None and bool(wanted & READONLY)
-        renaming = rename(self.final, replace=not exclusive)
+        renaming = rename(final, replace=replace)
         renaming["file_id"] = self.file_id
         closing = [] if readonly else [close(self.file_id)]
         results = self.storage._exchange([renaming, *closing])
@@ -326,16 +333,20 @@ class _SmbWriter:
             self.file_id = None  # closed, by _exchange itself where the CLOSE failed
         renamed = results[0]
         if isinstance(renamed, SMBResponseException):
-            if renamed.status == NtStatus.STATUS_OBJECT_NAME_COLLISION and exclusive:
-                self.abort()
-                return False
-            if renamed.status not in READ_ONLY_IN_THE_WAY or exclusive:
+            if renamed.status == NtStatus.STATUS_OBJECT_NAME_COLLISION and not replace:
+                raise FileExistsError(errno.EEXIST, "a file is there", self.path)
+            if renamed.status not in READ_ONLY_IN_THE_WAY or not replace:
                 raise os_error(renamed.status, self.path) from renamed
             self._replace_read_only()
         self.renamed = True
         if readonly:
             self._set_read_only(wanted)  # type: ignore[arg-type]
-        return True
+
+    def link(self, temp: str, final: str) -> None:
+        raise OSError(errno.EOPNOTSUPP, "SMB commits by a rename that does not replace")
+
+    def drop(self, temp: str) -> None:
+        self.abort()
 
     def _replace_read_only(self) -> None:
         """A read-only file is in the way: clear its READONLY, then rename again, through the
@@ -835,16 +846,25 @@ class SmbStorage(Storage):
         _raise_first(results[:1], path)
         _raise_metadata(results[1:-1], path)
 
-    def remove(self, path: str, kind: str, *, recursive: bool = False) -> int:
-        removed = 1
-        if kind == DIR and recursive:
-            for child, attrs in list(self._scan(path, path + "/" if path else "")):
-                # A reparse point goes as itself, never with what it points to.
-                inside = not attrs & REPARSE_POINT
-                removed += self.remove(child.path, child.kind, recursive=inside)
-        # The entry itself, not what a reparse point points to.
+    def removal_slice(self, path: str, after: str, limit: int) -> list[Entry]:
+        """What list_dir shows, and the reparse points it leaves out, as links: each goes as
+        itself, never with what it points to."""
+
+        def keyed() -> Iterator[tuple[str, Entry]]:
+            for entry, attrs in self._scan(path, path + "/" if path else ""):
+                if attrs & REPARSE_POINT:
+                    entry.kind = SYMLINK
+                yield listing_key(entry.path.rpartition("/")[2], entry.kind), entry
+
+        return [entry for _, entry in listing_slice(keyed(), after, limit)[0]]
+
+    def remove(self, path: str, kind: str) -> None:
+        # The entry itself, not what a reparse point points to (a junction: a folder).
         options = DELETE_ON_CLOSE | OPEN_REPARSE_POINT
-        options |= DIRECTORY_FILE if kind == DIR else NON_DIRECTORY_FILE
+        if kind == DIR:
+            options |= DIRECTORY_FILE
+        elif kind == FILE:
+            options |= NON_DIRECTORY_FILE
         delete = [create(self._name(path), DELETE | READ_ATTRIBUTES, OPEN, options), close()]
         results = self._exchange(delete)
         first = results[0]
@@ -855,7 +875,6 @@ class SmbStorage(Storage):
             self._clear_read_only(self._name(path), path)  # Windows keeps read-only files
             results = self._exchange(delete)
         _raise_first(results[:1], path)
-        return removed
 
 
 def _check_name(name: str, path: str) -> None:

@@ -24,6 +24,12 @@ Fields = dict[str, Any]
 # Characters no name may hold anywhere: the path separator and NUL.
 _ALWAYS_REFUSED = "/\0"
 
+# How an entry written under a temporary name takes its final name without replacing what is
+# there (Capabilities.exclusive_commit; activities.storage.base.place does the first two):
+BY_LINK = "link"  # a hard link, which never replaces, then the temporary name removed
+BY_RENAME = "rename"  # a rename the server is told never to let replace anything
+BY_CONDITION = "condition"  # the write itself, which the server refuses where a name is taken
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -32,6 +38,7 @@ class Capabilities:
     PREPARING skips, naming each, the entries it cannot hold."""
 
     time_resolution_ns: int = 1  # mtimes closer than this are the same
+    access_times: bool = True  # an atime of its own, beside the mtime
     posix_owners: bool = True  # numeric uid and gid
     owner_names: bool = False  # owner and group names (HDFS's; object storage's user metadata)
     names_only: bool = False  # owners are names, never numbers (HDFS)
@@ -41,16 +48,28 @@ class Capabilities:
     symlinks: bool = True
     hard_links: bool = True  # else each further name is a copy
     server_side_copy: bool = False  # a copy the server makes, without the bytes passing by
+    # A folder removed with everything in it by the server (as an rclone backend declares
+    # Purge); elsewhere it is emptied entry by entry above the adapter (base.remove_tree).
+    recursive_delete: bool = False
+    exclusive_commit: str = BY_LINK  # how OverwriteMode NEVER keeps what is there: BY_*
     devices: bool = True  # block and character devices, named pipes
     empty_folders: bool = True
     folder_metadata: bool = True
     windows_metadata: bool = False  # SMB's attributes and security descriptors
+    object_tags: bool = False  # an object's tags (object storage)
+    # What is written can be read back at once (not an S3 Glacier Flexible Retrieval or Deep
+    # Archive object, which must be restored first).
+    reads_back: bool = True
     files_in_flight: int = 8  # files a batch works on at once (1: local disks, CPU-bound)
     refused_characters: str = ""  # characters no name may hold there, beyond "/" and NUL
     refused_endings: str = ""  # characters no name may end with there
     case_sensitive: bool = True  # else "A" and "a" are one name (SMB, as Windows has it)
     max_name_bytes: int = 255
     max_path_bytes: int = 4096  # a path beneath the location root, in bytes
+    # The most names a path beneath the location root may have for one request of the
+    # protocol to reach it (0: no limit): an NFSv4.1 session caps a request's operations.
+    max_path_components: int = 0
+    deeper: str = ""  # what reaches deeper paths, told where one is skipped
 
     def refuses(self, name: str) -> str | None:
         """Why no entry there can be called `name` (None: it can)."""
@@ -64,21 +83,31 @@ class Capabilities:
             return f"a name ending in {name[-1]!r}"
         return None
 
+    def unreachable(self, path: str) -> str | None:
+        """Why no request can reach the entry at `path` there (None: one can)."""
+        names = path.count("/") + 1 if path else 0
+        if self.max_path_components and names > self.max_path_components:
+            return (
+                f"a path of {names} names: one request reaches at most "
+                f"{self.max_path_components} below this location" + self.deeper
+            )
+        return None
+
 
 @dataclass(frozen=True)
 class LocationKind:
     """One location type, declared once: the operations' name (CreateLocation<name>,
     DescribeLocation<name>, UpdateLocation<name>), the model it is kept as, its request shapes,
-    the rules its fields follow, and the adapter a worker opens it with (the module of
-    activities.storage whose `open_location` does). What the storage can hold is the model's
-    `capabilities`."""
+    the rules its fields follow, and the adapter a worker opens it with (the module whose
+    `open_location` does, one of activities.storage for Ferry's own types). What the storage
+    can hold is the model's `capabilities`."""
 
     name: str
     title: str  # what a location of this type is, in a sentence: "an SMB"
     model: type[LocationBase]
     create: type[Request]
     update: type[Request] | None = None  # None: it cannot be updated
-    adapter: str = "local"
+    adapter: str = "activities.storage.local"
     secrets: tuple[str, ...] = ()  # fields sealed before they reach Temporal, never shown
     # A request's fields as the model takes them (renamed, derived, defaulted); `updating`: an
     # update's changes, merged with the location's fields after.

@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.locations.base import (
+    BY_RENAME,
     Capabilities,
     Fields,
     KerberosPrincipalValue,
@@ -64,6 +65,8 @@ class HdfsLocation(LocationBase):
         hard_links=False,
         devices=False,
         refused_characters=":",
+        recursive_delete=True,  # DELETE with recursive=true
+        exclusive_commit=BY_RENAME,  # RENAME without renameoptions=OVERWRITE
     )
     LocationType: Literal["HDFS"] = "HDFS"
     NameNodes: tuple[HdfsNameNode, ...]
@@ -233,7 +236,7 @@ HDFS = LocationKind(
     model=HdfsLocation,
     create=CreateLocationHdfsRequest,
     update=UpdateLocationHdfsRequest,
-    adapter="hdfs",
+    adapter="activities.storage.hdfs",
     secrets=("KerberosKeytab",),
     prepare=_hdfs,
     check=_check_hdfs_authentication,

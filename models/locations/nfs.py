@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +36,16 @@ class NfsMountOptions(Request):  # kept as the request gives it
     Version: NfsVersion = "AUTOMATIC"
 
 
+# The names of a path, from the server's root, that one NFSv4.1 request reaches. A session
+# caps the operations of a request at what CREATE_SESSION negotiated (nfs-ganesha: 16, the
+# fewest of the servers known), and nfs-rs looks the whole path up in the request that uses
+# it, a LOOKUP a name, beside four operations of its own. nfs-rs does not say what a session
+# negotiated (its Client has `io_limits`, the read and write sizes, but no channel attributes:
+# CREATE_SESSION's ca_maxoperations is not exposed), nor takes a file handle but for listing,
+# so no request can go deeper, and the fewest is assumed. NFSv4.0 has no sessions, no cap.
+NFS4_1_PATH_NAMES = 12
+
+
 class NfsServerLocation(FileServerLocation):
     """Reached by NFS: Subdirectory is the export path and what lies beneath it."""
 
@@ -48,6 +59,19 @@ class NfsServerLocation(FileServerLocation):
     @property
     def protocol(self) -> str:
         return "nfs"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """With NFSv4.1 alone, paths only as deep as one request reaches, the export path's
+        names (looked up in every request) counted (AUTOMATIC goes deeper by NFSv4.0)."""
+        if self.MountOptions.Version not in ("NFS4_1", "NFS4_2"):
+            return self.CAPABILITIES
+        export = len([name for name in self.Subdirectory.split("/") if name])
+        return replace(
+            self.CAPABILITIES,
+            max_path_components=max(1, NFS4_1_PATH_NAMES - export),
+            deeper=" with NFSv4.1 (MountOptions Version AUTOMATIC reaches it by NFSv4.0)",
+        )
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "MountOptions": self.MountOptions.model_dump()}
@@ -300,7 +324,7 @@ NFS = LocationKind(
     model=NfsLocation,
     create=CreateLocationNfsRequest,
     update=UpdateLocationNfsRequest,
-    adapter="nfs",
+    adapter="activities.storage.nfs",
     prepare=_on_prem_agents,
 )
 EFS = LocationKind(
@@ -309,7 +333,7 @@ EFS = LocationKind(
     model=EfsLocation,
     create=CreateLocationEfsRequest,
     update=UpdateLocationEfsRequest,
-    adapter="nfs",
+    adapter="activities.storage.nfs",
     prepare=_efs,
     check=_check_efs_tunnel,
 )
@@ -319,6 +343,6 @@ FSX_OPENZFS = LocationKind(
     model=FsxOpenZfsLocation,
     create=CreateLocationFsxOpenZfsRequest,
     update=UpdateLocationFsxOpenZfsRequest,
-    adapter="nfs",
+    adapter="activities.storage.nfs",
     prepare=_fsx_open_zfs,
 )

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.locations.base import (
+    BY_CONDITION,
     Capabilities,
     Fields,
     FolderMarkers,
@@ -42,7 +43,14 @@ _OBJECTS = Capabilities(
     server_side_copy=True,
     devices=False,
     max_path_bytes=1024,
+    object_tags=True,
+    recursive_delete=True,  # a prefix listed flat, its keys deleted a thousand a request
+    exclusive_commit=BY_CONDITION,
 )
+
+
+# Storage classes whose objects are restored before they can be read.
+ARCHIVED = ("GLACIER", "DEEP_ARCHIVE")
 
 
 class _Objects(LocationBase):
@@ -73,6 +81,13 @@ class S3Location(_Objects):
     @property
     def bucket(self) -> str:
         return self.S3BucketArn.rpartition(":")[2].rpartition("/")[2]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        can = super().capabilities
+        if self.S3StorageClass in ARCHIVED:
+            return replace(can, reads_back=False)
+        return can
 
     @property
     def location_uri(self) -> str:
@@ -260,7 +275,7 @@ S3 = LocationKind(
     model=S3Location,
     create=CreateLocationS3Request,
     update=UpdateLocationS3Request,
-    adapter="objects",
+    adapter="activities.storage.objects",
 )
 OBJECT_STORAGE = LocationKind(
     name="ObjectStorage",
@@ -268,7 +283,7 @@ OBJECT_STORAGE = LocationKind(
     model=ObjectStorageLocation,
     create=CreateLocationObjectStorageRequest,
     update=UpdateLocationObjectStorageRequest,
-    adapter="objects",
+    adapter="activities.storage.objects",
     secrets=("SecretKey",),
     prepare=_default_port,
 )

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, Field
 
 from models.locations.base import (
+    BY_RENAME,
     Capabilities,
     Fields,
     FileServerHostnameValue,
@@ -54,6 +55,7 @@ class SmbServerLocation(FileServerLocation):
         refused_characters='\\:*?"<>|' + "".join(map(chr, range(1, 32))),
         refused_endings=". ",  # Windows drops a trailing dot or space
         case_sensitive=False,
+        exclusive_commit=BY_RENAME,  # FileRenameInformation without ReplaceIfExists
     )
 
     ServerPort: int = 445
@@ -214,7 +216,7 @@ SMB = LocationKind(
     model=SmbLocation,
     create=CreateLocationSmbRequest,
     update=UpdateLocationSmbRequest,
-    adapter="smb",
+    adapter="activities.storage.smb",
     secrets=("Password", "KerberosKeytab"),
     check=_check_smb_authentication,
 )
@@ -224,7 +226,7 @@ FSX_WINDOWS = LocationKind(
     model=FsxWindowsLocation,
     create=CreateLocationFsxWindowsRequest,
     update=UpdateLocationFsxWindowsRequest,
-    adapter="smb",
+    adapter="activities.storage.smb",
     secrets=("Password",),
     prepare=_fsx_windows,
 )
