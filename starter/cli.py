@@ -249,7 +249,10 @@ async def run_operation(args: argparse.Namespace, request: dict[str, Any]) -> in
     from api.client import connect
 
     ferry = Ferry(await connect(args.address))
-    response = await getattr(ferry, method_name(args.operation))(request)
+    call = getattr(ferry, method_name(args.operation))
+    response = await call(request)
+    if "MaxResults" not in request and "NextToken" not in request:
+        response = await _every_page(call, request, response)
     if not getattr(args, "wait", False):
         print_json(response)
         return 0
@@ -258,6 +261,20 @@ async def run_operation(args: argparse.Namespace, request: dict[str, Any]) -> in
     final = await follow(ferry, response["TaskExecutionArn"], live=sys.stderr.isatty())
     print_json(final)
     return 0 if final.get("Status") == "SUCCESS" else EXIT_FAILED
+
+
+async def _every_page(
+    call: Any, request: dict[str, Any], response: dict[str, Any]
+) -> dict[str, Any]:
+    """As the AWS CLI does: a List* asked without MaxResults or NextToken follows NextToken
+    and prints one list of every page."""
+    while token := response.pop("NextToken", None):
+        following = await call({**request, "NextToken": token})
+        for field, entries in following.items():
+            if isinstance(entries, list):
+                response[field] = [*response.get(field, []), *entries]
+        response["NextToken"] = following.get("NextToken")
+    return response
 
 
 def main(argv: list[str] | None = None) -> int:

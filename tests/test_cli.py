@@ -3,6 +3,7 @@ error lines and exit codes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import tempfile
@@ -47,6 +48,25 @@ def test_locations_are_created_described_listed_and_deleted(stack: Stack, workdi
     assert {"LocationArn": arn, "LocationUri": f"local://{workdir}/data/"} in listed
     assert gone.returncode == 254
     assert f"location {arn} not found" in gone.stderr
+
+
+async def test_a_list_prints_every_page_unless_a_page_is_asked_for(
+    stack: Stack, ferry: Ferry, workdir: Path
+) -> None:
+    """As the AWS CLI: without --max-results or --next-token, a list follows NextToken past
+    the endpoint's page of 100 and prints one list; with them, one page and its token."""
+    (workdir / "many").mkdir()
+    created = await asyncio.gather(
+        *(ferry.create_location_local({"Path": str(workdir / "many")}) for _ in range(101))
+    )
+    mine = {response["LocationArn"] for response in created}
+
+    every = ok(stack, "list-locations")
+    page = ok(stack, "list-locations", "--max-results", "2")
+
+    assert mine <= {entry["LocationArn"] for entry in every["Locations"]}
+    assert "NextToken" not in every
+    assert len(page["Locations"]) == 2 and page["NextToken"]
 
 
 def test_tasks_take_shorthand_and_json_and_update_in_place(stack: Stack, workdir: Path) -> None:

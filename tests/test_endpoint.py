@@ -680,7 +680,7 @@ OTHER_OPTIONS = {
     "Atime": "NONE",
     "Mtime": "NONE",
     "Uid": "NONE",
-    "Gid": "NAME",
+    "Gid": "NONE",  # NAME is refused: a local destination keeps owners as numbers
     "PreserveDeletedFiles": "REMOVE",
     "PreserveDevices": "PRESERVE",
     "PosixPermissions": "NONE",
