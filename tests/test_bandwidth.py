@@ -60,13 +60,17 @@ class Meter:
             self.samples.append((time.monotonic(), bytes_at(self.destination)))
             await asyncio.sleep(0.1)
 
-    def at(self, moment: float) -> int:
-        return next(size for when, size in self.samples if when >= moment)
+    def at(self, moment: float) -> tuple[float, int]:
+        return next((when, size) for when, size in self.samples if when >= moment)
 
     async def rate(self, start: float, end: float) -> float:
+        """Bytes per second between the samples nearest `start` and `end`, divided by the time
+        between those samples: on a busy machine a sample can come late, and dividing by the
+        nominal interval would count its extra bytes as speed."""
         while time.monotonic() < end + 0.2:
             await asyncio.sleep(0.1)
-        return (self.at(end) - self.at(start)) / (end - start)
+        (first, before), (last, after) = self.at(start), self.at(end)
+        return (after - before) / (last - first)
 
 
 async def test_limit_holds_across_batches_and_changes_while_running(
