@@ -296,7 +296,8 @@ async def main() -> None:
     state.mkdir(parents=True)
     from api.secrets import use_key_file
 
-    use_key_file(state)  # the stack's key: this process seals the SMB password, its worker opens
+    # The stack's key: this process seals the SMB password, its worker opens it.
+    use_key_file(state, make=True)
     results: dict[str, Any] = {
         "repeats": args.repeats,
         "quick": args.quick,
