@@ -109,8 +109,14 @@ _V4_OPS: dict[int, tuple[str, Callable[[_Xdr], None]]] = {
     32: ("SAVEFH", lambda x: None),
     34: ("SETATTR", lambda x: (x.skip(16), x.fattr())),
     38: ("WRITE", lambda x: (x.skip(28), x.opaque())),
+    50: ("LAYOUTGET", lambda x: x.skip(56)),
     53: ("SEQUENCE", lambda x: x.skip(32)),
 }
+# Operations of a connection's setup, named but not stepped over (the count stops there).
+_V4_SETUP = {
+    41: "BIND_CONN_TO_SESSION", 42: "EXCHANGE_ID", 43: "CREATE_SESSION", 44: "DESTROY_SESSION",
+    57: "DESTROY_CLIENTID", 58: "RECLAIM_COMPLETE",
+}  # fmt: skip
 _V3_PROCS = (
     "NULL", "GETATTR", "SETATTR", "LOOKUP", "ACCESS", "READLINK", "READ", "WRITE", "CREATE",
     "MKDIR", "SYMLINK", "MKNOD", "REMOVE", "RMDIR", "RENAME", "LINK", "READDIR", "READDIRPLUS",
@@ -156,7 +162,7 @@ def nfs_operations(record: bytes) -> list[str]:
         number = x.u32()
         known = _V4_OPS.get(number)
         if known is None:
-            names.append(f"v4:{number}...")
+            names.append(f"v4:{_V4_SETUP.get(number, number)}...")
             break
         names.append(f"v4:{known[0]}")
         known[1](x)
