@@ -784,11 +784,15 @@ class SmbStorage(Storage):
 
     def _listing_size(self) -> int:
         """How many bytes of a folder's entries one QUERY_DIRECTORY asks for: up to
-        _LISTING_BYTES (some 10,000 names), as much as the server lets one reply carry."""
+        _LISTING_BYTES (some 10,000 names), as much as the server lets one reply carry and
+        the credits granted let two queries ask for beside the open and the close."""
         connection = self._connect().session.connection
         if not connection.supports_multi_credit:
             return 65536
-        return max(65536, min(_LISTING_BYTES, connection.max_transact_size))
+        window = connection.sequence_window
+        credits = (window["high"] - window["low"] - 2) // 2
+        largest = min(_LISTING_BYTES, connection.max_transact_size, credits * _CREDIT_BYTES)
+        return max(65536, largest)
 
     def open_read(self, path: str) -> _SmbReader:
         access = READ_DATA | READ_ATTRIBUTES | SYNCHRONIZE
