@@ -110,7 +110,10 @@ class BatchTransfer:
 
     @property
     def destination(self) -> Storage:
-        return self.destinations.get()
+        storage = self.destinations.get()
+        # A batch's first attempt is the first to write under its rows' temporary names.
+        storage.leftovers = self.run.resumed
+        return storage
 
     def execute(self) -> BatchResult:
         handlers = {

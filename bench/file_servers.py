@@ -2,6 +2,7 @@
 loopback, against the best comparison each has here, on the same data and servers in one run.
 
     .venv/bin/python bench/file_servers.py [--dir /tmp/ferry-bench] [--repeats 3] [--quick]
+        [--count] [--protocol smb|nfs] [--only small|large]
 
 Data sets (made once, kept in --dir, shared with bench/local.py and bench/s3.py; --quick makes
 its own, smaller ones beside them):
@@ -28,12 +29,18 @@ servers' CPU is that of their whole process tree (smbd forks one child per conne
 "others" is the CPU the machine spent outside this script's processes (another job's, the
 kernel's write-back, steal): the load averages count this run's own threads. Results are saved
 after every data set, so an interrupted run keeps what it measured.
+
+With --count, Ferry and rclone reach the server through bench/wire.py's proxy, which counts the
+requests each run sends (SMB2 messages, each compound one, and their commands; NFS RPCs and
+their operations) per file: figures no load changes. The proxy is Python in this process, so
+the times of such a run are not comparable with those of a run without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -51,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from nfs_server import NfsServer, ganesha
 from smb_server import SmbServer, smb_server_running
+from wire import WireCounter
 
 TRANSFERS = 16  # rclone's --transfers
 TOOLS = {
@@ -75,18 +83,27 @@ def counted(folder: Path) -> tuple[int, int]:
 class Target:
     """A server, where each tool's folder lies on disk, and how each tool writes there."""
 
-    def __init__(self, protocol: str, server: SmbServer | NfsServer, stack: FerryStack) -> None:
+    def __init__(
+        self,
+        protocol: str,
+        server: SmbServer | NfsServer,
+        stack: FerryStack,
+        wire: WireCounter | None = None,
+    ) -> None:
+        """`wire`: a counting proxy in front of the server, which Ferry and rclone then use."""
         self.protocol = protocol
         self.server = server
         self.stack = stack
         self.pid = server.process.pid
+        self.wire = wire
+        self.port = wire.port if wire is not None else server.port
         if isinstance(server, SmbServer):
             self.root = Path(server.share_dir)
             obscured = subprocess.run(
                 [RCLONE, "obscure", server.password], check=True, capture_output=True, text=True
             ).stdout.strip()
             self.remote = (
-                f":smb,host=127.0.0.1,port={server.port},user={server.user},pass='{obscured}':"
+                f":smb,host=127.0.0.1,port={self.port},user={server.user},pass='{obscured}':"
                 f"{server.share}"
             )
         else:
@@ -97,7 +114,7 @@ class Target:
         if isinstance(server, SmbServer):
             request: dict[str, Any] = {
                 "ServerHostname": "127.0.0.1",
-                "ServerPort": server.port,
+                "ServerPort": self.port,
                 "Subdirectory": server.subdirectory(server.share, folder),
                 "User": server.user,
                 "Password": server.password,
@@ -105,7 +122,7 @@ class Target:
             return (await ferry.create_location_smb(request))["LocationArn"]
         request = {
             "ServerHostname": "127.0.0.1",
-            "ServerPort": server.port,
+            "ServerPort": self.port,
             "Subdirectory": f"{server.pseudo_path}/{folder}",
             "MountOptions": {"Version": server.version},
         }
@@ -151,6 +168,7 @@ async def compare(
     reported: dict[str, dict[str, list[int]]] = {s: {} for s in scenarios}
     failed: dict[str, dict[str, list[str]]] = {s: {} for s in scenarios}
     writeback: dict[str, dict[str, list[float]]] = {s: {} for s in scenarios}
+    requests: dict[str, dict[str, list[dict[str, float]]]] = {s: {} for s in scenarios}
     load_average: list[float] = []
     order = list(TOOLS[protocol])
     for repeat in range(repeats):
@@ -166,6 +184,8 @@ async def compare(
                 subprocess.run(["sync"], check=True)
                 load_average.append(os.getloadavg()[0])
                 before, ours = Cpu.now(target.pid), Cpu.now(os.getpid())
+                if target.wire is not None:
+                    target.wire.reset()
                 try:
                     outcome = runs[tool]()
                     if asyncio.iscoroutine(outcome):
@@ -191,6 +211,12 @@ async def compare(
                 # What the run left for the kernel to write: nfs-rs makes every write stable
                 # (COMMIT, an fsync in ganesha); cp, rsync and smbd leave it in the page cache.
                 writeback[scenario].setdefault(tool, []).append(timed(["sync"]))
+                sent = target.wire.counts() if target.wire is not None else {}
+                if sent:  # rsync and cp write the disk, not through the proxy
+                    per_file = {name: count / expected[0] for name, count in sent.items()}
+                    requests[scenario].setdefault(tool, []).append(per_file)
+                    unit = "message" if protocol == "smb" else "rpc"
+                    print(f"  {run}: {per_file[unit]:.2f} {unit}s per file", file=sys.stderr)
                 print(
                     f"{run}: {elapsed:.2f} s, {cpu.describe(elapsed)}, others {others:.2f} "
                     "cores, then sync "
@@ -208,6 +234,7 @@ async def compare(
         "ferry_files_transferred": reported,
         "failed": failed,
         "writeback": writeback,
+        "requests_per_file": requests,
         "load_average_1min": load_average,
     }
 
@@ -269,6 +296,11 @@ def print_report(results: dict[str, Any]) -> None:
                     for tool, values in data["writeback"].get(scenario, {}).items()
                 )
                 print(f"  then `sync` (the write-back each left, not in the times): {syncs}")
+                for tool, counts in data.get("requests_per_file", {}).get(scenario, {}).items():
+                    unit = "message" if protocol == "smb" else "rpc"
+                    commands = sorted(counts[-1].items(), key=lambda item: -item[1])
+                    detail = ", ".join(f"{name} {n:.2f}" for name, n in commands if name != unit)
+                    print(f"  {tool}: {counts[-1][unit]:.2f} {unit}s per file ({detail})")
             averages = data["load_average_1min"]
             print(f"  (1-minute load before the runs: {min(averages):.2f} to {max(averages):.2f})")
 
@@ -287,6 +319,9 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small data, to try the script")
     parser.add_argument("--only", choices=("small", "large"), help="one data set only")
     parser.add_argument("--protocol", choices=("smb", "nfs"), help="one protocol only")
+    parser.add_argument(
+        "--count", action="store_true", help="count requests per file through a proxy (see above)"
+    )
     args = parser.parse_args()
     base = Path(args.dir)
     small, large = small_and_large(base, args.quick)
@@ -296,11 +331,13 @@ async def main() -> None:
     state.mkdir(parents=True)
     from api.secrets import use_key_file
 
-    use_key_file(state)  # the stack's key: this process seals the SMB password, its worker opens
+    # The stack's key: this process seals the SMB password, its worker opens it.
+    use_key_file(state, make=True)
     results: dict[str, Any] = {
         "repeats": args.repeats,
         "quick": args.quick,
         "rclone_transfers": TRANSFERS,
+        "counted": args.count,
         "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
     }
@@ -313,8 +350,13 @@ async def main() -> None:
             if args.protocol not in (None, protocol):
                 continue
             # One server at a time: the other does not run meanwhile.
-            with smb_server_running() if protocol == "smb" else ganesha() as running:
-                target = Target(protocol, running, stack)
+            with contextlib.ExitStack() as held:
+                server = smb_server_running() if protocol == "smb" else ganesha()
+                running = held.enter_context(server)
+                wire = (
+                    held.enter_context(WireCounter(running.port, protocol)) if args.count else None
+                )
+                target = Target(protocol, running, stack, wire)
                 results[protocol] = {}
                 for name, source in sources.items():
                     if args.only in (None, name):

@@ -184,6 +184,26 @@ def test_an_exclusive_commit_leaves_an_existing_file_alone(storage: NfsStorage, 
     assert os.listdir(folder) == ["x"]
 
 
+@pytest.mark.parametrize("kind", ["file", "link"])
+def test_a_retry_never_writes_through_a_leftover_of_the_attempt_before(
+    storage: NfsStorage, folder: str, kind: str
+):
+    # An attempt that died between LINK and REMOVE of an exclusive commit left its temporary
+    # name as one more name of the file it put in place: the retry (leftovers, the default)
+    # removes it before writing there.
+    with open(os.path.join(folder, "kept"), "wb") as file:
+        file.write(b"kept")
+    os.link(os.path.join(folder, "kept"), os.path.join(folder, temp_name("test", "x")))
+    assert storage.leftovers
+    if kind == "file":
+        assert write(storage, "x", b"new")
+        assert read(storage, "x") == b"new"
+    else:
+        assert storage.make_hard_link("x", "kept")
+    assert read(storage, "kept") == b"kept"
+    assert sorted(os.listdir(folder)) == ["kept", "x"]
+
+
 def test_metadata_of_a_folder_and_removal(storage: NfsStorage, folder: str):
     assert storage.make_dir("d/sub")
     assert not storage.make_dir("d/sub")

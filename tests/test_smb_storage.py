@@ -319,8 +319,12 @@ def test_list_dir_in_listing_key_order_with_paging(storage, raw):
         storage.list_dir("missing")
 
 
-def test_list_dir_of_many_children(storage, smb_server):
-    names = [f"n{i:04d}" for i in range(1500)]  # more than one QUERY_DIRECTORY reply
+@pytest.mark.parametrize("reply", [1 << 20, 65536], ids=["one-reply", "replies"])
+def test_list_dir_of_many_children(storage, smb_server, monkeypatch, reply):
+    # 1500 names fit in one reply of 1 MiB (one round trip), not in one of 64 KiB: then the
+    # folder is read again through a handle of its own, a reply at a time.
+    monkeypatch.setattr(smb, "_LISTING_BYTES", reply)
+    names = [f"n{i:04d}" for i in range(1500)]
     folder = on_disk(smb_server, storage, "many")
     os.mkdir(folder)
     for name in names:  # made behind samba's back: listing is what is tested

@@ -256,6 +256,11 @@ class Storage(ABC):
     """One location's file tree, as the worker reaches it. Paths never leave the location: an
     adapter resolves them beneath its root without following links."""
 
+    # Whether an earlier attempt of this execution may have left an entry under a temporary
+    # name this storage writes (a batch retried): an adapter that removes such a leftover
+    # before writing there (it may share its inode with a final name) skips that when not.
+    leftovers: bool = True
+
     def close(self) -> None:  # noqa: B027 - adapters without resources to free have nothing to do
         """Free connections and descriptors."""
 

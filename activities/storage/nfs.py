@@ -550,7 +550,8 @@ class NfsStorage(Storage):
         client = self._nfs
         # A leftover of an earlier attempt may share its inode with the final name (a crash
         # between link and remove): never write through it.
-        client.remove(temp, missing_ok=True)  # a missing folder too
+        if self.leftovers:
+            client.remove(temp, missing_ok=True)  # a missing folder too
         try:
             file = client.open(temp, "wb")
         except nfs_rs.NfsNotFoundError:
@@ -597,7 +598,8 @@ class NfsStorage(Storage):
         metadata, then its final name."""
         parent, temp = self._temp(path)
         client = self._nfs
-        client.remove(temp, missing_ok=True)
+        if self.leftovers:
+            client.remove(temp, missing_ok=True)
         try:
             create(temp)
         except nfs_rs.NfsNotFoundError:

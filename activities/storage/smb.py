@@ -132,6 +132,7 @@ _CHUNK = 8 << 20
 # holding the batch forever; an 8 MiB write takes far less even on a slow link.
 _REPLY_SECONDS = 120
 _BUFFERED = 1 << 20  # a file this small is sent with its create, metadata and close at once
+_LISTING_BYTES = 1 << 20  # of a folder's entries in one reply, where the server allows
 
 
 @contextlib.contextmanager
@@ -741,22 +742,57 @@ class SmbStorage(Storage):
                 yield key, entry.path, entry
 
     def _scan(self, path: str, prefix: str) -> Iterator[tuple[Entry, int]]:
+        """The children of `path` with their attribute bits. A folder whose entries fit in one
+        reply costs one round trip: open, two queries and close in one compound, the second
+        query's NO_MORE_FILES saying the first had them all. A larger one is read again from
+        the start through a handle kept open (the compound's handle is closed by then, and
+        a second enumeration is never stitched to the first)."""
         access = READ_DATA | READ_ATTRIBUTES | SYNCHRONIZE
         opening = create(self._name(path), access, OPEN, DIRECTORY_FILE)
-        results = self._exchange([opening, query_directory(RELATED, restart=True)])
+        size = self._listing_size()
+        results = self._exchange(
+            [
+                opening,
+                query_directory(RELATED, restart=True, size=size),
+                query_directory(RELATED, size=size),
+                close(),
+            ]
+        )
+        _raise_first(results[:1], path)
+        pages = [result for result in results[1:3] if not _no_more_files(result)]
+        _raise_first(pages, path)
+        if len(pages) == 2:
+            yield from self._scan_open(path, prefix, opening, size)
+            return
+        for page in pages:
+            yield from directory_entries(out_buffer(page), prefix)  # type: ignore[arg-type]
+
+    def _scan_open(
+        self, path: str, prefix: str, opening: Structure, size: int
+    ) -> Iterator[tuple[Entry, int]]:
+        results = self._exchange([opening, query_directory(RELATED, restart=True, size=size)])
         _raise_first(results[:1], path)
         file_id = Opened(results[0]).file_id  # type: ignore[arg-type]
         try:
             result = results[1]
-            while not (
-                isinstance(result, SMBResponseException)
-                and result.status == NtStatus.STATUS_NO_MORE_FILES
-            ):
+            while not _no_more_files(result):
                 _raise_first([result], path)
                 yield from directory_entries(out_buffer(result), prefix)  # type: ignore[arg-type]
-                (result,) = self._exchange([query_directory(file_id)])
+                (result,) = self._exchange([query_directory(file_id, size=size)])
         finally:
             self._exchange([close(file_id)])
+
+    def _listing_size(self) -> int:
+        """How many bytes of a folder's entries one QUERY_DIRECTORY asks for: up to
+        _LISTING_BYTES (some 10,000 names), as much as the server lets one reply carry and
+        the credits granted let two queries ask for beside the open and the close."""
+        connection = self._connect().session.connection
+        if not connection.supports_multi_credit:
+            return 65536
+        window = connection.sequence_window
+        credits = (window["high"] - window["low"] - 2) // 2
+        largest = min(_LISTING_BYTES, connection.max_transact_size, credits * _CREDIT_BYTES)
+        return max(65536, largest)
 
     def open_read(self, path: str) -> _SmbReader:
         access = READ_DATA | READ_ATTRIBUTES | SYNCHRONIZE
@@ -875,6 +911,12 @@ class SmbStorage(Storage):
             self._clear_read_only(self._name(path), path)  # Windows keeps read-only files
             results = self._exchange(delete)
         _raise_first(results[:1], path)
+
+
+def _no_more_files(result: SMB2HeaderResponse | SMBResponseException) -> bool:
+    return (
+        isinstance(result, SMBResponseException) and result.status == NtStatus.STATUS_NO_MORE_FILES
+    )
 
 
 def _check_name(name: str, path: str) -> None:

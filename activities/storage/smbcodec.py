@@ -251,12 +251,15 @@ def write_request(file_id: bytes, offset: int, data: bytes) -> SMB2WriteRequest:
     return request
 
 
-def query_directory(file_id: bytes, *, restart: bool = False) -> SMB2QueryDirectoryRequest:
+def query_directory(
+    file_id: bytes, *, restart: bool = False, size: int = 65536
+) -> SMB2QueryDirectoryRequest:
+    """The next entries of the folder open as `file_id`, at most `size` bytes of them."""
     request = SMB2QueryDirectoryRequest()
     request["file_information_class"] = FileInformationClass.FILE_DIRECTORY_INFORMATION
     request["flags"] = 0x1 if restart else 0  # SMB2_RESTART_SCANS
     request["file_id"] = file_id
-    request["output_buffer_length"] = 65536
+    request["output_buffer_length"] = size
     request["buffer"] = "*".encode("utf-16-le")
     return request
 
