@@ -3,3 +3,21 @@
 Everything here is pure (no I/O) so that workflow code can import it inside Temporal's sandbox.
 Field names are DataSync's (botocore `datasync` 2018-11-09) wherever the API defines them.
 """
+
+from pydantic import BaseModel
+
+
+def build_models() -> None:
+    """Build now the validators of every model defined so far.
+
+    Every model is declared with `defer_build=True`: its validator is built when it is first
+    used, so that a process (a CLI command) pays only for the few models it uses. Code in
+    Temporal's sandbox must not be that first user (the sandbox's modules cannot resolve the
+    models' annotations), so each workflow module calls this as it is imported, outside it.
+    """
+    pending = [BaseModel]
+    while pending:
+        model = pending.pop()
+        pending += model.__subclasses__()
+        if model.model_config.get("defer_build") and not model.__pydantic_complete__:
+            model.model_rebuild()
