@@ -13,7 +13,8 @@ def build_models() -> None:
     Every model is declared with `defer_build=True`: its validator is built when it is first
     used, so that a process (a CLI command) pays only for the few models it uses. Code in
     Temporal's sandbox must not be that first user (the sandbox's modules cannot resolve the
-    models' annotations), so each workflow module calls this as it is imported, outside it.
+    models' annotations), so each workflow module calls this as it is imported, outside it; nor
+    should two threads be at once, so a batch calls it before its rows' threads start.
     """
     pending = [BaseModel]
     while pending:
