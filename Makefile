@@ -34,3 +34,4 @@ test: lint test-deps
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/local.py
+	$(BIN)/python bench/fixed_costs.py --quick

@@ -23,6 +23,7 @@ from activities.pool import Control, Stopped
 from activities.staging import ResultLog, StagingStore
 from activities.storage import open_storage
 from activities.storage.base import Storage, describe_error
+from models import build_models
 from models.execution import ISSUES_PER_BATCH, BatchRef, BatchResult, Counters, FileIssue
 from models.locations import Location
 from models.reports import Category
@@ -180,6 +181,7 @@ class BatchRun:
         position = self.next
         in_flight: set[Future[None]] = set()
         failure: BaseException | None = None
+        build_models()  # here, rather than first by two rows at once
         with ThreadPoolExecutor(self.parallel, thread_name_prefix="ferry-row") as threads:
             while True:
                 while (

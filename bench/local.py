@@ -1,4 +1,4 @@
-"""Ferry against rsync and rclone between two local folders, on the same data in one run.
+"""Ferry against rsync, rclone and cp between two local folders, on the same data in one run.
 
     .venv/bin/python bench/local.py [--dir /tmp/ferry-bench] [--repeats 3] [--quick]
 
@@ -248,7 +248,7 @@ async def compare_tools(
     stack: FerryStack, name: str, source: Path, base: Path, repeats: int
 ) -> dict[str, Any]:
     destinations = {
-        tool: base / f"{name}-{tool}" for tool in ("rsync", "rclone", "ferry", "ferry-verify")
+        tool: base / f"{name}-{tool}" for tool in ("rsync", "rclone", "cp", "ferry", "ferry-verify")
     }
     for folder in destinations.values():
         empty(folder)
@@ -259,6 +259,8 @@ async def compare_tools(
         "rclone": lambda: timed(
             [RCLONE, "sync", "--config", "/dev/null", str(source), str(destinations["rclone"])]
         ),
+        # The plain copy, initial runs only: it has no re-run that skips what is there.
+        "cp": lambda: timed(["cp", "-a", f"{source}/.", f"{destinations['cp']}/"]),
         "ferry": lambda: stack.run(ferry_task),
         "ferry-verify": lambda: stack.run(verify_task),
     }
@@ -273,13 +275,14 @@ async def compare_tools(
             times["initial"].setdefault(tool, []).append(await _run(tools[tool]))
         if name != "small":
             continue
-        for tool in order:
+        again = [tool for tool in order if tool != "cp"]
+        for tool in again:
             times["noop"].setdefault(tool, []).append(await _run(tools[tool]))
         subprocess.run(["sync"], check=True)
         times["noop"].setdefault("ferry-cli", []).append(stack.run_cli(ferry_task))
         changed = change_files(source, 0.01, seed=repeat)
         subprocess.run(["sync"], check=True)
-        for tool in order:
+        for tool in again:
             times["changed"].setdefault(tool, []).append(await _run(tools[tool]))
         print(f"{name} repeat {repeat + 1}: {changed} files changed", file=sys.stderr)
     report: dict[str, Any] = {"files": files, "bytes": total}
@@ -322,13 +325,15 @@ def print_report(results: dict[str, Any]) -> None:
     def line(label: str, runs: dict[str, list[float]], files: int, size: int) -> None:
         # Ratios are taken within each repeat (the tools ran back to back on the same disk
         # state), then their median: steadier than a ratio of medians on a noisy machine.
-        print(f"\n{label}  (speed as a multiple of rsync's and of rclone's, median of repeats)")
+        peers = [peer for peer in ("rsync", "rclone", "cp") if peer in runs]
+        print(f"\n{label}  (speed as a multiple of {', '.join(peers)}'s, median of repeats)")
         for tool, times in sorted(runs.items()):
             seconds = median(times)
             rate = f"{files / seconds:9.0f} files/s {size / seconds / 2**20:8.1f} MiB/s"
-            to_rsync = median([r / t for r, t in zip(runs["rsync"], times, strict=False)])
-            to_rclone = median([r / t for r, t in zip(runs["rclone"], times, strict=False)])
-            ratios = f"{to_rsync:5.2f}x rsync {to_rclone:5.2f}x rclone"
+            ratios = " ".join(
+                f"{median([p / t for p, t in zip(runs[peer], times, strict=False)]):5.2f}x {peer}"
+                for peer in peers
+            )
             print(f"  {tool:<13}{seconds:8.2f} s {rate}  {ratios}")
 
     for name in ("small", "large"):

@@ -31,7 +31,7 @@ def sealed_as(key_id: str) -> str:
 
 
 class AccessKey(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     AccessKeyId: str
     SecretAccessKey: str  # sealed: never in plain text, never shown after CreateAccessKey

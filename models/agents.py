@@ -24,7 +24,7 @@ def new_activation_key() -> str:
 class Activation(BaseModel):
     """A key an agent process made and is waiting with; AgentArn once CreateAgent used it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     ActivationKey: str
     ExpiresAt: datetime
@@ -32,7 +32,7 @@ class Activation(BaseModel):
 
 
 class Agent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     AgentArn: str
     Name: str | None = None

@@ -38,7 +38,7 @@ ISSUES_PER_BATCH = 20
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class ExecutionInput(_Model):

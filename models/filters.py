@@ -20,7 +20,7 @@ WILDCARD = "*"
 
 
 class FilterRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     FilterType: Literal["SIMPLE_PATTERN"] = "SIMPLE_PATTERN"
     Value: str = Field(min_length=1, max_length=102400, pattern=r"^[^\x00]+$")

@@ -27,7 +27,7 @@ NO_BANDWIDTH_LIMIT = -1
 class Options(BaseModel):
     """Options as given by a user: any subset of the fields; unset ones are None."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     VerifyMode: VerifyModeValue | None = None
     OverwriteMode: OverwriteModeValue | None = None

@@ -22,7 +22,7 @@ MAX_AGENTS_PER_LOCATION = 8
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
 
 class Admission(_Model):

@@ -14,7 +14,7 @@ CATEGORIES: tuple[Category, ...] = ("Transferred", "Verified", "Deleted", "Skipp
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class ReportOverride(_Model):

@@ -42,7 +42,7 @@ PARTITIONS = "(aws|aws-cn|aws-us-gov|aws-eusc|aws-iso|aws-iso-b)"
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 R = TypeVar("R", bound=Request)

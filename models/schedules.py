@@ -212,7 +212,7 @@ DISABLE_AFTER_FAILURES = 3
 class TaskSchedule(BaseModel):
     """DataSync's TaskSchedule; an empty ScheduleExpression in UpdateTask removes the schedule."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     ScheduleExpression: str
     Status: Literal["ENABLED", "DISABLED"] = "ENABLED"
@@ -235,7 +235,7 @@ class TaskSchedule(BaseModel):
 class ScheduleDetails(BaseModel):
     """When the schedule's Status last changed, and who disabled it (USER or SERVICE)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     StatusUpdateTime: datetime
     DisabledReason: str | None = None

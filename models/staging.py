@@ -9,7 +9,7 @@ class StagingTraffic(BaseModel):
     """What an activity asked of the staging store: requests, and the bytes it sent there (the
     objects it wrote, the keys it deleted) and read back (objects, listings)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(defer_build=True, extra="forbid")
 
     requests: int = 0
     bytes_written: int = 0

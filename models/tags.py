@@ -10,7 +10,7 @@ MAX_TAGS = 50
 
 
 class TagListEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     Key: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[a-zA-Z0-9\s+=._:/-]+$")]
     Value: Annotated[str, Field(max_length=256, pattern=r"^[a-zA-Z0-9\s+=._:@/-]*$")] | None = None

@@ -13,7 +13,7 @@ from models.options import Options
 
 
 class Task(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     TaskArn: str
     Name: str | None = None

@@ -117,7 +117,7 @@ def _within_week(moment: datetime) -> tuple[datetime, timedelta]:
 class BandwidthTimetable(BaseModel):
     """Kept as the text the user wrote, so that it round-trips; the entries are derived."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     Timetable: str
     _entries: Entries = PrivateAttr(default=())

@@ -59,7 +59,10 @@ def _structured(annotation: Any) -> tuple[bool, bool]:
     return False, False
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; given arguments that name an operation, with that one's
+    only: a parser per operation costs a fresh process more than the operation does."""
+    wanted = _operation_in(argv)
     parser = argparse.ArgumentParser(
         prog="ferry",
         description="Ferry: self-hosted data transfers with the AWS DataSync API, on Temporal.",
@@ -129,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     for operation, shape in OPERATIONS.items():
+        if wanted is not None and kebab(operation) != wanted:
+            continue
         what = "DataSync" if operation in SHAPES else "Ferry's endpoint (as IAM's)"
         sub = commands.add_parser(kebab(operation), help=f"{what} {operation}")
         sub.set_defaults(operation=operation)
@@ -156,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
                 help="wait for the end; show progress on a terminal; exit 0 only on SUCCESS",
             )
     return parser
+
+
+def _operation_in(argv: list[str] | None) -> str | None:
+    """The operation's command `argv` names, if it names one before anything but --address."""
+    arguments = iter(argv or ())
+    for argument in arguments:
+        if argument == "--address":
+            next(arguments, None)
+        elif not argument.startswith("--address="):
+            # Anything else (help, another command, a mistake) gets the parser of every command.
+            return argument if argument in map(kebab, OPERATIONS) else None
+    return None
 
 
 def _stack_arguments(parser: argparse.ArgumentParser) -> None:
@@ -278,7 +295,9 @@ async def _every_page(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("FERRY_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -367,3 +367,28 @@ def test_create_task_takes_its_whole_request_from_cli_input_json(
     assert missing.returncode == 252
     assert '"DestinationLocationArn" (--destination-location-arn)' in missing.stderr
     assert "Parameter validation failed" in missing.stderr
+
+
+def test_help_and_mistakes_show_every_command_and_a_command_parses_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    commands = [kebab(operation) for operation in SHAPES]
+    with pytest.raises(SystemExit) as ended:
+        main(["--help"])
+    assert ended.value.code == 0
+    shown = capsys.readouterr().out
+    assert all(command in shown for command in ["dev", "worker", *commands])
+    # A misspelt command after --address: argparse's error names every command to choose from.
+    with pytest.raises(SystemExit) as ended:
+        main(["--address", "127.0.0.1:9", "describe-tsk"])
+    assert ended.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'describe-tsk'" in error
+    assert all(f"'{command}'" in error for command in commands)
+    # A command's own help has its flags.
+    with pytest.raises(SystemExit):
+        main(["describe-task", "--help"])
+    assert "--task-arn" in capsys.readouterr().out
+    argv = ["--address=127.0.0.1:9", "describe-task", "--task-arn", "T"]
+    args = build_parser(argv).parse_args(argv)
+    assert (args.address, args.operation, args.TaskArn) == ("127.0.0.1:9", "DescribeTask", "T")

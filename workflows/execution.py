@@ -23,6 +23,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState, T
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from models import build_models
     from models.errors import ERROR_CODES, ErrorCode, invalid_request
     from models.execution import (
         TERMINAL,
@@ -61,6 +62,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from models.timetable import BandwidthTimetable
     from workflows.telemetry import ExecutionTelemetry
+
+build_models()  # outside the sandbox, which cannot build them
 
 # Temporal allows 51,200 events in a run's history; Ferry stays far below it.
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 4000

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from models import build_models
     from models.access_keys import MAX_ACCESS_KEYS, AccessKey
     from models.agents import ACTIVATION_KEY, ACTIVATION_KEY_SECONDS, Activation, Agent
     from models.arn import execution_id, task_arn_of
@@ -52,6 +53,8 @@ with workflow.unsafe.imports_passed_through():
         agent_task_queue,
     )
     from workflows.execution import TaskExecutionWorkflow
+
+build_models()  # outside the sandbox, which cannot build them
 
 HISTORY_EVENTS_BEFORE_CONTINUE_AS_NEW = 2000
 RECONCILE_EVERY = timedelta(minutes=2)

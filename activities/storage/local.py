@@ -412,12 +412,15 @@ class LocalStorage(Storage):
     def create_file(self, path: str, entry: Entry, policy: MetadataPolicy) -> _FileWriter:
         folder, name = self._parent(path, create=True)
         temp = temp_name(self._temp_tag, path)
-        # A leftover of an earlier attempt may share its inode with the final name (a crash
-        # between link() and unlink()): never write through it.
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=folder)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-        fd = os.open(temp, flags, 0o600, dir_fd=folder)
+        try:
+            fd = os.open(temp, flags, 0o600, dir_fd=folder)
+        except FileExistsError:
+            # A leftover of an earlier attempt may share its inode with the final name (a crash
+            # between link() and unlink()): never write through it. Removed only when found,
+            # not before every file.
+            os.unlink(temp, dir_fd=folder)
+            fd = os.open(temp, flags, 0o600, dir_fd=folder)
         return _FileWriter(fd, os.dup(folder), temp, name, entry, policy)
 
     def make_dir(self, path: str) -> bool:

@@ -121,7 +121,7 @@ class LocationKind:
 
 
 class LocationBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     CAPABILITIES: ClassVar[Capabilities] = Capabilities()
 

@@ -33,7 +33,7 @@ HdfsProtection = Literal["DISABLED", "AUTHENTICATION", "INTEGRITY", "PRIVACY"]
 class HdfsNameNode(BaseModel):
     """A NameNode's WebHDFS address: Port is its HTTP port (9870 on Hadoop 3), not the RPC one."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     Hostname: str
     Port: int
@@ -43,7 +43,7 @@ class HdfsQop(BaseModel):
     """Kept and shown for DataSync's sake: it protects Hadoop RPC and the DataNodes' block
     protocol, which WebHDFS does not use (its requests are HTTP)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     RpcProtection: HdfsProtection = "PRIVACY"
     DataTransferProtection: HdfsProtection = "PRIVACY"

@@ -92,7 +92,7 @@ class NfsLocation(NfsServerLocation):
 
 
 class Ec2Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     SubnetArn: str
     SecurityGroupArns: tuple[str, ...]

@@ -28,7 +28,7 @@ from models.requests import (
 
 
 class S3AccessConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
     # Assumed through STS when set; else the worker's own AWS credential chain is used.
     BucketAccessRoleArn: str | None = None
