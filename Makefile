@@ -33,5 +33,6 @@ test: lint test-deps
 
 bench: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/local.py
-	$(BIN)/python bench/fixed_costs.py --quick
+	for bench in local fixed_costs s3 file_servers webhdfs staging workers endpoint; do \
+		$(BIN)/python bench/$$bench.py --quick || exit 1; \
+	done
