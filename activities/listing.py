@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from activities.metadata import compare
 from activities.pool import WorkPool, process_died
+from activities.staging import open_staging
 from activities.storage import metadata_policy, open_storage, time_resolution_ns
 from activities.storage.base import (
     DIR,
@@ -78,6 +79,8 @@ class Sides:
     tag: str
     destination_only_subtrees: bool  # list folders only the destination has (to delete them)
     report_equal_files: bool  # name equal files too (verification reads them)
+    # (staging URL, execution ARN): the destination's listings use its task's sync index.
+    sync_index: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,10 @@ class _Lister:
         self.sides = sides
         self.source = open_storage(sides.source, sides.tag)
         self.destination = open_storage(sides.destination, sides.tag) if sides.destination else None
+        if self.destination is not None and sides.sync_index is not None:
+            staging, execution_arn = sides.sync_index
+            index = open_staging(staging).sync_index(execution_arn, reading=True)
+            self.destination.use_sync_index(index)
         self.filter = PathFilter(list(sides.includes), list(sides.excludes))
         self.policy = metadata_policy(sides.options, sides.destination)
         # A temporary file untouched this long belongs to no copy in progress.

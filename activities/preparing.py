@@ -319,6 +319,7 @@ def plan(
         tag=execution.execution_id,
         destination_only_subtrees=options.PreserveDeletedFiles == "REMOVE",
         report_equal_files=False,
+        sync_index=(store.url, execution.TaskExecutionArn),
     )
     walk: FolderWalk | ManifestWalk = (
         ManifestWalk(execution, beat, listed=listed)
