@@ -156,11 +156,20 @@ class Stack:
 
 
 def start_stack(directory: Path, workers: int = 1, **worker_env: Any) -> Stack:
+    """A dev server and `workers` workers, returned once they poll: a request waits for a
+    worker only a few seconds, which a loaded machine's start of one outlasts."""
     server = DevServer(directory, port=free_port(), ui=False)
     server.start()
     stack = Stack(directory, server)
     for _ in range(workers):
         stack.start_worker(**worker_env)
+    deadline = time.monotonic() + 120
+    for number, process in enumerate(stack.workers):
+        log = stack.log_path(number)
+        while "worker polling" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"worker {number} did not start: {log.read_text()}")
+            time.sleep(0.1)
     return stack
 
 

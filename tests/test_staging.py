@@ -200,8 +200,6 @@ async def test_an_execution_with_its_staging_store_in_a_bucket(
     stack = own_stack(
         2, FERRY_STAGING_URL=url, AWS_ENDPOINT_URL_S3=proxy.endpoint, FERRY_BATCH_FILES="4"
     )
-    # Both polling before the first request, which waits for a worker only a few seconds.
-    await until(lambda: all("worker polling" in stack.log_path(n).read_text() for n in range(2)))
     ferry = Ferry(await connect(stack.address))
     source, destination, reports = workdir / "source", workdir / "destination", workdir / "reports"
     names = random_files(source, 24, 64 * 1024)
