@@ -302,10 +302,11 @@ async def main() -> None:
     if unknown := set(tools) - set(TOOLS):
         parser.error(f"--tools: no such tool {', '.join(sorted(unknown))}")
     base = Path(args.dir)
-    small, large = base / "small", base / "large"
-    if args.small_files != 50_000:
-        small = base / f"small-{args.small_files}"
-    make_small(small, *((50, 100) if args.quick else (args.small_files // 100, 100)), 1024, 16384)
+    # Smaller sets beside the full ones, never in their place (each is made once, then kept).
+    files = 5000 if args.quick else args.small_files
+    small = base / ("small" if files == 50_000 else f"small-{files}")
+    large = base / ("large-2x16MiB" if args.quick else "large")
+    make_small(small, files // 100, 100, 1024, 16384)
     make_large(large, *((2, 16 << 20) if args.quick else (8, 256 << 20)))
     root = base / "s3-root"
     subprocess.run(["rm", "-rf", str(root), str(base / "ferry-s3")], check=True)
