@@ -348,6 +348,8 @@ def plan(
         destinations += d is not None
         beat()
     summary = planner.finish()
+    if isinstance(walk, FolderWalk):
+        store.traffic.add(walk.staging)  # the destination's sync index
     summary.source_entries = sources + walk.equal
     summary.destination_entries = destinations + walk.equal
     summary.issue_count = len(walk.issues)

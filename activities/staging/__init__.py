@@ -401,8 +401,13 @@ class SyncIndex:
             log.warning("the sync index is not readable: %s", error)
             self._read.pop(folder, None)
 
-    def keep(self, folder: str, rows: list[list[Any]], *, whole: bool) -> None:
+    def keep(
+        self, folder: str, rows: list[list[Any]], *, whole: bool, unchanged: bool = False
+    ) -> None:
         if not self._reading:
+            return
+        if unchanged and len(self._read.get(folder, ())) == 1:
+            del self._read[folder]  # that one piece says it all already
             return
         if self._put(folder, rows) and whole:
             with contextlib.suppress(StagingError):

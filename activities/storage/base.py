@@ -262,9 +262,12 @@ class SyncIndex(Protocol):
         """The rows kept for `folder`."""
         ...
 
-    def keep(self, folder: str, rows: list[list[Any]], *, whole: bool) -> None:
+    def keep(
+        self, folder: str, rows: list[list[Any]], *, whole: bool, unchanged: bool = False
+    ) -> None:
         """Keep `rows` for `folder`; `whole`: they are all that is worth keeping of it, so
-        that the rows `recall` gave are dropped (rows noted since stay)."""
+        that the rows `recall` gave are dropped (rows noted since stay); `unchanged`: they are
+        every row `recall` gave, as it gave them."""
         ...
 
     def note(self, folder: str, row: list[Any]) -> None:

@@ -475,13 +475,15 @@ class ObjectStorage(Storage):
         row = [name, etag, size, answer["Date"] + 1, _ferry_metadata(metadata), target]
         self._index.note(self._index_folder(folder), row)
 
-    def _recalled(self, path: str, objects: dict[str, Listed]) -> dict[str, list[Any]]:
+    def _recalled(self, path: str, objects: dict[str, Listed]) -> tuple[dict[str, list[Any]], int]:
         """The index's row for each listed object (by name) that it still describes: the same
-        ETag and size, not modified since (the latest such row)."""
+        ETag and size, not modified since (the latest such row); and how many rows it had."""
         found: dict[str, list[Any]] = {}
+        rows = 0
         if self._index is None:
-            return found
+            return found, rows
         for row in self._index.recall(self._index_folder(path)):
+            rows += 1
             listed = objects.get(row[0]) if isinstance(row, list) and len(row) == 6 else None
             if (
                 listed is None
@@ -493,7 +495,7 @@ class ObjectStorage(Storage):
                 continue
             if row[0] not in found or row[3] > found[row[0]][3]:
                 found[row[0]] = row
-        return found
+        return found, rows
 
     def _listed_entry(
         self, path: str, listed: Listed, row: list[Any] | None
@@ -506,8 +508,8 @@ class ObjectStorage(Storage):
             answer = {"ContentLength": listed.size, "LastModified": modified, "Metadata": row[4]}
             entry = entry_from_object(path, answer, FILE)
             if entry.kind == SYMLINK:
-                if row[5] is None:
-                    row[5] = self._target(path)
+                if row[5] is None:  # a row of its own, to be kept with the target
+                    row = [*row[:5], self._target(path)]
                 entry.target = row[5]
             return entry, row
         try:
@@ -593,7 +595,7 @@ class ObjectStorage(Storage):
                 more = page.truncated
         if not files and not folders and path and not after and self.stat(path) is None:
             raise FileNotFoundError(errno.ENOENT, "no such folder", path)
-        known = self._recalled(path, files)
+        known, recalled = self._recalled(path, files)
         read = list(
             self.threads.map(
                 lambda item: self._listed_entry(base + item[0], item[1], known.get(item[0])),
@@ -603,8 +605,11 @@ class ObjectStorage(Storage):
         if self._index is not None:
             # A folder listed whole keeps one piece; a slice only what it had to read.
             whole = not after and not more
-            rows = [row for _, row in read if row is not None and (whole or row[0] not in known)]
-            self._index.keep(self._index_folder(path), rows, whole=whole)
+            kept = [row for _, row in read if row is not None]
+            new = [row for row in kept if known.get(row[0]) is not row]
+            unchanged = whole and not new and len(kept) == recalled
+            rows = kept if whole else new
+            self._index.keep(self._index_folder(path), rows, whole=whole, unchanged=unchanged)
         if self.markers:
             markers = self.threads.map(lambda p: self._head(self._folder_key(p), p, DIR), folders)
             found = [m or _folder(p) for m, p in zip(markers, folders, strict=True)]
