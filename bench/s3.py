@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -178,14 +179,23 @@ async def compare(
 
 class Cpu:
     """CPU time of the whole machine, of the S3 server (a process and its descendants), of
-    Ferry's worker (`ferry dev` and its pool) and of its Temporal server: whether a run was
-    bound by the two cores, and who took them."""
+    Ferry's worker (`ferry dev` and its pool) and of its Temporal server, and of the other
+    tools (this process's children that ended): whether a run was bound by the two cores, and
+    who took them."""
 
-    def __init__(self, busy: float, server: float, worker: float = 0.0, temporal: float = 0.0):
+    def __init__(
+        self,
+        busy: float,
+        server: float,
+        worker: float = 0.0,
+        temporal: float = 0.0,
+        tool: float = 0.0,
+    ) -> None:
         self.busy = busy
         self.server = server
         self.worker = worker
         self.temporal = temporal
+        self.tool = tool
 
     @classmethod
     def now(cls, pid: int, stack: int | None = None) -> Cpu:
@@ -201,7 +211,8 @@ class Cpu:
                 _tree_cpu(child) for child in root.children() if "temporal" in child.name()
             )
             worker = _tree_cpu(root) - temporal
-        return cls(busy, server, worker, temporal)
+        ended = resource.getrusage(resource.RUSAGE_CHILDREN)  # not the server nor the stack
+        return cls(busy, server, worker, temporal, ended.ru_utime + ended.ru_stime)
 
     def __sub__(self, other: Cpu) -> Cpu:
         return Cpu(
@@ -209,6 +220,7 @@ class Cpu:
             self.server - other.server,
             self.worker - other.worker,
             self.temporal - other.temporal,
+            self.tool - other.tool,
         )
 
     def shares(self, elapsed: float) -> dict[str, float]:
@@ -218,6 +230,7 @@ class Cpu:
             "server": self.server / elapsed,
             "worker_seconds": self.worker,
             "temporal_seconds": self.temporal,
+            "tool_seconds": self.tool,
         }
 
     def describe(self, elapsed: float) -> str:
@@ -225,7 +238,7 @@ class Cpu:
         ferry = (
             f", Ferry's worker {self.worker:.1f} s, Temporal {self.temporal:.1f} s"
             if self.worker or self.temporal
-            else ""
+            else f", the tool {self.tool:.1f} s"
         )
         return (
             f"machine {share['machine']:.0%} busy, server {self.server:.1f} s CPU "
