@@ -22,7 +22,7 @@ from activities.events import Events, report_step
 from activities.pool import Control, Stopped
 from activities.staging import ResultLog, StagingStore
 from activities.storage import open_storage
-from activities.storage.base import Storage, describe_error
+from activities.storage.base import Storage, SyncIndex, describe_error
 from models import build_models
 from models.execution import ISSUES_PER_BATCH, BatchRef, BatchResult, Counters, FileIssue
 from models.locations import Location
@@ -52,9 +52,11 @@ class ThreadStorages:
     """One storage of a location per thread: adapters keep per-connection state (descriptors of
     folders, connection pools) that threads must not share."""
 
-    def __init__(self, location: Location, tag: str) -> None:
+    def __init__(self, location: Location, tag: str, index: SyncIndex | None = None) -> None:
+        """`index`: where each storage notes what it writes (its task's sync index)."""
         self.location = location
         self.tag = tag
+        self.index = index
         self._local = threading.local()
         self._opened: list[Storage] = []
         self._lock = threading.Lock()
@@ -63,6 +65,8 @@ class ThreadStorages:
         storage: Storage | None = getattr(self._local, "storage", None)
         if storage is None:
             storage = self._local.storage = open_storage(self.location, self.tag)
+            if self.index is not None:
+                storage.use_sync_index(self.index)
             with self._lock:
                 self._opened.append(storage)
         return storage
@@ -168,10 +172,11 @@ class BatchRun:
             self.results.publish()
         self.events.publish()
         return BatchResult(
-            counters=self.counters, issues=self.issues, staging_traffic=self._traffic()
+            counters=self.counters, issues=self.issues, staging_traffic=self.staging_traffic()
         )
 
-    def _traffic(self) -> StagingTraffic:
+    def staging_traffic(self) -> StagingTraffic:
+        """What this batch asked of the staging store, with the attempts before it."""
         return self.traffic.plus(self.store.traffic)
 
     def _run_parallel(self, handle: Callable[[Any], None]) -> None:
@@ -314,7 +319,7 @@ class BatchRun:
                 "counters": self.counters.model_dump(),
                 "issues": [issue.model_dump() for issue in self.issues],
                 "partial_bytes": sum(self._partial.values()),
-                "staging_traffic": self._traffic().model_dump(),
+                "staging_traffic": self.staging_traffic().model_dump(),
             }
         self.control.checkpoint(state, self.store)
 

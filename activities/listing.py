@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from activities.metadata import compare
 from activities.pool import WorkPool, process_died
+from activities.staging import StagingStore, open_staging
 from activities.storage import metadata_policy, open_storage, time_resolution_ns
 from activities.storage.base import (
     DIR,
@@ -40,6 +41,7 @@ from models.execution import FileIssue
 from models.filters import FilterRule, PathFilter, Scope
 from models.locations import Location
 from models.options import Options
+from models.staging import StagingTraffic
 
 log = logging.getLogger("ferry.listing")
 
@@ -78,6 +80,8 @@ class Sides:
     tag: str
     destination_only_subtrees: bool  # list folders only the destination has (to delete them)
     report_equal_files: bool  # name equal files too (verification reads them)
+    # (staging URL, execution ARN): the destination's listings use its task's sync index.
+    sync_index: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class Folder:
     stale_temps: list[str] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # names no file can have
     rest: Task | None = None  # the folder's next slice
+    staging: StagingTraffic | None = None  # what its listing asked of the sync index
 
     @property
     def path(self) -> str:
@@ -175,6 +180,11 @@ class _Lister:
         self.sides = sides
         self.source = open_storage(sides.source, sides.tag)
         self.destination = open_storage(sides.destination, sides.tag) if sides.destination else None
+        self.staging: StagingStore | None = None  # counts what the sync index asks of it
+        if self.destination is not None and sides.sync_index is not None:
+            url, execution_arn = sides.sync_index
+            self.staging = open_staging(url).counted()
+            self.destination.use_sync_index(self.staging.sync_index(execution_arn, reading=True))
         self.filter = PathFilter(list(sides.includes), list(sides.excludes))
         self.policy = metadata_policy(sides.options, sides.destination)
         # A temporary file untouched this long belongs to no copy in progress.
@@ -226,6 +236,8 @@ class _Lister:
                     folder.equal_files.append((s.path, s.size))
                 continue
             folder.pairs.append((s, d, child_scope))
+        if self.staging is not None:
+            folder.staging, self.staging.backend.traffic = self.staging.traffic, StagingTraffic()
         return folder
 
     def _children(
@@ -342,6 +354,7 @@ class FolderWalk:
         self.issues: list[FileIssue] = []
         self.stale_temps: list[str] = []
         self.equal = 0
+        self.staging = StagingTraffic()  # what the listings asked of the staging store
         self.lookahead = 2 * pool.processes  # tasks in flight
         self._ready: dict[Task, Folder] = {}
         self._pending: dict[Task, Future[list[Folder]]] = {}  # by each folder a listing takes
@@ -426,6 +439,8 @@ class FolderWalk:
 
     def _take(self, folder: Folder) -> None:
         self.equal += folder.equal
+        if folder.staging is not None:
+            self.staging.add(folder.staging)
         for path, reason in folder.rejected:
             self.issues.append(FileIssue(path=path, kind="read", detail=f"skipped: {reason}"))
             log.warning("skipped /%s: %s", path, reason)

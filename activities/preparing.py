@@ -319,6 +319,7 @@ def plan(
         tag=execution.execution_id,
         destination_only_subtrees=options.PreserveDeletedFiles == "REMOVE",
         report_equal_files=False,
+        sync_index=(store.url, execution.TaskExecutionArn),
     )
     walk: FolderWalk | ManifestWalk = (
         ManifestWalk(execution, beat, listed=listed)
@@ -347,6 +348,8 @@ def plan(
         destinations += d is not None
         beat()
     summary = planner.finish()
+    if isinstance(walk, FolderWalk):
+        store.traffic.add(walk.staging)  # the destination's sync index
     summary.source_entries = sources + walk.equal
     summary.destination_entries = destinations + walk.equal
     summary.issue_count = len(walk.issues)

@@ -85,7 +85,8 @@ class BatchTransfer:
         self.ref = ref
         tag = ref.execution_id
         self.sources = ThreadStorages(ref.source, tag)
-        self.destinations = ThreadStorages(ref.destination, tag)
+        self.index = store.sync_index(ref.execution_arn, reading=False)
+        self.destinations = ThreadStorages(ref.destination, tag, self.index)
         self.policy = metadata_policy(ref.options, ref.destination)
         self.resolution = time_resolution_ns(ref.source, ref.destination)
         self.with_attributes = carries_attributes(ref.source, ref.destination)
@@ -124,8 +125,11 @@ class BatchTransfer:
             "directories": self._directory_row,
         }
         try:
-            return self.run.run(handlers[self.ref.step])
+            result = self.run.run(handlers[self.ref.step])
+            self.index.flush()
+            return result.model_copy(update={"staging_traffic": self.run.staging_traffic()})
         finally:
+            self.index.flush()  # what an attempt that ends early wrote too
             self.sources.close()
             self.destinations.close()
 

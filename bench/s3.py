@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -135,11 +136,11 @@ async def ferry_task(
 
 
 async def compare(
-    stack: FerryStack, server: Server, name: str, source: Path, repeats: int
+    stack: FerryStack, server: Server, name: str, source: Path, repeats: int, tools: list[str]
 ) -> dict[str, Any]:
     times: dict[str, dict[str, list[float]]] = {"initial": {}, "noop": {}}
     loads: dict[str, dict[str, list[dict[str, float]]]] = {"initial": {}, "noop": {}}
-    order = list(TOOLS)
+    order = list(tools)
     for repeat in range(repeats):
         order = order[1:] + order[:1]  # alternate who goes first
         runs: dict[str, Callable[[], Any]] = {}
@@ -155,10 +156,11 @@ async def compare(
         for scenario in ("initial", "noop") if name == "small" else ("initial",):
             for tool in order:
                 subprocess.run(["sync"], check=True)
-                before = Cpu.now(server.process.pid)
+                stack_pid = stack.process.pid if tool.startswith("ferry") else None
+                before = Cpu.now(server.process.pid, stack_pid)
                 outcome = runs[tool]()
                 elapsed = (await outcome)[0] if asyncio.iscoroutine(outcome) else outcome
-                cpu = Cpu.now(server.process.pid) - before
+                cpu = Cpu.now(server.process.pid, stack_pid) - before
                 times[scenario].setdefault(tool, []).append(elapsed)
                 loads[scenario].setdefault(tool, []).append(cpu.shares(elapsed))
                 print(
@@ -176,42 +178,87 @@ async def compare(
 
 
 class Cpu:
-    """CPU time of the whole machine and of a server (a process and its descendants): whether a
-    run was bound by the two cores, and how much of them the server took."""
+    """CPU time of the whole machine, of the S3 server (a process and its descendants), of
+    Ferry's worker (`ferry dev` and its pool) and of its Temporal server, and of the other
+    tools (this process's children that ended): whether a run was bound by the two cores, and
+    who took them."""
 
-    def __init__(self, busy: float, server: float) -> None:
+    def __init__(
+        self,
+        busy: float,
+        server: float,
+        worker: float = 0.0,
+        temporal: float = 0.0,
+        tool: float = 0.0,
+    ) -> None:
         self.busy = busy
         self.server = server
+        self.worker = worker
+        self.temporal = temporal
+        self.tool = tool
 
     @classmethod
-    def now(cls, pid: int) -> Cpu:
+    def now(cls, pid: int, stack: int | None = None) -> Cpu:
         import psutil
 
         total = psutil.cpu_times()
         busy = sum(total) - total.idle - getattr(total, "iowait", 0.0)
-        root = psutil.Process(pid)
-        used = 0.0
-        for process in [root, *root.children(recursive=True)]:
-            try:  # with the children it has waited for (smbd's ended connections)
-                own = process.cpu_times()
-            except psutil.Error:  # ended meanwhile: counted by its parent from now on
-                continue
-            used += own.user + own.system + own.children_user + own.children_system
-        return cls(busy, used)
+        server = _tree_cpu(psutil.Process(pid))
+        worker = temporal = 0.0
+        if stack is not None:
+            root = psutil.Process(stack)
+            temporal = sum(
+                _tree_cpu(child) for child in root.children() if "temporal" in child.name()
+            )
+            worker = _tree_cpu(root) - temporal
+        ended = resource.getrusage(resource.RUSAGE_CHILDREN)  # not the server nor the stack
+        return cls(busy, server, worker, temporal, ended.ru_utime + ended.ru_stime)
 
     def __sub__(self, other: Cpu) -> Cpu:
-        return Cpu(self.busy - other.busy, self.server - other.server)
+        return Cpu(
+            self.busy - other.busy,
+            self.server - other.server,
+            self.worker - other.worker,
+            self.temporal - other.temporal,
+            self.tool - other.tool,
+        )
 
     def shares(self, elapsed: float) -> dict[str, float]:
         cores = os.cpu_count() or 1
-        return {"machine": self.busy / (elapsed * cores), "server": self.server / elapsed}
+        return {
+            "machine": self.busy / (elapsed * cores),
+            "server": self.server / elapsed,
+            "worker_seconds": self.worker,
+            "temporal_seconds": self.temporal,
+            "tool_seconds": self.tool,
+        }
 
     def describe(self, elapsed: float) -> str:
         share = self.shares(elapsed)
+        ferry = (
+            f", Ferry's worker {self.worker:.1f} s, Temporal {self.temporal:.1f} s"
+            if self.worker or self.temporal
+            else f", the tool {self.tool:.1f} s"
+        )
         return (
             f"machine {share['machine']:.0%} busy, server {self.server:.1f} s CPU "
-            f"({share['server']:.2f} cores)"
+            f"({share['server']:.2f} cores){ferry}"
         )
+
+
+def _tree_cpu(root: Any) -> float:
+    """User and system CPU of a process and its descendants, with the children it has waited
+    for (smbd's ended connections)."""
+    import psutil
+
+    used = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            own = process.cpu_times()
+        except psutil.Error:  # ended meanwhile: counted by its parent from now on
+            continue
+        used += own.user + own.system + own.children_user + own.children_system
+    return used
 
 
 def timed(command: list[str], env: dict[str, str]) -> float:
@@ -240,6 +287,7 @@ def print_report(results: dict[str, Any]) -> None:
                 ratios = "  ".join(
                     f"{ratio(runs[other], seconds):5.2f}x {other}"
                     for other in ("aws", "rclone", "s5cmd")
+                    if other in runs
                 )
                 load = data.get("cpu", {}).get(scenario, {}).get(tool, [])
                 busy = statistics.median(share["machine"] for share in load) if load else 0
@@ -259,19 +307,27 @@ async def main() -> None:
         "--small-files", type=int, default=50_000, help="the small data set's size (50,000)"
     )
     parser.add_argument("--only", choices=("small", "large"), help="one data set only")
+    parser.add_argument(
+        "--tools", default=",".join(TOOLS), help=f"comma-separated, of {', '.join(TOOLS)}"
+    )
     args = parser.parse_args()
+    tools = [tool for tool in args.tools.split(",") if tool]
+    if unknown := set(tools) - set(TOOLS):
+        parser.error(f"--tools: no such tool {', '.join(sorted(unknown))}")
     base = Path(args.dir)
-    small, large = base / "small", base / "large"
-    if args.small_files != 50_000:
-        small = base / f"small-{args.small_files}"
-    make_small(small, *((50, 100) if args.quick else (args.small_files // 100, 100)), 1024, 16384)
+    # Smaller sets beside the full ones, never in their place (each is made once, then kept).
+    files = 5000 if args.quick else args.small_files
+    small = base / ("small" if files == 50_000 else f"small-{files}")
+    large = base / ("large-2x16MiB" if args.quick else "large")
+    make_small(small, files // 100, 100, 1024, 16384)
     make_large(large, *((2, 16 << 20) if args.quick else (8, 256 << 20)))
     root = base / "s3-root"
     subprocess.run(["rm", "-rf", str(root), str(base / "ferry-s3")], check=True)
     (base / "ferry-s3").mkdir(parents=True)
     from api.secrets import use_key_file
 
-    use_key_file(base / "ferry-s3")  # the stack's key: this process seals, its worker opens
+    # The stack's key: this process seals, its worker opens.
+    use_key_file(base / "ferry-s3", make=True)
     server = Server(root)
     stack = FerryStack(base / "ferry-s3")
     await stack.connect()
@@ -279,7 +335,7 @@ async def main() -> None:
     try:
         for name, source in (("small", small), ("large", large)):
             if args.only in (None, name):
-                results[name] = await compare(stack, server, name, source, args.repeats)
+                results[name] = await compare(stack, server, name, source, args.repeats, tools)
     finally:
         stack.stop()
         server.stop()

@@ -17,9 +17,7 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [_TESTS, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
 )
 
-import asyncio
 import base64
-import concurrent.futures
 import contextlib
 import json
 import signal
@@ -35,16 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import free_port, identity
+from helpers import free_port
 from system_packages import missing, report
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
 from api import Ferry
 from api.client import connect
 from models.arn import DEFAULT_REGION
-from models.temporal import TASK_QUEUE
 from starter.dev import DevServer
 
 # The file servers' fixtures (smbd, nfs-ganesha) live beside their starters.
@@ -162,39 +156,21 @@ class Stack:
 
 
 def start_stack(directory: Path, workers: int = 1, **worker_env: Any) -> Stack:
+    """A dev server and `workers` workers, returned once they poll: a request waits for a
+    worker only a few seconds, which a loaded machine's start of one outlasts."""
     server = DevServer(directory, port=free_port(), ui=False)
     server.start()
     stack = Stack(directory, server)
     for _ in range(workers):
         stack.start_worker(**worker_env)
-    _polling(stack)
+    deadline = time.monotonic() + 120
+    for number, process in enumerate(stack.workers):
+        log = stack.log_path(number)
+        while "worker polling" not in log.read_text(errors="replace"):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"worker {number} did not start: {log.read_text()}")
+            time.sleep(0.1)
     return stack
-
-
-def _polling(stack: Stack, patience: float = 120.0) -> None:
-    """Waits until every worker of `stack` polls its task queue, as one waits for `ferry dev`
-    to say it is ready: on a busy machine a worker takes longer to start than the API allows a
-    missing worker (a few seconds) before it says none is there. A worker that exits is left
-    for its test to find."""
-
-    async def wait() -> None:
-        client = await connect(stack.address)
-        request = DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=TASK_QUEUE),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-        deadline = time.monotonic() + patience
-        while time.monotonic() < deadline:
-            response = await client.workflow_service.describe_task_queue(request)
-            waiting = {identity(worker) for worker in stack.workers if worker.poll() is None}
-            if waiting <= {poller.identity for poller in response.pollers}:
-                return
-            await asyncio.sleep(0.2)
-
-    if stack.workers:
-        with concurrent.futures.ThreadPoolExecutor(1) as thread:  # a test's loop may be running
-            thread.submit(asyncio.run, wait()).result()
 
 
 @pytest.fixture(scope="session")

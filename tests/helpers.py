@@ -124,10 +124,14 @@ class CountingProxy(http.server.ThreadingHTTPServer):
                 answer = upstream.getresponse()
                 data = answer.read()
                 self.send_response(answer.status)
+                # A HEAD's Content-Length is the object's size, not the (empty) body's.
+                kept = ("transfer-encoding", "connection")
+                if self.command != "HEAD":
+                    kept += ("content-length",)
+                    self.send_header("Content-Length", str(len(data)))
                 for name, value in answer.getheaders():
-                    if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    if name.lower() not in kept:
                         self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,18 @@ from conftest import (
     free_port,
     start_rclone_s3,
 )
-from helpers import differences, empty_folder, run, self_signed, start, until, wait, write
+from helpers import (
+    CountingProxy,
+    differences,
+    empty_folder,
+    random_files,
+    run,
+    self_signed,
+    start,
+    until,
+    wait,
+    write,
+)
 
 from api import Ferry
 from api.client import connect
@@ -486,3 +498,118 @@ async def test_describe_and_update_object_locations(
         await ferry.describe_location_s3({"LocationArn": storage})
     with pytest.raises(InvalidRequestException, match="S3BucketArn"):
         await ferry.create_location_s3({"S3BucketArn": "my-bucket"})
+
+
+async def test_a_no_op_re_run_lists_and_reads_no_object_one_by_one(
+    ferry: Ferry, rclone_s3: S3Server, workdir: Path
+) -> None:
+    """Requests that reach the server, per file: the first run writes each object once; the
+    re-run knows each object's metadata from what the first one wrote (its sync index), so
+    that it only lists."""
+    source = workdir / "source"
+    for folder in range(4):
+        random_files(source / f"folder-{folder}", 50, 1024)
+    files = 200
+    proxy = CountingProxy(rclone_s3.port).start()
+    there = await object_storage(
+        ferry, rclone_s3, rclone_s3.bucket("counted"), ServerPort=proxy.server_port
+    )
+    arn = await task(ferry, await local(ferry, source), there, VerifyMode="NONE")
+
+    async def counted() -> tuple[int, dict[str, Any]]:
+        before = proxy.counts()[0]
+        result = await run(ferry, arn)
+        assert result["Status"] == "SUCCESS", result["Result"]
+        return proxy.counts()[0] - before, result
+
+    (initial, _), (no_op, result) = await counted(), await counted()
+    proxy.shutdown()
+
+    print(f"requests per file: initial {initial / files:.3f}, no-op {no_op / files:.3f}")
+    assert result["FilesTransferred"] == 0
+    assert initial / files < 1.1  # a PutObject each, and the listings
+    assert no_op / files < 0.1  # a listing of each folder, no HeadObject
+
+
+async def test_objects_changed_behind_ferrys_back_are_found_by_the_re_run(
+    ferry: Ferry, stack: Stack, moto_s3: S3Server, workdir: Path
+) -> None:
+    """The sync index is never trusted over the listing: an object uploaded again with other
+    bytes of the same size, and one whose metadata alone was changed (a later LastModified),
+    are both put right; so is everything without the index."""
+    source = workdir / "source"
+    for name in ("content", "metadata", "kept"):
+        write(source / "sub" / f"{name}.txt", f"{name} as the source has it", 0o640)
+        os.utime(source / "sub" / f"{name}.txt", ns=(OLDER, OLD))
+    bucket = moto_s3.bucket("changed")
+    arn = await task(ferry, await local(ferry, source), await s3(ferry, moto_s3, bucket))
+    first = await run(ferry, arn)
+    client = moto_s3.client()
+    written = client.head_object(Bucket=bucket, Key="sub/content.txt")
+    # moto keeps LastModified to the second: a change must come in a later one to show.
+    stamp = written["LastModified"].timestamp()
+    await until(lambda: datetime.datetime.now().timestamp() >= stamp + 2, timeout=10)
+
+    # Another upload of the same size, as `aws s3 cp` leaves it: no metadata of Ferry's.
+    client.put_object(Bucket=bucket, Key="sub/content.txt", Body=b"CONTENT AS THE SOURCE HAS IT")
+    changed = {**client.head_object(Bucket=bucket, Key="sub/metadata.txt")["Metadata"]}
+    changed["file-permissions"] = "0100600"
+    client.copy_object(
+        Bucket=bucket,
+        Key="sub/metadata.txt",
+        CopySource={"Bucket": bucket, "Key": "sub/metadata.txt"},
+        Metadata=changed,
+        MetadataDirective="REPLACE",
+    )
+    second = await run(ferry, arn)
+
+    def held() -> dict[str, tuple[bytes, str]]:
+        found = {}
+        for name in ("content", "metadata", "kept"):
+            answer = client.get_object(Bucket=bucket, Key=f"sub/{name}.txt")
+            meta = {key.lower(): value for key, value in answer["Metadata"].items()}
+            found[name] = (answer["Body"].read(), meta["file-permissions"])
+        return found
+
+    expected = {
+        name: (f"{name} as the source has it".encode(), "0100640")
+        for name in ("content", "metadata", "kept")
+    }
+    assert first["Status"] == second["Status"] == "SUCCESS", second["Result"]
+    assert second["FilesTransferred"] == 2  # the bytes of one, the metadata of the other
+    assert held() == expected
+
+    # Without the index, every object is read again and found as it should be.
+    index = stack.directory / "staging" / "index"
+    assert any(index.rglob("*.jsonl"))
+    subprocess.run(["rm", "-rf", str(index)], check=True)
+    client.put_object(
+        Bucket=bucket, Key="sub/kept.txt", Body=b"KEPT AS THE SOURCE HAS IT", Metadata={}
+    )
+    third, fourth = await run(ferry, arn), await run(ferry, arn)
+    assert third["Status"] == fourth["Status"] == "SUCCESS", third["Result"]
+    assert third["FilesTransferred"] == 1 and fourth["FilesTransferred"] == 0
+    assert held() == expected
+
+
+async def test_an_object_of_another_etag_is_read_again_whatever_its_time(
+    ferry: Ferry, stack: Stack, moto_s3: S3Server, workdir: Path
+) -> None:
+    """Other bytes of the same size uploaded in the second Ferry wrote the object (which a
+    LastModified to the second cannot tell apart) are found by their ETag."""
+    source = workdir / "source"
+    write(source / "file.txt", "as the source has it")
+    bucket = moto_s3.bucket("etag")
+    arn = await task(ferry, await local(ferry, source), await s3(ferry, moto_s3, bucket))
+    first = await run(ferry, arn)
+    # As if the upload below came within that second: every row of the index says so.
+    pieces = list((stack.directory / "staging" / "index").rglob("*.jsonl"))
+    for piece in pieces:
+        rows = [json.loads(line) for line in piece.read_text().splitlines()]
+        piece.write_text("".join(json.dumps([*r[:3], 1e12, *r[4:]]) + "\n" for r in rows))
+    moto_s3.client().put_object(Bucket=bucket, Key="file.txt", Body=b"AS THE SOURCE HAS IT")
+    second = await run(ferry, arn)
+
+    body = moto_s3.client().get_object(Bucket=bucket, Key="file.txt")["Body"].read()
+    assert pieces and first["Status"] == second["Status"] == "SUCCESS", second["Result"]
+    assert second["FilesTransferred"] == 1 and body == b"as the source has it"

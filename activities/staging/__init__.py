@@ -17,7 +17,10 @@ Keys, under the store's root:
     EXEC/results/STEP-NNNNNN.parts/...         what an attempt did up to a checkpoint
     EXEC/checkpoints/STEP-NNNNNN.PHASE.json    a batch's last checkpoint, for the next attempt
     logs/EXEC/TIME-TOKEN-NNNNN.jsonl           log lines (LogLevel), kept after the execution
-The execution's own prefix is removed when it ends; its logs stay for `ferry logs`.
+    index/TASK/FOLDER/TIME-TOKEN.jsonl         a task's sync index: rows of one destination
+                                               folder (FOLDER a digest of its name)
+The execution's own prefix is removed when it ends; its logs stay for `ferry logs`, a task's
+sync index for its next execution.
 
 A batch and a published result log end with their row count (`{"@rows": N}`), so that a reader
 tells a whole one from a short one; one that is not there at all is an error naming the store
@@ -31,13 +34,20 @@ import contextlib
 import copy
 import functools
 import json
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+import xxhash
+
 from models.arn import execution_id as execution_id_of
+from models.arn import resource_id, task_arn_of
 from models.staging import StagingTraffic
+
+log = logging.getLogger("ferry.staging")
 
 _encode = json.JSONEncoder(separators=(",", ":")).encode
 ROW_COUNT = "@rows"  # the last line of a batch or a published result log: {"@rows": N}
@@ -213,6 +223,13 @@ class StagingStore:
         """The result log of a batch, going on from the parts an earlier attempt saved."""
         return ResultLog(self, self.result_key(execution_id, step, index), saved or [])
 
+    # --- a task's sync index ----------------------------------------------------------------
+
+    def sync_index(self, execution_arn: str, *, reading: bool) -> SyncIndex:
+        """The sync index of the execution's task; `reading`: for a listing (else only what is
+        written is noted)."""
+        return SyncIndex(self, f"index/{resource_id(task_arn_of(execution_arn))}/", reading)
+
     # --- log lines ------------------------------------------------------------------------------
 
     def log(self, execution_arn: str) -> EventLog:
@@ -348,6 +365,75 @@ class EventLog:
         self._store.backend.put(key + ".jsonl", "".join(self._pending).encode())
         self._parts += 1
         self._pending = []
+
+
+class SyncIndex:
+    """A task's sync index (the storage adapter's rows, `activities.storage.base.SyncIndex`):
+    each folder's rows are pieces under a key of the folder's own, written whole; a listing
+    that read them all keeps one piece instead. It only ever spares requests: a store that
+    fails here is logged and the rows are lost, which costs the next listing its requests."""
+
+    def __init__(self, store: StagingStore, prefix: str, reading: bool) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._reading = reading
+        self._read: dict[str, list[str]] = {}  # the pieces `recall` read, by folder
+        self._notes: dict[str, list[list[Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _folder(self, folder: str) -> str:
+        return (
+            f"{self._prefix}{xxhash.xxh3_128_hexdigest(folder.encode(errors='surrogateescape'))}/"
+        )
+
+    def recall(self, folder: str) -> Iterator[list[Any]]:
+        if not self._reading:
+            return
+        backend = self._store.backend
+        try:
+            pieces = backend.keys(self._folder(folder))
+            self._read[folder] = pieces
+            for piece in pieces:
+                with contextlib.suppress(FileNotFoundError):  # kept whole by another listing
+                    for line in backend.lines(piece):
+                        yield json.loads(line)
+        except (StagingError, ValueError) as error:
+            log.warning("the sync index is not readable: %s", error)
+            self._read.pop(folder, None)
+
+    def keep(
+        self, folder: str, rows: list[list[Any]], *, whole: bool, unchanged: bool = False
+    ) -> None:
+        if not self._reading:
+            return
+        if unchanged and len(self._read.get(folder, ())) == 1:
+            del self._read[folder]  # that one piece says it all already
+            return
+        if self._put(folder, rows) and whole:
+            with contextlib.suppress(StagingError):
+                self._store.backend.delete(self._read.pop(folder, []))
+
+    def note(self, folder: str, row: list[Any]) -> None:
+        with self._lock:
+            self._notes.setdefault(folder, []).append(row)
+
+    def flush(self) -> None:
+        """Keep the rows noted, a piece per folder."""
+        with self._lock:
+            notes, self._notes = self._notes, {}
+        for folder, rows in notes.items():
+            self._put(folder, rows)
+
+    def _put(self, folder: str, rows: list[list[Any]]) -> bool:
+        if not rows:
+            return True
+        key = f"{self._folder(folder)}{time.time_ns():019d}-{_token()}.jsonl"
+        try:
+            self._store.backend.put(key, "".join(_encode(row) + "\n" for row in rows).encode())
+        except StagingError as error:
+            log.warning("the sync index is not kept: %s", error)
+            return False
+        return True
 
 
 def _what(key: str) -> str:

@@ -102,7 +102,7 @@ class BucketBackend:
             for page in self.client.list(self.prefix + prefix):
                 self.traffic.requests += 1
                 self.traffic.bytes_read += page.received
-                found += [key[start:] for key, _ in page.objects]
+                found += [listed.key[start:] for listed in page.objects]
             return found
         except (S3Error, HTTPError) as error:
             raise self._fail(error) from error

@@ -252,6 +252,29 @@ class Writer(Protocol):
     def abort(self) -> None: ...
 
 
+class SyncIndex(Protocol):
+    """What a task's executions wrote to its destination and read of it, kept between them
+    (in the staging store) by folder, as rows the storage makes and reads itself: for storage
+    whose listing lacks metadata that costs a request per entry to read (object storage). A
+    row is a record of the past, which the storage holds against what its listing shows now."""
+
+    def recall(self, folder: str) -> Iterator[list[Any]]:
+        """The rows kept for `folder`."""
+        ...
+
+    def keep(
+        self, folder: str, rows: list[list[Any]], *, whole: bool, unchanged: bool = False
+    ) -> None:
+        """Keep `rows` for `folder`; `whole`: they are all that is worth keeping of it, so
+        that the rows `recall` gave are dropped (rows noted since stay); `unchanged`: they are
+        every row `recall` gave, as it gave them."""
+        ...
+
+    def note(self, folder: str, row: list[Any]) -> None:
+        """A row of something just written, kept when the batch ends."""
+        ...
+
+
 class Storage(ABC):
     """One location's file tree, as the worker reaches it. Paths never leave the location: an
     adapter resolves them beneath its root without following links."""
@@ -305,6 +328,9 @@ class Storage(ABC):
         for files; this is for folders and entries whose metadata alone is set. Lazy where
         costly, since most destinations ignore them."""
         return None
+
+    def use_sync_index(self, index: SyncIndex) -> None:  # noqa: B027 - most storages list it all
+        """Note what this storage writes in `index`, and read what its listings lack there."""
 
     def take_rejected(self) -> list[tuple[str, str]]:
         """Names the last listings left out because no file can have them, with the reason."""

@@ -13,6 +13,14 @@ PARTS_IN_FLIGHT parts are held in memory. Each request carries a SHA-256 flexibl
 the checksum the server returns, where it returns one, must be the one Ferry computed. A failed
 upload is aborted, and a multipart upload of the same key left by a crashed attempt is aborted
 before the key is written again.
+
+A listing shows each object's ETag, size and LastModified, not its user metadata: that costs a
+HeadObject per object. So a destination keeps a sync index (`use_sync_index`) of what Ferry
+wrote (the ETag and Date of each answer, the metadata sent) and of what its listings read, and
+takes an object's metadata from it only while the listing shows the same ETag and size and a
+LastModified no later than the row's time; anything else (an object changed since, no row) is
+read with a HeadObject. A server that keeps LastModified through a metadata-only change
+(`rclone serve s3` does) hides such a change from the index, as it does from other sync tools.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from urllib3.exceptions import HTTPError, SSLError
@@ -43,6 +52,7 @@ from activities.storage.base import (
     MetadataPolicy,
     Storage,
     StorageError,
+    SyncIndex,
     listing_key,
     temp_name,
     unsealed,
@@ -50,6 +60,7 @@ from activities.storage.base import (
 from activities.storage.s3client import (
     AwsCredentialsMissing,
     Body,
+    Listed,
     S3Client,
     S3Error,
     aws_client,
@@ -174,6 +185,11 @@ def entry_from_object(path: str, answer: dict[str, Any], kind: str) -> Entry:
     )
 
 
+def _ferry_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """Of an object's user metadata, what `entry_from_object` reads."""
+    return {key.lower(): value for key, value in metadata.items() if key.lower() in FERRY_METADATA}
+
+
 def _folder(path: str) -> Entry:
     """A folder that only exists as the common prefix of its objects."""
     return Entry(path, DIR, mode=NO_POSIX_DIR_MODE, uid=NO_POSIX_ID, gid=NO_POSIX_ID)
@@ -255,12 +271,14 @@ class _ObjectWriter:
         self.fields = storage.new_object_fields(entry, policy)
         self.part_size = part_size(entry.size)
         self.buffer = bytearray()
+        self.size = 0
         self.upload_id: str | None = None
         self.parts: list[Future[dict[str, Any]]] = []
         self.in_flight = threading.BoundedSemaphore(PARTS_IN_FLIGHT)
 
     def write(self, data: bytes | memoryview) -> None:
         self.buffer += data
+        self.size += len(data)
         while len(self.buffer) >= self.part_size:
             part = bytes(self.buffer[: self.part_size])
             del self.buffer[: self.part_size]
@@ -302,6 +320,7 @@ class _ObjectWriter:
             with _translated("upload", self.path):
                 answer = self.client.put(self.key, body, self.fields, digest)
             _check_checksum(answer, b64(digest), self.path, "object")
+            self.storage.wrote(self.path, answer, self.size, self.fields["Metadata"])
             return True
         if self.buffer or not self.parts:
             self._send_part(bytes(self.buffer))
@@ -314,6 +333,7 @@ class _ObjectWriter:
             answer = self.client.complete_upload(self.key, self.upload_id, parts)
         self.upload_id = None
         _check_checksum(answer, f"{b64(composite)}-{len(parts)}", self.path, "object")
+        self.storage.wrote(self.path, answer, self.size, self.fields["Metadata"])
         return True
 
     def abort(self) -> None:
@@ -354,6 +374,8 @@ class ObjectStorage(Storage):
         self._threads: ThreadPoolExecutor | None = None
         self._rejected: list[tuple[str, str]] = []
         self.markers = location.FolderMarkers == "ENABLED"
+        self._index: SyncIndex | None = None
+        self._tree = location.tree[0]  # names this bucket of this server in the index
 
     def _object_storage_client(self, location: ObjectStorageLocation) -> S3Client:
         from botocore.credentials import Credentials
@@ -425,6 +447,84 @@ class ObjectStorage(Storage):
         rejected, self._rejected = self._rejected, []
         return rejected
 
+    # --- the sync index: rows [name, ETag, size, time, Ferry's metadata, a link's target] -----
+    # `time`: the object's LastModified was no later than this (the server's clock), so that a
+    # listing showing a later one is of an object changed since.
+
+    def use_sync_index(self, index: SyncIndex) -> None:
+        self._index = index
+
+    def _index_folder(self, path: str) -> str:
+        return f"{self._tree}/{self._folder_key(path)}"
+
+    def wrote(
+        self,
+        path: str,
+        answer: dict[str, Any],
+        size: int,
+        metadata: dict[str, str],
+        target: str | None = None,
+        etag: str = "",
+    ) -> None:
+        """Note an object just written, from the server's answer: its LastModified is before
+        the answer's Date, which is to the second."""
+        etag = (answer.get("ETag") or etag).strip('"')
+        if self._index is None or not etag or "Date" not in answer:
+            return
+        folder, _, name = path.rpartition("/")
+        row = [name, etag, size, answer["Date"] + 1, _ferry_metadata(metadata), target]
+        self._index.note(self._index_folder(folder), row)
+
+    def _recalled(self, path: str, objects: dict[str, Listed]) -> tuple[dict[str, list[Any]], int]:
+        """The index's row for each listed object (by name) that it still describes: the same
+        ETag and size, not modified since (the latest such row); and how many rows it had."""
+        found: dict[str, list[Any]] = {}
+        rows = 0
+        if self._index is None:
+            return found, rows
+        for row in self._index.recall(self._index_folder(path)):
+            rows += 1
+            listed = objects.get(row[0]) if isinstance(row, list) and len(row) == 6 else None
+            if (
+                listed is None
+                or not listed.etag
+                or not listed.last_modified
+                or (listed.etag, listed.size) != (row[1], row[2])
+                or listed.last_modified > row[3]
+            ):
+                continue
+            if row[0] not in found or row[3] > found[row[0]][3]:
+                found[row[0]] = row
+        return found, rows
+
+    def _listed_entry(
+        self, path: str, listed: Listed, row: list[Any] | None
+    ) -> tuple[Entry | None, list[Any] | None]:
+        """A listed object's entry, from its index row or else a HeadObject; with the row that
+        the index keeps of it (None: the object changed between the listing and the read)."""
+        name = path.rpartition("/")[2]
+        if row is not None:
+            modified = datetime.fromtimestamp(listed.last_modified, UTC)
+            answer = {"ContentLength": listed.size, "LastModified": modified, "Metadata": row[4]}
+            entry = entry_from_object(path, answer, FILE)
+            if entry.kind == SYMLINK:
+                if row[5] is None:  # a row of its own, to be kept with the target
+                    row = [*row[:5], self._target(path)]
+                entry.target = row[5]
+            return entry, row
+        try:
+            with _translated(self.where, path):
+                answer = self.client.head(listed.key)
+        except FileNotFoundError:
+            return None, None  # deleted since it was listed
+        entry = entry_from_object(path, answer, FILE)
+        if entry.kind == SYMLINK:
+            entry.target = self._target(path)
+        if (answer["ETag"].strip('"'), answer["ContentLength"]) != (listed.etag, listed.size):
+            return entry, None
+        metadata = _ferry_metadata(answer["Metadata"])
+        return entry, [name, listed.etag, listed.size, listed.last_modified, metadata, entry.target]
+
     # --- the interface -------------------------------------------------------------------------
 
     def check(self, *, writable: bool) -> None:
@@ -479,7 +579,7 @@ class ObjectStorage(Storage):
         base = path + "/" if path else ""
         # After a common prefix "a/", the next key after everything below it.
         start = folder + after + ("\U0010ffff" if after.endswith("/") else "") if after else ""
-        files: list[tuple[str, str]] = []  # (path, key) of objects, whose metadata is read next
+        files: dict[str, Listed] = {}  # objects by name, whose metadata is read next
         folders: list[str] = []
         more = False
         with _translated(self.where, path):
@@ -488,25 +588,34 @@ class ObjectStorage(Storage):
                     name = prefix[len(folder) : -1]
                     if self._acceptable(base, name):
                         folders.append(base + name)
-                for key, _size in page.objects:
-                    name = key[len(folder) :]
+                for listed in page.objects:
+                    name = listed.key[len(folder) :]
                     if name and self._acceptable(base, name):  # "" is the folder's own marker
-                        files.append((base + name, key))
+                        files[name] = listed
                 more = page.truncated
         if not files and not folders and path and not after and self.stat(path) is None:
             raise FileNotFoundError(errno.ENOENT, "no such folder", path)
-        heads = list(self.threads.map(lambda f: self._head(f[1], f[0], FILE), files))
+        known, recalled = self._recalled(path, files)
+        read = list(
+            self.threads.map(
+                lambda item: self._listed_entry(base + item[0], item[1], known.get(item[0])),
+                files.items(),
+            )
+        )
+        if self._index is not None:
+            # A folder listed whole keeps one piece; a slice only what it had to read.
+            whole = not after and not more
+            kept = [row for _, row in read if row is not None]
+            new = [row for row in kept if known.get(row[0]) is not row]
+            unchanged = whole and not new and len(kept) == recalled
+            rows = kept if whole else new
+            self._index.keep(self._index_folder(path), rows, whole=whole, unchanged=unchanged)
         if self.markers:
             markers = self.threads.map(lambda p: self._head(self._folder_key(p), p, DIR), folders)
             found = [m or _folder(p) for m, p in zip(markers, folders, strict=True)]
         else:
             found = [_folder(p) for p in folders]
-        for entry in heads:
-            if entry is None:
-                continue  # deleted since it was listed
-            if entry.kind == SYMLINK:
-                entry.target = self._target(entry.path)
-            found.append(entry)
+        found += [entry for entry, _ in read if entry is not None]
         skip = len(base)
         found.sort(key=lambda entry: listing_key(entry.path[skip:], entry.kind))
         return found, more
@@ -559,9 +668,11 @@ class ObjectStorage(Storage):
                 with _translated(self.where, key):
                     self.client.abort_upload(key, upload_id)
 
-    def _put(self, key: str, body: bytes, metadata: dict[str, str], path: str) -> None:
+    def _put(self, key: str, body: bytes, metadata: dict[str, str], path: str) -> dict[str, Any]:
         with _translated(self.where, path):
-            self.client.put(key, body, self._new_object(metadata), hashlib.sha256(body).digest())
+            return self.client.put(
+                key, body, self._new_object(metadata), hashlib.sha256(body).digest()
+            )
 
     def held_as(self, location: Location) -> Location:
         """With FolderMarkers ENABLED, whether a folder's marker ("name/") can stand beside
@@ -606,7 +717,9 @@ class ObjectStorage(Storage):
         if self.exclusive_conflict(path, exclusive):
             return False
         target = (entry.target or "").encode(errors="surrogateescape")
-        self._put(self.key(path), target, user_metadata(entry, policy), path)
+        metadata = user_metadata(entry, policy)
+        answer = self._put(self.key(path), target, metadata, path)
+        self.wrote(path, answer, len(target), metadata, entry.target)
         return True
 
     def make_special(
@@ -635,11 +748,15 @@ class ObjectStorage(Storage):
             current = self.client.head(key)
             kept = {k: v for k, v in current["Metadata"].items() if k.lower() not in FERRY_METADATA}
             system = {name: current[name] for name in SYSTEM_METADATA if current.get(name)}
-            self.client.copy(
+            answer = self.client.copy(
                 key,
                 key,
                 {**system, "Metadata": {**kept, **metadata}, "MetadataDirective": "REPLACE"},
             )
+        # The content stays: where the copy's answer has no ETag, it is the HeadObject's.
+        target = entry.target if entry.kind == SYMLINK else None
+        size = current["ContentLength"]
+        self.wrote(path, answer, size, metadata, target, etag=current["ETag"])
 
     def remove(self, path: str, kind: str) -> None:
         """What is removed is looked for first, so that one already gone is told apart (a
@@ -667,7 +784,8 @@ class ObjectStorage(Storage):
         removed, before = 1, []  # the folder itself; the folders of the last key
         with _translated(self.where, path):
             for page in self.client.list(folder):
-                for key, _ in page.objects:
+                for listed in page.objects:
+                    key = listed.key
                     inside = key[len(folder) :]
                     if not inside:
                         continue  # the marker, deleted above

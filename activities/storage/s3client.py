@@ -23,8 +23,9 @@ import urllib.parse
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from xml.sax.saxutils import escape
 
 import urllib3
@@ -71,11 +72,20 @@ class S3Error(Exception):
         self.message = message or code
 
 
+class Listed(NamedTuple):
+    """An object as ListObjectsV2 shows it."""
+
+    key: str
+    size: int
+    etag: str  # without its quotes, which some servers leave out
+    last_modified: float  # seconds since the epoch, as precise as the server keeps it
+
+
 @dataclass
 class Listing:
-    """One page of ListObjectsV2: objects (key, size) and, with a delimiter, common prefixes."""
+    """One page of ListObjectsV2: objects and, with a delimiter, common prefixes."""
 
-    objects: list[tuple[str, int]] = field(default_factory=list)
+    objects: list[Listed] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
     truncated: bool = False  # more keys follow
     received: int = 0  # the answer's bytes
@@ -278,6 +288,8 @@ class S3Client:
         answer["ContentLength"] = int(headers.get("content-length", 0))
         if "last-modified" in headers:
             answer["LastModified"] = parsedate_to_datetime(headers["last-modified"])
+        if "date" in headers:  # the server's clock when it answered (to the second)
+            answer["Date"] = parsedate_to_datetime(headers["date"]).timestamp()
         answer["Metadata"] = {
             name[len(_META) :]: value
             for name, value in headers.items()
@@ -300,12 +312,16 @@ class S3Client:
             self.request("PUT", key, headers=headers, body=body, payload=sha256.hex())
         )
 
-    def copy(self, key: str, source: str, fields: dict[str, Any]) -> None:
+    def copy(self, key: str, source: str, fields: dict[str, Any]) -> dict[str, Any]:
         """CopyObject within the bucket; with MetadataDirective REPLACE in `fields`, the copy gets
-        `fields` instead of the source's metadata."""
+        `fields` instead of the source's metadata. The answer's ETag (where the server tells
+        it) and Date."""
         headers = self._fields(fields)
         headers["x-amz-copy-source"] = sigv4.quote(f"/{self.bucket}/{source}", "/-_.~")
-        self._xml(self.request("PUT", key, headers=headers))
+        response = self.request("PUT", key, headers=headers)
+        answer = self._answer(response)
+        answer["ETag"] = _text(self._xml(response), "ETag")
+        return answer
 
     def delete(self, key: str) -> None:
         self.request("DELETE", key)
@@ -358,7 +374,14 @@ class S3Client:
                 truncated=_text(root, "IsTruncated") == "true", received=len(response.data)
             )
             for item in _children(root, "Contents"):
-                page.objects.append((decode(_text(item, "Key")), int(_text(item, "Size", "0"))))
+                page.objects.append(
+                    Listed(
+                        decode(_text(item, "Key")),
+                        int(_text(item, "Size", "0")),
+                        _text(item, "ETag").strip('"'),
+                        _timestamp(_text(item, "LastModified")),
+                    )
+                )
             for common in _children(root, "CommonPrefixes"):
                 page.prefixes.append(decode(_text(common, "Prefix")))
             yield page
@@ -391,7 +414,7 @@ class S3Client:
         )
         return self._answer(response)
 
-    def complete_upload(self, key: str, upload: str, parts: list[dict[str, Any]]) -> dict[str, str]:
+    def complete_upload(self, key: str, upload: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
         body = (
             "<CompleteMultipartUpload>"
             + "".join(
@@ -402,8 +425,11 @@ class S3Client:
             )
             + "</CompleteMultipartUpload>"
         ).encode()
-        root = self._xml(self.request("POST", key, query={"uploadId": upload}, body=body))
-        return {"ETag": _text(root, "ETag"), "ChecksumSHA256": _text(root, "ChecksumSHA256")}
+        response = self.request("POST", key, query={"uploadId": upload}, body=body)
+        root = self._xml(response)
+        answer = self._answer(response)
+        answer.update(ETag=_text(root, "ETag"), ChecksumSHA256=_text(root, "ChecksumSHA256"))
+        return answer
 
     def abort_upload(self, key: str, upload: str) -> None:
         self.request("DELETE", key, query={"uploadId": upload})
@@ -424,6 +450,14 @@ def b64(digest: bytes) -> str:
 
 def _same(text: str) -> str:
     return text
+
+
+def _timestamp(text: str) -> float:
+    """An ISO 8601 time of a listing ("2026-12-07T22:40:11.645Z"); 0 if there is none."""
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def _pause(attempt: int) -> None:
